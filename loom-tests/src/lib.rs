@@ -1,0 +1,1 @@
+//! Loom models of `mavg`'s shared moving averages live in `tests/`; this crate has no code.

@@ -1,0 +1,150 @@
+//! Exact, linear accumulation of samples in fixed-point limbs.
+//!
+//! Every sample type is accumulated into an array of `i64` limbs. Limb `i` counts units of
+//! `2^(32 i)` (integers) or `2^(32 i - bias)` (floats), and each sample adds or subtracts
+//! 32-bit digits: at most three digits for an `f64`, whose 53-bit significand shifted by up to
+//! 31 bits spans 85 bits. No carry is ever propagated on the way in, so the accumulator is a
+//! plain vector of wrapping integer counters:
+//!
+//! * adding and removing a sample are each a handful of integer additions, with no branch on
+//!   the data beyond the float classification;
+//! * the representation is linear, so sums of windows can be formed as differences of prefix
+//!   accumulators, limb by limb, with wrapping arithmetic;
+//! * it is exact: a window holds at most [`MAX_WINDOW`](crate::MAX_WINDOW) `= 2^30` samples,
+//!   each contributing less than `2^32` to a limb, so the true value of every limb stays below
+//!   `2^62` in magnitude and wrapping `i64` arithmetic (arithmetic modulo `2^64`) computes it
+//!   exactly, whatever elements passed through before.
+//!
+//! Floats keep three more counters for NaN, `+inf` and `-inf`, which are linear in the same way.
+//! Only reading turns limbs into a number: carries are propagated once, over the limbs that can
+//! be nonzero, and the result is rounded once ([`crate::round`]).
+
+use crate::round::div_round;
+
+/// The range of numeric limbs that may be nonzero, kept by single-owner accumulators so that
+/// reads scan only the digits in use.
+///
+/// An implementation detail of [`Sample`](crate::Sample), public only because it appears in
+/// its hidden methods.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub(crate) lo: usize,
+    pub(crate) hi: usize,
+}
+
+impl Span {
+    pub(crate) const EMPTY: Span = Span { lo: usize::MAX, hi: 0 };
+
+    pub(crate) const fn full(limbs: usize) -> Span {
+        Span { lo: 0, hi: limbs - 1 }
+    }
+
+    #[inline(always)]
+    pub(crate) fn cover(&mut self, lo: usize, hi: usize) {
+        self.lo = self.lo.min(lo);
+        self.hi = self.hi.max(hi);
+    }
+}
+
+/// Adds (or, with `negative`, subtracts) the finite float `m * 2^(p - bias)` to the limbs.
+///
+/// `m` is the integer significand (below `2^53`) and `p` the position of its last bit counted
+/// from the smallest subnormal. Returns the lowest limb touched; the highest is that plus two.
+#[inline(always)]
+pub(crate) fn add_float_digits<const L: usize>(
+    limbs: &mut [i64; L],
+    m: u64,
+    p: u32,
+    negative: bool,
+) -> usize {
+    let idx = (p >> 5) as usize;
+    let v = u128::from(m) << (p & 31);
+    let d0 = i64::from(v as u32);
+    let d1 = i64::from((v >> 32) as u32);
+    let d2 = (v >> 64) as i64;
+    if negative {
+        limbs[idx] = limbs[idx].wrapping_sub(d0);
+        limbs[idx + 1] = limbs[idx + 1].wrapping_sub(d1);
+        limbs[idx + 2] = limbs[idx + 2].wrapping_sub(d2);
+    } else {
+        limbs[idx] = limbs[idx].wrapping_add(d0);
+        limbs[idx + 1] = limbs[idx + 1].wrapping_add(d1);
+        limbs[idx + 2] = limbs[idx + 2].wrapping_add(d2);
+    }
+    idx
+}
+
+/// The value of float limbs `[span.lo, span.hi]` (weights `2^(32 i - bias)`), rounded once:
+/// the correctly rounded `sum / n`.
+///
+/// `num` is the number of numeric limbs; the buffer below holds them plus the digits a final
+/// carry can produce.
+pub(crate) fn round_float_limbs(limbs: &[i64], span: Span, bias: i32, n: u64) -> f64 {
+    const MAX_DIGITS: usize = 72;
+    if span.lo > span.hi {
+        return 0.0;
+    }
+    debug_assert!(span.hi + 3 <= MAX_DIGITS);
+    let mut digits = [0u32; MAX_DIGITS];
+    let mut carry: i64 = 0;
+    for i in span.lo..=span.hi {
+        // |limb| < 2^62 and |carry| < 2^31: no overflow.
+        let v = limbs[i] + carry;
+        digits[i] = v as u32;
+        carry = v >> 32;
+    }
+    let mut top = span.hi;
+    while carry != 0 && carry != -1 {
+        top += 1;
+        digits[top] = carry as u32;
+        carry >>= 32;
+    }
+    let negative = carry == -1;
+    if negative {
+        // Two's complement over the digit string: digits below the lowest nonzero one stay 0.
+        let mut borrow = true;
+        for d in &mut digits[span.lo..=top] {
+            if borrow {
+                if *d != 0 {
+                    *d = d.wrapping_neg();
+                    borrow = false;
+                }
+            } else {
+                *d = !*d;
+            }
+        }
+    }
+    let Some(h) = (span.lo..=top).rev().find(|&i| digits[i] != 0) else {
+        return 0.0;
+    };
+    // The top four digits (128 bits, the first of them nonzero) and a sticky bit for the rest.
+    let mut mag: u128 = 0;
+    for j in 0..4 {
+        let d = if h >= span.lo + j { digits[h - j] } else { 0 };
+        mag = (mag << 32) | u128::from(d);
+    }
+    let sticky = h >= span.lo + 4 && digits[span.lo..h - 3].iter().any(|&d| d != 0);
+    let exp = 32 * (h as i32 - 3) - bias;
+    div_round(negative, mag, exp, sticky, n)
+}
+
+/// The exact value of integer limbs (weights `2^(32 i)`).
+#[inline]
+pub(crate) fn int_limbs_value(limbs: &[i64]) -> i128 {
+    limbs
+        .iter()
+        .enumerate()
+        .fold(0i128, |acc, (i, &l)| acc + (i128::from(l) << (32 * i)))
+}
+
+/// The correctly rounded mean of an exact integer sum over `n` elements.
+#[inline]
+pub(crate) fn int_mean(sum: i128, n: u64) -> f64 {
+    // Fast path: both operands exact in f64, so one IEEE division is correctly rounded.
+    if sum.unsigned_abs() < 1 << 53 && n < 1 << 53 {
+        sum as f64 / n as f64
+    } else {
+        div_round(sum < 0, sum.unsigned_abs(), 0, false, n)
+    }
+}

@@ -1,0 +1,34 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod error;
+mod exact;
+mod mutex;
+mod ring;
+mod round;
+mod sample;
+mod sharded;
+mod sync;
+mod traits;
+
+pub use error::WindowError;
+pub use mutex::MutexAverage;
+pub use ring::RingAverage;
+pub use sample::Sample;
+#[doc(hidden)]
+pub use exact::Span;
+#[doc(hidden)]
+pub use sample::Limbs;
+pub use sharded::ShardedAverage;
+pub use traits::{MovingAverage, SharedMovingAverage};
+
+/// The largest window any implementation accepts: `2^30` elements.
+///
+/// The exact accumulators add 32-bit digits into 64-bit counters without carrying; this bound
+/// keeps every counter's true value below `2^62`, so wrapping arithmetic stays exact (see
+/// `notes/design.md`). A window this large already takes 8 GiB for `f64` samples.
+pub const MAX_WINDOW: usize = 1 << 30;
+
+#[doc = include_str!("../notes/design.md")]
+pub mod design {}

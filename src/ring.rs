@@ -1,0 +1,245 @@
+//! A single-threaded ring buffer with an exact running sum.
+
+use std::fmt;
+
+use crate::error::check_window;
+use crate::exact::Span;
+use crate::sample::Limbs;
+use crate::{MovingAverage, Sample, WindowError};
+
+/// A moving average for one owner: a ring buffer of the last `N` elements and an exact
+/// running sum.
+///
+/// Adding is O(1) with no allocation, no integer division and no branch on the values beyond
+/// classifying a float; reading the average is O(1) (it rounds the exact sum once). All memory,
+/// `N * size_of::<T>()` bytes plus the accumulator (8 to 552 bytes), is allocated, fallibly,
+/// by the constructor.
+///
+/// # Examples
+///
+/// ```
+/// use mavg::{MovingAverage, RingAverage};
+///
+/// let mut latencies = RingAverage::<f64>::new(3)?;
+/// latencies.extend([12.0, 15.0, 1e17, 10.0, 11.0, 12.0]);
+/// // 1e17 came and went; the average is exactly that of the last three.
+/// assert_eq!(latencies.average(), Some(11.0));
+/// assert_eq!(latencies.to_vec(), [10.0, 11.0, 12.0]);
+/// # Ok::<(), mavg::WindowError>(())
+/// ```
+#[derive(Clone)]
+pub struct RingAverage<T: Sample> {
+    /// The elements in add order from `head`, wrapping; grows to `window` and then stays.
+    buf: Vec<T>,
+    /// Index of the oldest element once `buf` is full (0 before).
+    head: usize,
+    window: usize,
+    /// Exact sum of `buf`.
+    sum: T::Limbs,
+    /// The numeric limbs of `sum` that may be nonzero.
+    span: Span,
+}
+
+impl<T: Sample> RingAverage<T> {
+    /// Creates an empty moving average over the last `window` elements, allocating all of its
+    /// memory.
+    ///
+    /// # Errors
+    ///
+    /// [`WindowError::Zero`] for a window of zero, [`WindowError::TooLarge`] above
+    /// [`MAX_WINDOW`](crate::MAX_WINDOW), [`WindowError::Alloc`] if the allocation fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::{RingAverage, WindowError};
+    ///
+    /// let ok = RingAverage::<u64>::new(1024);
+    /// assert!(ok.is_ok());
+    /// assert!(matches!(RingAverage::<u64>::new(usize::MAX), Err(WindowError::TooLarge { .. })));
+    /// ```
+    pub fn new(window: usize) -> Result<Self, WindowError> {
+        check_window(window)?;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(window)
+            .map_err(|_| WindowError::Alloc {
+                requested: window,
+                bytes: window.saturating_mul(std::mem::size_of::<T>()),
+            })?;
+        Ok(Self {
+            buf,
+            head: 0,
+            window,
+            sum: T::Limbs::ZERO,
+            span: Span::EMPTY,
+        })
+    }
+
+    /// Adds an element, evicting the oldest if the window is full; returns the evicted one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::RingAverage;
+    ///
+    /// let mut m = RingAverage::new(2)?;
+    /// assert_eq!(m.push(1u8), None);
+    /// assert_eq!(m.push(2), None);
+    /// assert_eq!(m.push(3), Some(1));
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    #[inline]
+    pub fn push(&mut self, value: T) -> Option<T> {
+        let evicted = if self.buf.len() < self.window {
+            // Within the capacity reserved by `new`: never reallocates.
+            self.buf.push(value);
+            None
+        } else {
+            let old = std::mem::replace(&mut self.buf[self.head], value);
+            self.head += 1;
+            if self.head == self.window {
+                self.head = 0;
+            }
+            old.sub_from(&mut self.sum);
+            Some(old)
+        };
+        let touched = value.add_to(&mut self.sum);
+        self.span.cover(touched.lo, touched.hi);
+        evicted
+    }
+
+    /// Removes every element, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.head = 0;
+        self.sum = T::Limbs::ZERO;
+        self.span = Span::EMPTY;
+    }
+
+    /// The elements oldest first, as two slices (the second is empty until the ring wraps).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::RingAverage;
+    ///
+    /// let mut m = RingAverage::new(3)?;
+    /// m.extend([1, 2, 3, 4]);
+    /// let (a, b) = m.as_slices();
+    /// assert_eq!([a, b].concat(), [2, 3, 4]);
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    pub fn as_slices(&self) -> (&[T], &[T]) {
+        let (newer, older) = self.buf.split_at(self.head);
+        (older, newer)
+    }
+
+    /// An iterator over the elements, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::RingAverage;
+    ///
+    /// let mut m = RingAverage::new(2)?;
+    /// m.extend([1, 2, 3]);
+    /// assert_eq!(m.iter().copied().max(), Some(3));
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + '_ {
+        let (a, b) = self.as_slices();
+        a.iter().chain(b.iter())
+    }
+
+    /// The exact sum, rounded only for floats.
+    pub(crate) fn sum_value(&self) -> T::Sum {
+        T::sum_of(&self.sum, self.span)
+    }
+
+    pub(crate) fn average_value(&self) -> Option<f64> {
+        let n = self.buf.len();
+        (n > 0).then(|| T::mean_of(&self.sum, self.span, n as u64))
+    }
+
+    pub(crate) fn element(&self, index: usize) -> Option<T> {
+        if index >= self.buf.len() {
+            return None;
+        }
+        let mut i = self.head + index;
+        if i >= self.window {
+            i -= self.window;
+        }
+        Some(self.buf[i])
+    }
+}
+
+impl<T: Sample> MovingAverage<T> for RingAverage<T> {
+    fn with_window(window: usize) -> Result<Self, WindowError> {
+        Self::new(window)
+    }
+
+    #[inline]
+    fn window(&self) -> usize {
+        self.window
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    #[inline]
+    fn sum(&self) -> T::Sum {
+        self.sum_value()
+    }
+
+    #[inline]
+    fn average(&self) -> Option<f64> {
+        self.average_value()
+    }
+
+    fn oldest(&self) -> Option<T> {
+        self.element(0)
+    }
+
+    fn newest(&self) -> Option<T> {
+        self.buf.len().checked_sub(1).and_then(|i| self.element(i))
+    }
+
+    fn get(&self, index: usize) -> Option<T> {
+        self.element(index)
+    }
+
+    fn to_vec(&self) -> Vec<T> {
+        let (a, b) = self.as_slices();
+        [a, b].concat()
+    }
+
+    #[inline]
+    fn push(&mut self, value: T) {
+        RingAverage::push(self, value);
+    }
+
+    fn clear(&mut self) {
+        RingAverage::clear(self);
+    }
+}
+
+impl<T: Sample> Extend<T> for RingAverage<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        for value in iter {
+            RingAverage::push(self, value);
+        }
+    }
+}
+
+impl<T: Sample> fmt::Debug for RingAverage<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingAverage")
+            .field("window", &self.window)
+            .field("len", &self.buf.len())
+            .field("average", &self.average_value())
+            .field("elements", &self.to_vec())
+            .finish()
+    }
+}

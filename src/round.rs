@@ -1,0 +1,122 @@
+//! Correct rounding of an exact quotient to `f64`.
+//!
+//! The exact accumulators hand over a sum as a 128-bit magnitude, a binary exponent and a
+//! sticky bit that says whether anything nonzero lies below the magnitude's last bit. Dividing
+//! that by the element count `n` and rounding once, to nearest with ties to even, gives the
+//! correctly rounded mean; with `n = 1` it gives the correctly rounded sum.
+
+/// Returns `(-1)^neg * (mag + tail) * 2^exp / n` rounded to nearest, ties to even, where
+/// `tail` lies in `[0, 1)` and is nonzero exactly when `sticky` is set.
+///
+/// Requires `1 <= n <= 2^30` (the crate's [`MAX_WINDOW`](crate::MAX_WINDOW)) and, when
+/// `sticky` is set, `mag >= 2^96`, so that the integer quotient keeps at least 66 significant
+/// bits and everything below its 55th bit may be folded into a sticky bit.
+pub(crate) fn div_round(neg: bool, mut mag: u128, mut exp: i32, sticky: bool, n: u64) -> f64 {
+    debug_assert!(n >= 1 && n <= 1 << 30);
+    if mag == 0 {
+        debug_assert!(!sticky);
+        return 0.0;
+    }
+    if !sticky {
+        // Nothing lies below the last bit, so the magnitude may be shifted up for free.
+        let lz = mag.leading_zeros();
+        mag <<= lz;
+        exp -= lz as i32;
+    }
+    debug_assert!(mag >> 96 != 0);
+    let n = u128::from(n);
+    let (q, r) = (mag / n, mag % n);
+    // (mag + tail) / n = q + (r + tail) / n with 0 <= r + tail < n: the fractional part is
+    // nonzero exactly when r or tail is.
+    let magnitude = round_scaled(q, exp, sticky || r != 0);
+    if neg {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// Rounds `(q + tail) * 2^exp` to the nearest `f64`, where `q >= 2^55` and `tail` in `[0, 1)`
+/// is nonzero exactly when `sticky` is set.
+fn round_scaled(q: u128, exp: i32, sticky: bool) -> f64 {
+    debug_assert!(q >> 55 != 0);
+    let bits = 128 - q.leading_zeros() as i32;
+    let top = exp + bits - 1;
+    if top > 1023 {
+        return f64::INFINITY;
+    }
+    // Exponent of the last bit the result keeps: 53 significant bits, or fewer below the
+    // normal range, where the last bit is pinned at 2^-1074.
+    let lsb = (top - 52).max(-1074);
+    let shift = lsb - exp;
+    debug_assert!(shift >= 3);
+    if shift > 128 {
+        // Less than half of the smallest subnormal.
+        return 0.0;
+    }
+    let (kept, rem, half) = if shift == 128 {
+        (0, q, 1u128 << 127)
+    } else {
+        (q >> shift, q & ((1u128 << shift) - 1), 1u128 << (shift - 1))
+    };
+    let round_up = rem > half || (rem == half && (sticky || kept & 1 == 1));
+    // At most 2^53, so the conversion is exact; the scaling below is exact unless it overflows,
+    // and overflow to infinity is the correctly rounded answer.
+    let m = (kept + u128::from(round_up)) as f64;
+    if lsb >= -1022 {
+        m * pow2(lsb)
+    } else {
+        // Two exact steps: the result is a subnormal whose last bit is at least 2^-1074.
+        m * pow2(lsb + 64) * pow2(-64)
+    }
+}
+
+/// `2^e` for `e` in the normal exponent range.
+fn pow2(e: i32) -> f64 {
+    debug_assert!((-1022..=1023).contains(&e));
+    f64::from_bits(((e + 1023) as u64) << 52)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_below_2_pow_53_match_ieee_division() {
+        // Both operands are exact in f64, so IEEE division is correctly rounded.
+        for s in [1u128, 2, 3, 7, 10, 1 << 40, (1 << 53) - 1, 123_456_789] {
+            for n in [1u64, 2, 3, 7, 10, 1000, 1 << 30] {
+                assert_eq!(div_round(false, s, 0, false, n), s as f64 / n as f64, "{s}/{n}");
+                assert_eq!(div_round(true, s, 0, false, n), -(s as f64) / n as f64);
+            }
+        }
+    }
+
+    #[test]
+    fn ties_go_to_even() {
+        // 2^53 + 1 lies halfway between 2^53 and 2^53 + 2: ties to even gives 2^53.
+        assert_eq!(div_round(false, (1 << 53) + 1, 0, false, 1), 9007199254740992.0);
+        // 2^53 + 3 lies halfway between 2^53 + 2 and 2^53 + 4: even is 2^53 + 4.
+        assert_eq!(div_round(false, (1 << 53) + 3, 0, false, 1), 9007199254740996.0);
+        // A sticky bit breaks the tie upward.
+        assert_eq!(
+            div_round(false, ((1u128 << 53) + 1) << 60, -60, true, 1),
+            9007199254740994.0
+        );
+    }
+
+    #[test]
+    fn overflow_and_subnormals() {
+        assert_eq!(div_round(false, 1, 1024, false, 1), f64::INFINITY);
+        assert_eq!(div_round(false, 1, 1023, false, 2), 2f64.powi(1022));
+        assert_eq!(div_round(false, 1, -1074, false, 1), f64::from_bits(1));
+        assert_eq!(div_round(false, 3, -1074, false, 2), f64::from_bits(2)); // 1.5 -> 2 (even)
+        assert_eq!(div_round(false, 1, -1074, false, 2), 0.0); // 0.5 ulp -> 0 (even)
+        assert_eq!(div_round(false, 3, -1076, false, 1), f64::from_bits(1)); // 0.75 ulp -> 1
+        assert_eq!(div_round(false, 1, -1076, false, 1), 0.0); // 0.25 ulp -> 0
+        let max_mantissa = (1u128 << 53) - 1;
+        assert_eq!(div_round(false, max_mantissa, 971, false, 1), f64::MAX);
+        // The midpoint between f64::MAX and 2^1024 is a tie whose even neighbour is 2^1024.
+        assert_eq!(div_round(false, (max_mantissa << 1) | 1, 970, false, 1), f64::INFINITY);
+    }
+}

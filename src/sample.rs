@@ -1,0 +1,271 @@
+//! The element types a moving average can hold, and how each is summed exactly.
+
+use std::fmt::Debug;
+
+use crate::exact::{add_float_digits, int_limbs_value, int_mean, round_float_limbs, Span};
+
+mod private {
+    pub trait Sealed {}
+}
+
+/// A fixed-size array of limbs: the exact accumulator of one [`Sample`] type.
+///
+/// An implementation detail of [`Sample`], public only because it appears in its signature.
+#[doc(hidden)]
+pub trait Limbs: Copy + Debug + Send + Sync + 'static + AsRef<[i64]> + AsMut<[i64]> {
+    /// All limbs zero: the sum of no elements.
+    const ZERO: Self;
+}
+
+impl<const L: usize> Limbs for [i64; L] {
+    const ZERO: Self = [0; L];
+}
+
+/// An element type of a moving average: every primitive integer up to 64 bits, `f32` and
+/// `f64`.
+///
+/// The trait is sealed. Each type brings an exact accumulator (see the crate documentation,
+/// *How it works*): integer sums are exact `i128`s, float sums are the exact sum of the window
+/// rounded once to `f64`.
+pub trait Sample: Copy + PartialEq + Debug + Send + Sync + 'static + private::Sealed {
+    /// What [`MovingAverage::sum`](crate::MovingAverage::sum) returns: `i128` for integers
+    /// (exact, never overflows), `f64` for floats (the exact sum, correctly rounded).
+    type Sum: Copy + PartialEq + Debug + Send + Sync + 'static;
+
+    #[doc(hidden)]
+    type Limbs: Limbs;
+
+    #[doc(hidden)]
+    /// Number of limbs that hold digits (the rest are counters of non-finite values).
+    const NUMERIC_LIMBS: usize;
+
+    #[doc(hidden)]
+    /// Adds `self` to the limbs and returns the range of numeric limbs it touched.
+    fn add_to(self, limbs: &mut Self::Limbs) -> Span;
+
+    #[doc(hidden)]
+    /// Removes `self` from limbs it was previously added to.
+    fn sub_from(self, limbs: &mut Self::Limbs);
+
+    #[doc(hidden)]
+    /// The sum encoded by the limbs, given the range of numeric limbs that may be nonzero.
+    fn sum_of(limbs: &Self::Limbs, span: Span) -> Self::Sum;
+
+    #[doc(hidden)]
+    /// The mean of `n >= 1` elements whose exact sum the limbs encode.
+    fn mean_of(limbs: &Self::Limbs, span: Span, n: u64) -> f64;
+
+    #[doc(hidden)]
+    /// The sample as the bits of one `u64`, for storage in an atomic.
+    fn to_bits(self) -> u64;
+
+    #[doc(hidden)]
+    /// Inverse of [`to_bits`](Sample::to_bits).
+    fn from_bits(bits: u64) -> Self;
+}
+
+/// Integers of at most 32 bits: one limb; `N <= 2^30` values below `2^32` in magnitude keep
+/// it below `2^62`.
+macro_rules! narrow_int {
+    ($($t:ty),*) => {$(
+        impl private::Sealed for $t {}
+        impl Sample for $t {
+            type Sum = i128;
+            type Limbs = [i64; 1];
+            const NUMERIC_LIMBS: usize = 1;
+
+            #[inline(always)]
+            fn add_to(self, limbs: &mut [i64; 1]) -> Span {
+                limbs[0] = limbs[0].wrapping_add(self as i64);
+                Span { lo: 0, hi: 0 }
+            }
+            #[inline(always)]
+            fn sub_from(self, limbs: &mut [i64; 1]) {
+                limbs[0] = limbs[0].wrapping_sub(self as i64);
+            }
+            #[inline]
+            fn sum_of(limbs: &[i64; 1], _: Span) -> i128 {
+                int_limbs_value(limbs)
+            }
+            #[inline]
+            fn mean_of(limbs: &[i64; 1], _: Span, n: u64) -> f64 {
+                int_mean(int_limbs_value(limbs), n)
+            }
+            #[inline(always)]
+            fn to_bits(self) -> u64 {
+                self as u64
+            }
+            #[inline(always)]
+            fn from_bits(bits: u64) -> Self {
+                bits as $t
+            }
+        }
+    )*};
+}
+
+/// 64-bit integers: two limbs, a low unsigned 32-bit digit and a high digit that carries the
+/// sign (for signed types).
+macro_rules! wide_int {
+    ($($t:ty => $wide:ty),*) => {$(
+        impl private::Sealed for $t {}
+        impl Sample for $t {
+            type Sum = i128;
+            type Limbs = [i64; 2];
+            const NUMERIC_LIMBS: usize = 2;
+
+            #[inline(always)]
+            fn add_to(self, limbs: &mut [i64; 2]) -> Span {
+                let v = self as $wide;
+                limbs[0] = limbs[0].wrapping_add(i64::from(v as u32));
+                limbs[1] = limbs[1].wrapping_add((v >> 32) as i64);
+                Span { lo: 0, hi: 1 }
+            }
+            #[inline(always)]
+            fn sub_from(self, limbs: &mut [i64; 2]) {
+                let v = self as $wide;
+                limbs[0] = limbs[0].wrapping_sub(i64::from(v as u32));
+                limbs[1] = limbs[1].wrapping_sub((v >> 32) as i64);
+            }
+            #[inline]
+            fn sum_of(limbs: &[i64; 2], _: Span) -> i128 {
+                int_limbs_value(limbs)
+            }
+            #[inline]
+            fn mean_of(limbs: &[i64; 2], _: Span, n: u64) -> f64 {
+                int_mean(int_limbs_value(limbs), n)
+            }
+            #[inline(always)]
+            fn to_bits(self) -> u64 {
+                self as u64
+            }
+            #[inline(always)]
+            fn from_bits(bits: u64) -> Self {
+                bits as $t
+            }
+        }
+    )*};
+}
+
+narrow_int!(i8, i16, i32, u8, u16, u32);
+wide_int!(i64 => i64, u64 => u64);
+#[cfg(target_pointer_width = "64")]
+wide_int!(isize => i64, usize => u64);
+#[cfg(not(target_pointer_width = "64"))]
+narrow_int!(isize, usize);
+
+/// Index of the NaN counter among a float's limbs; `+inf` and `-inf` follow it.
+const fn nan_counter(numeric: usize) -> usize {
+    numeric
+}
+
+/// What non-finite elements in the window make of the sum and mean, if any: NaN if the window
+/// holds a NaN or both infinities, otherwise the infinity it holds.
+#[inline]
+fn non_finite(limbs: &[i64], numeric: usize) -> Option<f64> {
+    let i = nan_counter(numeric);
+    let (nan, pos, neg) = (limbs[i], limbs[i + 1], limbs[i + 2]);
+    if nan != 0 || (pos != 0 && neg != 0) {
+        Some(f64::NAN)
+    } else if pos != 0 {
+        Some(f64::INFINITY)
+    } else if neg != 0 {
+        Some(f64::NEG_INFINITY)
+    } else {
+        None
+    }
+}
+
+/// IEEE binary floats. A finite value is `m * 2^(p - BIAS)` with `m < 2^(MANT + 1)` and `p`
+/// the biased exponent less one (zero for subnormals), so `p` counts bit positions from the
+/// smallest subnormal and selects the limb.
+macro_rules! float {
+    ($t:ty, $bits:ty, limbs = $limbs:literal, numeric = $numeric:literal,
+     mant = $mant:literal, exp_mask = $emask:literal, bias = $bias:literal) => {
+        impl private::Sealed for $t {}
+        impl Sample for $t {
+            type Sum = f64;
+            type Limbs = [i64; $limbs];
+            const NUMERIC_LIMBS: usize = $numeric;
+
+            #[inline(always)]
+            fn add_to(self, limbs: &mut [i64; $limbs]) -> Span {
+                accumulate::<$limbs>(
+                    u64::from(self.to_bits()),
+                    limbs,
+                    false,
+                )
+            }
+            #[inline(always)]
+            fn sub_from(self, limbs: &mut [i64; $limbs]) {
+                accumulate::<$limbs>(u64::from(self.to_bits()), limbs, true);
+            }
+            #[inline]
+            fn sum_of(limbs: &[i64; $limbs], span: Span) -> f64 {
+                non_finite(limbs, $numeric)
+                    .unwrap_or_else(|| round_float_limbs(limbs, span, $bias, 1))
+            }
+            #[inline]
+            fn mean_of(limbs: &[i64; $limbs], span: Span, n: u64) -> f64 {
+                non_finite(limbs, $numeric)
+                    .unwrap_or_else(|| round_float_limbs(limbs, span, $bias, n))
+            }
+            #[inline(always)]
+            fn to_bits(self) -> u64 {
+                u64::from(<$t>::to_bits(self))
+            }
+            #[inline(always)]
+            fn from_bits(bits: u64) -> Self {
+                <$t>::from_bits(bits as $bits)
+            }
+        }
+
+        impl FloatLayout for [i64; $limbs] {
+            const MANT: u32 = $mant;
+            const EXP_MASK: u64 = $emask;
+            const NUMERIC: usize = $numeric;
+        }
+    };
+}
+
+/// Bit layout of the float a limb array belongs to.
+trait FloatLayout {
+    const MANT: u32;
+    const EXP_MASK: u64;
+    const NUMERIC: usize;
+}
+
+/// Adds or removes one float given by its bits. Non-finite values move a counter; finite ones
+/// add their digits.
+#[inline(always)]
+fn accumulate<const L: usize>(bits: u64, limbs: &mut [i64; L], remove: bool) -> Span
+where
+    [i64; L]: FloatLayout,
+{
+    let mant = <[i64; L] as FloatLayout>::MANT;
+    let exp_mask = <[i64; L] as FloatLayout>::EXP_MASK;
+    let numeric = <[i64; L] as FloatLayout>::NUMERIC;
+    let sign = (bits >> (mant + exp_mask.count_ones())) & 1 == 1;
+    let e = (bits >> mant) & exp_mask;
+    let frac = bits & ((1u64 << mant) - 1);
+    if e == exp_mask {
+        let counter = nan_counter(numeric)
+            + match (frac != 0, sign) {
+                (true, _) => 0,
+                (false, false) => 1,
+                (false, true) => 2,
+            };
+        let delta = if remove { -1 } else { 1 };
+        limbs[counter] = limbs[counter].wrapping_add(delta);
+        return Span::EMPTY;
+    }
+    let (m, p) = if e == 0 {
+        (frac, 0)
+    } else {
+        (frac | (1u64 << mant), (e - 1) as u32)
+    };
+    let lo = add_float_digits(limbs, m, p, sign != remove);
+    Span { lo, hi: lo + 2 }
+}
+
+float!(f64, u64, limbs = 69, numeric = 66, mant = 52, exp_mask = 0x7ff, bias = 1074);
+float!(f32, u32, limbs = 13, numeric = 10, mant = 23, exp_mask = 0xff, bias = 149);

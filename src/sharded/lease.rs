@@ -1,0 +1,99 @@
+//! Which shard each thread writes to.
+//!
+//! A thread's first add to a [`ShardedAverage`](crate::ShardedAverage) claims a shard: an
+//! unowned one if the list has one (left by a thread that exited), a new one otherwise. The
+//! thread records the claim in a thread-local lease, which releases the shard when the thread
+//! exits. So each shard has one writer at a time, and the number of shards is the largest
+//! number of threads that were alive and adding at the same time, never the number of threads
+//! that ever added.
+
+use std::cell::RefCell;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use crate::sync::{thread_local_key, AtomicBool};
+
+/// A thread's claim on one shard of one moving average.
+pub(crate) struct Lease {
+    /// The moving average's unique id (ids are never reused, unlike addresses).
+    pub(crate) owner: u64,
+    /// The claimed shard; dereferenced only through the moving average with id `owner`,
+    /// which keeps its shards alive as long as it lives.
+    pub(crate) shard: *const (),
+    /// The shard's `claimed` flag, kept alive even if the moving average is dropped first.
+    claimed: Arc<AtomicBool>,
+}
+
+impl Lease {
+    pub(crate) fn new(owner: u64, shard: *const (), claimed: Arc<AtomicBool>) -> Self {
+        Lease {
+            owner,
+            shard,
+            claimed,
+        }
+    }
+
+    /// Whether the moving average this lease belongs to was dropped.
+    fn is_orphan(&self) -> bool {
+        Arc::strong_count(&self.claimed) == 1
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // Release pairs with the Acquire of the next owner's claim: our writes to the shard
+        // happen before theirs.
+        self.claimed.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+thread_local_key! {
+    static LEASES: RefCell<Vec<Lease>> = RefCell::new(Vec::new());
+}
+
+/// The shard the current thread holds in moving average `owner`, if any.
+///
+/// `Err(())` when the thread's lease list is gone (the thread is exiting).
+#[inline]
+pub(crate) fn find(owner: u64) -> Result<Option<*const ()>, ()> {
+    try_with(|leases| {
+        leases
+            .borrow()
+            .iter()
+            .find(|l| l.owner == owner)
+            .map(|l| l.shard)
+    })
+}
+
+/// Records a new lease, dropping leases of moving averages that no longer exist.
+///
+/// Returns the lease back if the thread's lease list is gone.
+pub(crate) fn insert(lease: Lease) -> Result<(), Lease> {
+    let mut lease = Some(lease);
+    let stored = try_with(|leases| {
+        let mut leases = leases.borrow_mut();
+        leases.retain(|l| !l.is_orphan());
+        leases.push(lease.take().expect("taken once"));
+    });
+    match stored {
+        Ok(()) => Ok(()),
+        Err(()) => Err(lease.take().expect("not taken when the list is gone")),
+    }
+}
+
+#[cfg(not(loom))]
+fn try_with<R>(f: impl FnOnce(&RefCell<Vec<Lease>>) -> R) -> Result<R, ()> {
+    LEASES.try_with(f).map_err(|_| ())
+}
+
+#[cfg(loom)]
+fn try_with<R>(f: impl FnOnce(&RefCell<Vec<Lease>>) -> R) -> Result<R, ()> {
+    Ok(LEASES.with(f))
+}
+
+/// Ids for moving averages, unique for the life of the process.
+pub(crate) fn next_owner_id() -> u64 {
+    // Only uniqueness matters, which a Relaxed read-modify-write gives.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, Relaxed)
+}

@@ -1,0 +1,520 @@
+//! The lock-free sharded moving average.
+//!
+//! # Algorithm
+//!
+//! Adds are ordered by a global ticket, one `fetch_add` on a shared counter: the one write
+//! to a cache line other threads also write. Everything else an add writes lives in the
+//! calling thread's own shard: the element and its ticket go into the shard's ring, the
+//! element's digits into the shard's private exact running sum, and every `BLOCK` adds a
+//! copy of that running sum into the shard's checkpoint ring (see `shard.rs`).
+//!
+//! The window is the elements whose tickets lie in `[T - N, T)`, where `T` is the ticket
+//! counter (and above the ticket at the last [`clear`](ShardedAverage::clear)). No add ever
+//! removes anything: an element leaves the window because later tickets were drawn, possibly
+//! by other threads. A reader therefore finds, in each shard, the range of elements with
+//! tickets in the window (two binary searches, tickets increase within a shard) and takes the
+//! exact sum of that range as a difference of two prefix sums, each a checkpoint plus fewer
+//! than `BLOCK` elements. Summing those differences over the shards gives the window's exact
+//! sum, which is rounded once.
+//!
+//! Reads cost `O(S * (log N + BLOCK + L))` for `S` shards and `L` limbs, independent of how
+//! many elements the window holds beyond the logarithm.
+
+mod lease;
+mod shard;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+
+use crossbeam_utils::CachePadded;
+
+use crate::error::check_window;
+use crate::exact::Span;
+use crate::sample::Limbs;
+use crate::sync::{AtomicPtr, AtomicU64};
+use crate::{MovingAverage, Sample, SharedMovingAverage, WindowError};
+
+use lease::Lease;
+use shard::{Geometry, Shard, Stale, View};
+
+/// A lock-free moving average that any number of threads add to at once.
+///
+/// # Progress and cost
+///
+/// * **Adds are wait-free** once the thread holds a shard: one `fetch_add` on the shared
+///   ticket counter, then a bounded number of writes to memory only this thread writes. A
+///   thread's first add to a given moving average claims a shard without locks (an atomic
+///   compare-and-swap over the shard list), allocating one if none is free.
+/// * **Reads are lock-free**: they never wait for an add. A read starts over only when a
+///   shard added at least 64 elements during that read (or overwrote what the read was
+///   looking at), which means other threads made progress.
+/// * Reads take `O(S * (log N + 64 + L))` for `S` shards: they never scan the window.
+///
+/// # Concurrent reads
+///
+/// A read that runs while adds are in flight returns exact results (exact sum, correctly
+/// rounded mean) over a set of elements *each of which was in the window at the moment the read
+/// loaded the ticket counter*: the window's elements at that moment, less those whose add had
+/// drawn its ticket but not yet published the element. So a concurrent average always lies
+/// between the smallest and the largest element that was in the window during the read, is
+/// never NaN unless such an element is NaN, and is exact as soon as adds stop. It is not
+/// linearizable: a read may miss an element whose add is still publishing, while including a
+/// later one.
+///
+/// # Memory
+///
+/// One shard per thread that is adding at a time. Shards are reused: when a thread exits, the
+/// next thread to add takes over its shard, so memory is bounded by the largest number of
+/// threads adding at the same time, never by the number of threads that ever added. Each shard
+/// holds `N + 192` slots of 16 bytes plus checkpoints of the exact sum (`(N + 192) / 64 + 4`
+/// copies of 16 bytes for integers, 104 bytes for `f32`, 552 bytes for `f64`); see
+/// [`memory_bytes`](ShardedAverage::memory_bytes).
+///
+/// # Examples
+///
+/// ```
+/// use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+///
+/// let latency = ShardedAverage::<f64>::new(1_000)?;
+/// std::thread::scope(|s| {
+///     for worker in 0..4 {
+///         let latency = &latency;
+///         s.spawn(move || {
+///             for i in 0..500 {
+///                 latency.push(f64::from(worker * 1_000 + i));
+///             }
+///         });
+///     }
+/// });
+/// assert_eq!(latency.len(), 1_000);
+/// let avg = latency.average().unwrap();
+/// assert!((0.0..4_000.0).contains(&avg));
+/// # Ok::<(), mavg::WindowError>(())
+/// ```
+pub struct ShardedAverage<T: Sample> {
+    /// The next ticket to hand out: the number of adds that have started.
+    next_ticket: CachePadded<AtomicU64>,
+    /// Elements with tickets below this were cleared.
+    cleared_below: CachePadded<AtomicU64>,
+    /// The most recently added shard; each links to the one added before it.
+    head: AtomicPtr<CachePadded<Shard<T>>>,
+    geometry: Geometry,
+    /// Identifies this moving average in thread-local leases.
+    id: u64,
+    _samples: PhantomData<T>,
+}
+
+// SAFETY: shards are shared between threads only through atomics and through `Shard::push`,
+// which the shard's single owner calls (see `lease.rs`); the raw pointers are owned by the
+// moving average and freed only by `Drop`, which has exclusive access.
+unsafe impl<T: Sample> Send for ShardedAverage<T> {}
+// SAFETY: as above; every method takes `&self` and synchronizes through atomics.
+unsafe impl<T: Sample> Sync for ShardedAverage<T> {}
+
+impl<T: Sample> ShardedAverage<T> {
+    /// Creates an empty moving average over the last `window` elements, with one shard
+    /// allocated for the first thread that adds.
+    ///
+    /// # Errors
+    ///
+    /// [`WindowError::Zero`] for a window of zero, [`WindowError::TooLarge`] above
+    /// [`MAX_WINDOW`](crate::MAX_WINDOW), [`WindowError::Alloc`] if the shard cannot be
+    /// allocated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::{ShardedAverage, WindowError};
+    ///
+    /// assert!(ShardedAverage::<u32>::new(16).is_ok());
+    /// assert_eq!(ShardedAverage::<u32>::new(0).unwrap_err(), WindowError::Zero);
+    /// ```
+    pub fn new(window: usize) -> Result<Self, WindowError> {
+        Self::with_shards(window, 1)
+    }
+
+    /// Creates an empty moving average over the last `window` elements, allocating `shards`
+    /// shards up front: enough for that many threads to add without allocating later.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new); nothing is left allocated on error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::ShardedAverage;
+    ///
+    /// let m = ShardedAverage::<i64>::with_shards(1024, 8)?;
+    /// assert_eq!(m.shard_count(), 8);
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    pub fn with_shards(window: usize, shards: usize) -> Result<Self, WindowError> {
+        check_window(window)?;
+        let this = ShardedAverage {
+            next_ticket: CachePadded::new(AtomicU64::new(0)),
+            cleared_below: CachePadded::new(AtomicU64::new(0)),
+            head: AtomicPtr::new(std::ptr::null_mut()),
+            geometry: Geometry::new(window),
+            id: lease::next_owner_id(),
+            _samples: PhantomData,
+        };
+        for _ in 0..shards {
+            // On error, `this` is dropped and frees the shards linked so far.
+            this.link(Shard::new(this.geometry, false)?);
+        }
+        Ok(this)
+    }
+
+    /// Adds an element.
+    ///
+    /// # Panics
+    ///
+    /// If this is the calling thread's first add and no shard is free, a shard is allocated;
+    /// if that allocation fails, this panics with the [`WindowError`]. Use
+    /// [`try_push`](Self::try_push), or reserve shards with [`with_shards`](Self::with_shards),
+    /// to avoid it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::{MovingAverage, ShardedAverage};
+    ///
+    /// let m = ShardedAverage::new(2)?;
+    /// m.push(1u8);
+    /// m.push(2);
+    /// m.push(3);
+    /// assert_eq!(m.to_vec(), [2, 3]);
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    #[inline]
+    pub fn push(&self, value: T) {
+        if let Err(e) = self.try_push(value) {
+            panic!("mavg: {e}");
+        }
+    }
+
+    /// Adds an element, reporting instead of panicking if the calling thread needs a new
+    /// shard and it cannot be allocated. On error nothing was added.
+    ///
+    /// # Errors
+    ///
+    /// [`WindowError::Alloc`] if a new shard was needed and could not be allocated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::{MovingAverage, ShardedAverage};
+    ///
+    /// let m = ShardedAverage::new(4)?;
+    /// m.try_push(2.5f32)?;
+    /// assert_eq!(m.average(), Some(2.5));
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    #[inline]
+    pub fn try_push(&self, value: T) -> Result<(), WindowError> {
+        match lease::find(self.id) {
+            Ok(Some(shard)) => {
+                // SAFETY: a lease with our id points to one of our shards, alive while `self`
+                // is, and claimed by this thread.
+                let shard = unsafe { &*shard.cast::<CachePadded<Shard<T>>>() };
+                self.push_to(shard, value);
+                Ok(())
+            }
+            Ok(None) => {
+                let shard = self.claim()?;
+                let lease = Lease::new(
+                    self.id,
+                    std::ptr::from_ref(shard).cast(),
+                    shard.claimed.clone(),
+                );
+                self.push_to(shard, value);
+                // If the thread is exiting, the lease drops here and releases the shard.
+                drop(lease::insert(lease));
+                Ok(())
+            }
+            Err(()) => {
+                // The thread is exiting and has no lease list: claim for this one add.
+                let shard = self.claim()?;
+                self.push_to(shard, value);
+                shard.release();
+                Ok(())
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn push_to(&self, shard: &Shard<T>, value: T) {
+        // SeqCst keeps tickets, clears and readers' loads in one total order (free on x86,
+        // where every read-modify-write is a full barrier).
+        let ticket = self.next_ticket.fetch_add(1, SeqCst);
+        // SAFETY: the calling thread claimed `shard` (lease or `claim`) and has not released it.
+        unsafe { shard.push(ticket, value) };
+    }
+
+    /// Claims a free shard or links a new one.
+    fn claim(&self) -> Result<&Shard<T>, WindowError> {
+        for shard in self.shards() {
+            if shard.try_claim() {
+                return Ok(shard);
+            }
+        }
+        Ok(self.link(Shard::new(self.geometry, true)?))
+    }
+
+    /// Pushes a shard onto the list and returns it.
+    fn link(&self, shard: Shard<T>) -> &Shard<T> {
+        let node = Box::into_raw(Box::new(CachePadded::new(shard)));
+        let mut head = self.head.load(Relaxed);
+        loop {
+            // SAFETY: `node` is not shared until the compare-exchange below succeeds.
+            unsafe { (&mut *node).next = head };
+            // Release pairs with the Acquire in `shards`: readers see the initialized shard.
+            match self
+                .head
+                .compare_exchange_weak(head, node, Release, Relaxed)
+            {
+                Ok(_) => break,
+                Err(current) => head = current,
+            }
+        }
+        // SAFETY: linked shards live until `Drop`.
+        unsafe { &*node }
+    }
+
+    /// The shards, newest first.
+    fn shards(&self) -> impl Iterator<Item = &Shard<T>> + '_ {
+        // Acquire pairs with the Release in `link`.
+        let mut next = self.head.load(Acquire);
+        std::iter::from_fn(move || {
+            // SAFETY: linked shards live until `Drop`; `next` fields are written before the
+            // shard is published and never after.
+            let shard: &CachePadded<Shard<T>> = unsafe { next.as_ref()? };
+            next = shard.next;
+            Some(&**shard)
+        })
+    }
+
+    /// The number of shards allocated: the most threads that added at the same time (or the
+    /// number reserved by [`with_shards`](Self::with_shards), if larger).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::ShardedAverage;
+    ///
+    /// let m = ShardedAverage::<u64>::new(8)?;
+    /// assert_eq!(m.shard_count(), 1);
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    pub fn shard_count(&self) -> usize {
+        self.shards().count()
+    }
+
+    /// Heap and inline bytes held: the structure plus every shard.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::ShardedAverage;
+    ///
+    /// let m = ShardedAverage::<f64>::new(1024)?;
+    /// assert!(m.memory_bytes() > 1024 * 16);
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.shard_count() * self.geometry.shard_bytes::<T>()
+    }
+
+    /// Runs one read: `visit` is called for each shard with the range of its elements in the
+    /// window, on a fresh accumulator each time the read has to start over.
+    fn read<A>(
+        &self,
+        init: impl Fn() -> A,
+        mut visit: impl FnMut(&mut A, &View<'_, T>, (u64, u64), u64),
+    ) -> A {
+        loop {
+            // Ticket first, then the clear mark: an element in `[from, to)` was in the window
+            // when `to` was loaded (SeqCst: one total order with adds and clears).
+            let to = self.next_ticket.load(SeqCst);
+            let from = to
+                .saturating_sub(self.geometry.window)
+                .max(self.cleared_below.load(SeqCst));
+            let mut acc = init();
+            let complete = self.shards().all(|shard| {
+                shard
+                    .read(|view| {
+                        let range = view.range(from, to)?;
+                        visit(&mut acc, view, range, from);
+                        Ok::<(), Stale>(())
+                    })
+                    .and_then(|r| r)
+                    .is_ok()
+            });
+            if complete {
+                return acc;
+            }
+        }
+    }
+
+    fn total(&self) -> (T::Limbs, u64) {
+        self.read(
+            || (T::Limbs::ZERO, 0u64),
+            |(sum, n), view, (lo, hi), _| {
+                if lo < hi {
+                    view.add_prefix(hi, sum, false);
+                    view.add_prefix(lo, sum, true);
+                    *n += hi - lo;
+                }
+            },
+        )
+    }
+
+    /// Reads combine all shards, so every numeric limb may be nonzero.
+    fn full_span() -> Span {
+        Span::full(T::NUMERIC_LIMBS)
+    }
+}
+
+impl<T: Sample> MovingAverage<T> for ShardedAverage<T> {
+    fn with_window(window: usize) -> Result<Self, WindowError> {
+        Self::new(window)
+    }
+
+    fn window(&self) -> usize {
+        self.geometry.window as usize
+    }
+
+    fn len(&self) -> usize {
+        self.read(|| 0u64, |n, _, (lo, hi), _| *n += hi - lo) as usize
+    }
+
+    fn sum(&self) -> T::Sum {
+        let (sum, _) = self.total();
+        T::sum_of(&sum, Self::full_span())
+    }
+
+    fn average(&self) -> Option<f64> {
+        let (sum, n) = self.total();
+        (n > 0).then(|| T::mean_of(&sum, Self::full_span(), n))
+    }
+
+    fn oldest(&self) -> Option<T> {
+        self.read(
+            || None,
+            |best: &mut Option<(u64, T)>, view, (lo, hi), _| {
+                if lo < hi {
+                    let ticket = view.ticket(lo);
+                    if best.is_none_or(|(t, _)| ticket < t) {
+                        *best = Some((ticket, view.value(lo)));
+                    }
+                }
+            },
+        )
+        .map(|(_, v)| v)
+    }
+
+    fn newest(&self) -> Option<T> {
+        self.read(
+            || None,
+            |best: &mut Option<(u64, T)>, view, (lo, hi), _| {
+                if lo < hi {
+                    let ticket = view.ticket(hi - 1);
+                    if best.is_none_or(|(t, _)| ticket > t) {
+                        *best = Some((ticket, view.value(hi - 1)));
+                    }
+                }
+            },
+        )
+        .map(|(_, v)| v)
+    }
+
+    /// The element at position `index` of the window in ticket order; while adds are in
+    /// flight, `None` also when the add that drew that position's ticket has not published it
+    /// yet.
+    fn get(&self, index: usize) -> Option<T> {
+        self.read(
+            || None,
+            |found: &mut Option<T>, view, (lo, hi), from| {
+                let Some(ticket) = from.checked_add(index as u64) else {
+                    return;
+                };
+                let seq = view.partition(lo, hi, ticket);
+                if seq < hi && view.ticket(seq) == ticket {
+                    *found = Some(view.value(seq));
+                }
+            },
+        )
+    }
+
+    fn to_vec(&self) -> Vec<T> {
+        let mut tagged = self.read(Vec::new, |out, view, (lo, hi), _| {
+            out.extend((lo..hi).map(|seq| (view.ticket(seq), view.value(seq))));
+        });
+        tagged.sort_unstable_by_key(|&(ticket, _)| ticket);
+        tagged.into_iter().map(|(_, v)| v).collect()
+    }
+
+    fn push(&mut self, value: T) {
+        ShardedAverage::push(self, value);
+    }
+
+    fn clear(&mut self) {
+        SharedMovingAverage::clear(&*self);
+    }
+}
+
+impl<T: Sample> SharedMovingAverage<T> for ShardedAverage<T> {
+    #[inline]
+    fn push(&self, value: T) {
+        ShardedAverage::push(self, value);
+    }
+
+    /// Removes every element whose add drew its ticket before the clear. Lock-free: the
+    /// elements stay in their shards and leave the window by their tickets.
+    fn clear(&self) {
+        let now = self.next_ticket.load(SeqCst);
+        self.cleared_below.fetch_max(now, SeqCst);
+    }
+}
+
+impl<T: Sample> Extend<T> for ShardedAverage<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        (&*self).extend(iter);
+    }
+}
+
+/// Adds through a shared reference, so several threads can extend at once.
+impl<T: Sample> Extend<T> for &ShardedAverage<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        for value in iter {
+            ShardedAverage::push(*self, value);
+        }
+    }
+}
+
+impl<T: Sample> Drop for ShardedAverage<T> {
+    fn drop(&mut self) {
+        let mut next = self.head.load(Relaxed);
+        while !next.is_null() {
+            // SAFETY: every linked shard came from `Box::into_raw` in `link` and is freed once,
+            // here, where no other reference to the moving average exists. Leases in other
+            // threads still hold the address but never dereference it: no moving average
+            // reuses this one's id.
+            let shard = unsafe { Box::from_raw(next) };
+            next = shard.next;
+        }
+    }
+}
+
+impl<T: Sample> fmt::Debug for ShardedAverage<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardedAverage")
+            .field("window", &self.geometry.window)
+            .field("shards", &self.shard_count())
+            .field("len", &self.len())
+            .field("average", &self.average())
+            .finish()
+    }
+}

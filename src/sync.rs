@@ -1,0 +1,49 @@
+//! The one place that decides whether the crate's atomics, cells, locks and thread-locals
+//! come from `std` or from `loom`.
+//!
+//! Every synchronizing primitive in the crate is imported from here, so a build with
+//! `RUSTFLAGS="--cfg loom"` model-checks the real code, not a copy of it.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+/// `loom::cell::UnsafeCell` under loom; a zero-cost wrapper with the same closure-based API
+/// over `std::cell::UnsafeCell` otherwise.
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a mutable pointer to the contents; the caller guarantees exclusivity.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+/// `thread_local!` from loom under loom (so each model execution gets fresh values), from std
+/// otherwise.
+macro_rules! thread_local_key {
+    ($($tts:tt)+) => {
+        #[cfg(loom)]
+        loom::thread_local! { $($tts)+ }
+        #[cfg(not(loom))]
+        std::thread_local! { $($tts)+ }
+    };
+}
+pub(crate) use thread_local_key;
