@@ -1,1 +1,487 @@
-fn main() {}
+//! One thread: add, add+read and read, for the crate's three implementations and the peers.
+//!
+//! Groups are `add/<type>`, `add_read/<type>` and `read/<type>` for `f64` and `i64`; each
+//! benchmark is `BenchmarkId::new(implementation, window)`, so criterion's report for a group
+//! compares implementations at each window. One iteration is one operation
+//! (`Throughput::Elements(1)`):
+//!
+//! * `add`: push one value into a full window (so it also evicts one);
+//! * `add_read`: push one value, then read the average;
+//! * `read`: read the average of a full window, nothing added.
+//!
+//! The values come from `common::F64S` / `common::I64S`, precomputed. Every structure is built
+//! and filled before timing starts. The structure is passed through `black_box` on every
+//! operation, so that no implementation keeps its state in registers across operations, as
+//! none could when called from real code.
+//!
+//! Peers (all drifting running sums unless said otherwise):
+//!
+//! * `SingleSumSMA` and `SumTreeSMA` from `simple_moving_average` (the window is a const
+//!   generic: the structures for a window of 1,000,000 hold an 8 MB inline array, so they are
+//!   built and boxed on a helper thread with a large stack and only ever used through the box);
+//!   `SumTreeSMA` keeps a tree of partial sums, which does not drift (O(log N) per add);
+//! * `movavg::MovAvg` (also a const generic window). For `f64` it re-sums the whole window on
+//!   every add unless its `fastfloat` feature is on (it is not here), so its add is O(N); for
+//!   `i64` it keeps a running sum with overflow checks;
+//! * `ta::indicators::SimpleMovingAverage` (`f64` only; it has no way to read the average
+//!   without adding, so it has no `read` benchmark and its `add_read` is one `next` call);
+//! * `yata::methods::SMA` (`f64` only; `next` adds, `peek` reads; built with the
+//!   `period_type_u32` feature, since its default `u8` period caps windows at 255);
+//! * `Mutex<VecDeque>`: the naive shared baseline, a `VecDeque` and a running sum (drifting
+//!   for `f64`, wrapping-free `i64` for small integers) behind `std::sync::Mutex`.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
+use simple_moving_average::{SingleSumSMA, SumTreeSMA, SMA};
+use yata::core::{Method, PeriodType};
+use yata::helpers::Peekable;
+
+use common::{F64S, I64S, MASK};
+
+/// The three operations measured.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Add,
+    AddRead,
+    Read,
+}
+
+impl Op {
+    fn group(self) -> &'static str {
+        match self {
+            Op::Add => "add",
+            Op::AddRead => "add_read",
+            Op::Read => "read",
+        }
+    }
+}
+
+/// What a benchmark needs from an implementation: adding, and reading the average if it can.
+trait Subject<V>: Send + 'static {
+    fn add(&mut self, v: V);
+
+    /// The average, or `None` if the implementation has no read that does not add.
+    fn read(&self) -> Option<f64>;
+
+    fn add_read(&mut self, v: V) -> f64 {
+        self.add(v);
+        self.read().unwrap_or(f64::NAN)
+    }
+}
+
+impl<T: mavg::Sample> Subject<T> for RingAverage<T> {
+    #[inline]
+    fn add(&mut self, v: T) {
+        RingAverage::push(self, v);
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        self.average()
+    }
+}
+
+impl<T: mavg::Sample> Subject<T> for MutexAverage<T> {
+    #[inline]
+    fn add(&mut self, v: T) {
+        SharedMovingAverage::push(&*self, v);
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        self.average()
+    }
+}
+
+impl<T: mavg::Sample> Subject<T> for ShardedAverage<T> {
+    #[inline]
+    fn add(&mut self, v: T) {
+        ShardedAverage::push(&*self, v);
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        self.average()
+    }
+}
+
+impl<const N: usize> Subject<f64> for SingleSumSMA<f64, f64, N> {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        self.add_sample(v);
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        Some(self.get_average())
+    }
+}
+
+impl<const N: usize> Subject<i64> for SingleSumSMA<i64, i64, N> {
+    #[inline]
+    fn add(&mut self, v: i64) {
+        self.add_sample(v);
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        Some(self.get_average() as f64)
+    }
+}
+
+impl<const N: usize> Subject<f64> for SumTreeSMA<f64, f64, N> {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        self.add_sample(v);
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        Some(self.get_average())
+    }
+}
+
+impl<const N: usize> Subject<i64> for SumTreeSMA<i64, i64, N> {
+    #[inline]
+    fn add(&mut self, v: i64) {
+        self.add_sample(v);
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        Some(self.get_average() as f64)
+    }
+}
+
+impl<const N: usize> Subject<f64> for movavg::MovAvg<f64, f64, N> {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        self.feed(v);
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        Some(self.get())
+    }
+}
+
+impl<const N: usize> Subject<i64> for movavg::MovAvg<i64, i64, N> {
+    #[inline]
+    fn add(&mut self, v: i64) {
+        self.feed(v);
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        Some(self.get() as f64)
+    }
+}
+
+impl Subject<f64> for ta::indicators::SimpleMovingAverage {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        ta::Next::next(self, v);
+    }
+    fn read(&self) -> Option<f64> {
+        None
+    }
+    #[inline]
+    fn add_read(&mut self, v: f64) -> f64 {
+        ta::Next::next(self, v)
+    }
+}
+
+impl Subject<f64> for yata::methods::SMA {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        Method::next(self, &v);
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        Some(self.peek())
+    }
+}
+
+/// The naive shared moving average: a deque and a running sum behind a mutex.
+struct Naive<T> {
+    inner: Mutex<(VecDeque<T>, T)>,
+    window: usize,
+}
+
+impl<T: Default> Naive<T> {
+    fn new(window: usize) -> Self {
+        Naive {
+            inner: Mutex::new((VecDeque::with_capacity(window), T::default())),
+            window,
+        }
+    }
+}
+
+impl Subject<f64> for Naive<f64> {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        let mut g = self.inner.lock().unwrap();
+        let (buf, sum) = &mut *g;
+        if buf.len() == self.window {
+            *sum -= buf.pop_front().unwrap();
+        }
+        buf.push_back(v);
+        *sum += v;
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        let g = self.inner.lock().unwrap();
+        (!g.0.is_empty()).then(|| g.1 / g.0.len() as f64)
+    }
+}
+
+impl Subject<i64> for Naive<i64> {
+    #[inline]
+    fn add(&mut self, v: i64) {
+        let mut g = self.inner.lock().unwrap();
+        let (buf, sum) = &mut *g;
+        if buf.len() == self.window {
+            *sum -= buf.pop_front().unwrap();
+        }
+        buf.push_back(v);
+        *sum += v;
+    }
+    #[inline]
+    fn read(&self) -> Option<f64> {
+        let g = self.inner.lock().unwrap();
+        (!g.0.is_empty()).then(|| g.1 as f64 / g.0.len() as f64)
+    }
+}
+
+/// Builds a subject and fills its window on a helper thread with a 256 MiB stack, returning it
+/// boxed: the const-generic peers at a window of 1,000,000 are 8 to 16 MB values, which would
+/// overflow the main thread's stack if built there.
+fn build<V: Copy + Send + Sync + 'static, S: Subject<V>>(
+    window: usize,
+    values: &'static [V],
+    make: impl FnOnce() -> S + Send + 'static,
+    prefilled: bool,
+) -> Box<S> {
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || {
+            let mut s = Box::new(make());
+            if !prefilled {
+                for i in 0..window {
+                    s.add(values[i & MASK]);
+                }
+            }
+            s
+        })
+        .expect("spawn builder thread")
+        .join()
+        .expect("builder thread")
+}
+
+/// A `movavg::MovAvg` whose window is already full of `values`: filling it by `feed` would
+/// re-sum the window on every add (O(N^2) for `f64` at N = 1,000,000).
+fn movavg_full<T, const N: usize>(values: &'static [T]) -> movavg::MovAvg<T, T, N>
+where
+    T: num_traits::Num + num_traits::NumCast + Copy + movavg::MovAvgAccu<T>,
+{
+    let mut buf = [T::zero(); N];
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = values[i & MASK];
+    }
+    movavg::MovAvg::new_init(buf, N)
+}
+
+/// Runs one benchmark of `op` on a subject built by `make`.
+fn bench<V: Copy + Send + Sync + 'static, S: Subject<V>>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    op: Op,
+    name: &str,
+    window: usize,
+    values: &'static [V],
+    make: impl FnOnce() -> S + Send + 'static,
+    prefilled: bool,
+) {
+    let mut s = build(window, values, make, prefilled);
+    if op == Op::Read && s.read().is_none() {
+        return;
+    }
+    let id = BenchmarkId::new(name, window);
+    // Start where the fill stopped, so the sequence continues as if pushed without a break.
+    let mut i = window;
+    match op {
+        Op::Add => g.bench_function(id, |b| {
+            b.iter(|| {
+                let v = values[i & MASK];
+                i = i.wrapping_add(1);
+                black_box(&mut *s).add(black_box(v));
+            })
+        }),
+        Op::AddRead => g.bench_function(id, |b| {
+            b.iter(|| {
+                let v = values[i & MASK];
+                i = i.wrapping_add(1);
+                black_box(black_box(&mut *s).add_read(black_box(v)))
+            })
+        }),
+        Op::Read => g.bench_function(id, |b| b.iter(|| black_box(black_box(&*s).read()))),
+    };
+}
+
+fn f64_window<const N: usize>(g: &mut BenchmarkGroup<'_, WallTime>, op: Op) {
+    let v: &'static [f64] = &F64S;
+    bench(
+        g,
+        op,
+        "RingAverage",
+        N,
+        v,
+        || RingAverage::<f64>::new(N).unwrap(),
+        false,
+    );
+    bench(
+        g,
+        op,
+        "MutexAverage",
+        N,
+        v,
+        || MutexAverage::<f64>::new(N).unwrap(),
+        false,
+    );
+    bench(
+        g,
+        op,
+        "ShardedAverage",
+        N,
+        v,
+        || ShardedAverage::<f64>::new(N).unwrap(),
+        false,
+    );
+    bench(
+        g,
+        op,
+        "SingleSumSMA",
+        N,
+        v,
+        SingleSumSMA::<f64, f64, N>::new,
+        false,
+    );
+    bench(
+        g,
+        op,
+        "SumTreeSMA",
+        N,
+        v,
+        SumTreeSMA::<f64, f64, N>::new,
+        false,
+    );
+    bench(g, op, "movavg", N, v, || movavg_full::<f64, N>(&F64S), true);
+    bench(
+        g,
+        op,
+        "ta",
+        N,
+        v,
+        || ta::indicators::SimpleMovingAverage::new(N).unwrap(),
+        false,
+    );
+    bench(
+        g,
+        op,
+        "yata",
+        N,
+        v,
+        || yata::methods::SMA::new(N as PeriodType, &0.0).unwrap(),
+        false,
+    );
+    bench(
+        g,
+        op,
+        "Mutex<VecDeque>",
+        N,
+        v,
+        || Naive::<f64>::new(N),
+        false,
+    );
+}
+
+fn i64_window<const N: usize>(g: &mut BenchmarkGroup<'_, WallTime>, op: Op) {
+    let v: &'static [i64] = &I64S;
+    bench(
+        g,
+        op,
+        "RingAverage",
+        N,
+        v,
+        || RingAverage::<i64>::new(N).unwrap(),
+        false,
+    );
+    bench(
+        g,
+        op,
+        "MutexAverage",
+        N,
+        v,
+        || MutexAverage::<i64>::new(N).unwrap(),
+        false,
+    );
+    bench(
+        g,
+        op,
+        "ShardedAverage",
+        N,
+        v,
+        || ShardedAverage::<i64>::new(N).unwrap(),
+        false,
+    );
+    bench(
+        g,
+        op,
+        "SingleSumSMA",
+        N,
+        v,
+        SingleSumSMA::<i64, i64, N>::new,
+        false,
+    );
+    bench(
+        g,
+        op,
+        "SumTreeSMA",
+        N,
+        v,
+        SumTreeSMA::<i64, i64, N>::new,
+        false,
+    );
+    bench(g, op, "movavg", N, v, || movavg_full::<i64, N>(&I64S), true);
+    bench(
+        g,
+        op,
+        "Mutex<VecDeque>",
+        N,
+        v,
+        || Naive::<i64>::new(N),
+        false,
+    );
+}
+
+fn single_thread(c: &mut Criterion) {
+    for op in [Op::Add, Op::AddRead, Op::Read] {
+        let mut g = c.benchmark_group(format!("{}/f64", op.group()));
+        g.throughput(Throughput::Elements(1));
+        f64_window::<16>(&mut g, op);
+        f64_window::<1024>(&mut g, op);
+        f64_window::<1_000_000>(&mut g, op);
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("{}/i64", op.group()));
+        g.throughput(Throughput::Elements(1));
+        i64_window::<16>(&mut g, op);
+        i64_window::<1024>(&mut g, op);
+        i64_window::<1_000_000>(&mut g, op);
+        g.finish();
+    }
+}
+
+fn main() {
+    let mut c = common::config(Duration::from_millis(400), Duration::from_millis(1200), 30);
+    single_thread(&mut c);
+    c.final_summary();
+}

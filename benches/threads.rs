@@ -1,1 +1,248 @@
-fn main() {}
+//! Several threads at once: add throughput, and a mixed workload with 1% reads.
+//!
+//! Groups `push/threads` and `mixed/threads` (every 100th operation of each thread is an
+//! `average()`, the other 99 are adds), at 1, 2, 4 and 8 threads on a window of 1024 `f64`
+//! latencies, for [`MutexAverage`], [`ShardedAverage`] and, as the floor that any design giving
+//! adds one global order pays, a bare shared `AtomicU64::fetch_add` counter (in `mixed`, its
+//! reads are plain loads of the counter).
+//!
+//! # How it is timed
+//!
+//! Following the shape of hawkw/sharded-slab's benchmarks: each call of criterion's
+//! `iter_custom` spawns the worker threads, which wait on a `std::sync::Barrier`; the main
+//! thread waits on it too, takes the start time when the barrier releases everyone, and the
+//! end time when the last worker reaches a second barrier. Thread creation is not timed.
+//!
+//! **Each thread performs `iters` operations**, so one criterion iteration is `threads`
+//! operations run in parallel, and the group's throughput is set to
+//! `Throughput::Elements(threads)`: criterion's elements per second is the total throughput
+//! of all threads. (The time per iteration is therefore the wall time of `threads`
+//! operations, not of one.) With 4 and 8 threads the 2-core machine is oversubscribed.
+//!
+//! The structure under test is created once per benchmark, filled to a full window, and
+//! reused by every sample; the `ShardedAverage` is created with one shard per thread, and the
+//! shards are reclaimed by the next sample's threads when the previous ones exit (the shard
+//! count at the end of each benchmark is printed on stderr).
+//!
+//! # Memory table
+//!
+//! `MAVG_MEMORY=1 cargo bench --bench threads` prints the bytes of state per window element
+//! of each implementation (measured: `size_of` plus allocated capacity, and
+//! `ShardedAverage::memory_bytes()` at 1, 2, 4 and 8 shards) and exits without benchmarking.
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use crossbeam_utils::CachePadded;
+use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
+
+use common::{F64S, MASK};
+
+const WINDOW: usize = 1024;
+const THREADS: [usize; 4] = [1, 2, 4, 8];
+/// In `mixed`, every `READ_EVERY`-th operation is a read.
+const READ_EVERY: u64 = 100;
+
+/// The implementations under test, as the worker threads see them.
+trait Shared: Sync {
+    fn add(&self, v: f64);
+    fn read(&self) -> f64;
+}
+
+impl Shared for MutexAverage<f64> {
+    #[inline]
+    fn add(&self, v: f64) {
+        SharedMovingAverage::push(self, v);
+    }
+    #[inline]
+    fn read(&self) -> f64 {
+        self.average().unwrap_or(0.0)
+    }
+}
+
+impl Shared for ShardedAverage<f64> {
+    #[inline]
+    fn add(&self, v: f64) {
+        self.push(v);
+    }
+    #[inline]
+    fn read(&self) -> f64 {
+        self.average().unwrap_or(0.0)
+    }
+}
+
+/// The floor: one contended read-modify-write per add, nothing else.
+struct FetchAdd(CachePadded<AtomicU64>);
+
+impl Shared for FetchAdd {
+    #[inline]
+    fn add(&self, _: f64) {
+        self.0.fetch_add(1, SeqCst);
+    }
+    #[inline]
+    fn read(&self) -> f64 {
+        self.0.load(SeqCst) as f64
+    }
+}
+
+/// Runs `iters` operations on each of `threads` threads released together; returns the wall
+/// time from the release to the last thread's finish.
+fn run<S: Shared>(subject: &S, threads: usize, iters: u64, mixed: bool) -> Duration {
+    let start = Barrier::new(threads + 1);
+    let end = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (start, end) = (&start, &end);
+            s.spawn(move || {
+                let values: &[f64] = &F64S;
+                // Each thread walks the values from its own offset.
+                let mut i = t * 997;
+                start.wait();
+                if mixed {
+                    let mut until_read = READ_EVERY;
+                    for _ in 0..iters {
+                        until_read -= 1;
+                        if until_read == 0 {
+                            until_read = READ_EVERY;
+                            black_box(subject.read());
+                        } else {
+                            subject.add(values[i & MASK]);
+                            i = i.wrapping_add(1);
+                        }
+                    }
+                } else {
+                    for _ in 0..iters {
+                        subject.add(values[i & MASK]);
+                        i = i.wrapping_add(1);
+                    }
+                }
+                end.wait();
+            });
+        }
+        start.wait();
+        let t0 = Instant::now();
+        end.wait();
+        t0.elapsed()
+    })
+}
+
+fn threads(c: &mut Criterion) {
+    for (group, mixed) in [("push/threads", false), ("mixed/threads", true)] {
+        let mut g = c.benchmark_group(group);
+        for threads in THREADS {
+            g.throughput(Throughput::Elements(threads as u64));
+
+            let mutex = MutexAverage::<f64>::new(WINDOW).unwrap();
+            (&mutex).extend(F64S.iter().copied().take(WINDOW));
+            g.bench_with_input(
+                BenchmarkId::new("MutexAverage", threads),
+                &threads,
+                |b, &n| b.iter_custom(|iters| run(&mutex, n, iters, mixed)),
+            );
+
+            let sharded = ShardedAverage::<f64>::with_shards(WINDOW, threads).unwrap();
+            std::thread::scope(|s| {
+                s.spawn(|| (&sharded).extend(F64S.iter().copied().take(WINDOW)));
+            });
+            g.bench_with_input(
+                BenchmarkId::new("ShardedAverage", threads),
+                &threads,
+                |b, &n| b.iter_custom(|iters| run(&sharded, n, iters, mixed)),
+            );
+            // A thread's shard is released by a thread-local destructor, which may still be
+            // running when the next sample's threads start; those then link a new shard.
+            eprintln!(
+                "{group}: ShardedAverage with {threads} threads ended with {} shards",
+                sharded.shard_count()
+            );
+
+            let floor = FetchAdd(CachePadded::new(AtomicU64::new(0)));
+            g.bench_with_input(BenchmarkId::new("fetch_add", threads), &threads, |b, &n| {
+                b.iter_custom(|iters| run(&floor, n, iters, mixed))
+            });
+        }
+        g.finish();
+    }
+}
+
+/// Prints the memory table (markdown) for `notes/benchmarks.md`.
+fn print_memory() {
+    fn row(name: &str, ty: &str, window: usize, bytes: usize) {
+        println!(
+            "| {name} | {ty} | {window} | {bytes} | {:.2} |",
+            bytes as f64 / window as f64
+        );
+    }
+    println!("| implementation | type | window | bytes | bytes per element |");
+    println!("| --- | --- | ---: | ---: | ---: |");
+    for window in [16usize, 1024, 1_000_000] {
+        // RingAverage: the struct (which holds the exact accumulator inline) plus the buffer,
+        // whose capacity `new` reserves exactly.
+        let ring = RingAverage::<f64>::new(window).unwrap();
+        row(
+            "RingAverage",
+            "f64",
+            window,
+            size_of_val(&ring) + ring.window() * size_of::<f64>(),
+        );
+        let ring = RingAverage::<i64>::new(window).unwrap();
+        row(
+            "RingAverage",
+            "i64",
+            window,
+            size_of_val(&ring) + ring.window() * size_of::<i64>(),
+        );
+        let mutex = MutexAverage::<f64>::new(window).unwrap();
+        row(
+            "MutexAverage",
+            "f64",
+            window,
+            size_of_val(&mutex) + window * size_of::<f64>(),
+        );
+        let mutex = MutexAverage::<i64>::new(window).unwrap();
+        row(
+            "MutexAverage",
+            "i64",
+            window,
+            size_of_val(&mutex) + window * size_of::<i64>(),
+        );
+        for shards in [1, 2, 4, 8] {
+            let name = format!(
+                "ShardedAverage, {shards} shard{}",
+                if shards > 1 { "s" } else { "" }
+            );
+            let m = ShardedAverage::<f64>::with_shards(window, shards).unwrap();
+            assert_eq!(m.shard_count(), shards);
+            row(&name, "f64", window, m.memory_bytes());
+            let m = ShardedAverage::<i64>::with_shards(window, shards).unwrap();
+            row(&name, "i64", window, m.memory_bytes());
+        }
+        // The naive baseline: a VecDeque with the window's capacity and a running sum.
+        let naive = std::sync::Mutex::new((
+            std::collections::VecDeque::<f64>::with_capacity(window),
+            0.0f64,
+        ));
+        let cap = naive.lock().unwrap().0.capacity();
+        row(
+            "Mutex<VecDeque> (naive)",
+            "f64",
+            window,
+            size_of_val(&naive) + cap * size_of::<f64>(),
+        );
+    }
+}
+
+fn main() {
+    if std::env::var_os("MAVG_MEMORY").is_some() {
+        print_memory();
+        return;
+    }
+    let mut c = common::config(Duration::from_millis(700), Duration::from_secs(2), 20);
+    threads(&mut c);
+    c.final_summary();
+}

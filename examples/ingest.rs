@@ -9,7 +9,8 @@
 //!   as an idempotent upsert keyed by `(merchant, minute, worker)`;
 //! * live "last N orders" widgets: a [`ShardedAverage`] per hot merchant, shared by every worker,
 //!   because a hot merchant's traffic is spread over several consumers (salted partition keys)
-//!   and all of them push into the same average.
+//!   and all of them push into the same average. `--avg mutex` swaps in [`MutexAverage`] as a
+//!   baseline.
 //!
 //! It prints the processing rate in events per second and the equivalent events per day on the
 //! machine it runs on. Sizes are taken from the command line:
@@ -28,10 +29,10 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+use mavg::{MutexAverage, ShardedAverage, SharedMovingAverage};
 
 const USAGE: &str = "usage: ingest [--events N] [--merchants N] [--threads N] [--window N] \
-[--hot K] [--zipf S] [--minutes N] [--seed N]";
+[--hot K] [--zipf S] [--minutes N] [--seed N] [--avg sharded|mutex]";
 
 /// Watermark delay: the stream is assumed to be at most this far out of order (event time).
 const OUT_OF_ORDER_MS: u64 = 5_000;
@@ -57,6 +58,7 @@ struct Config {
     zipf: f64,
     minutes: u64,
     seed: u64,
+    mutex: bool,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             zipf: 1.1,
             minutes: 60,
             seed: 42,
+            mutex: false,
         }
     }
 }
@@ -105,6 +108,13 @@ fn parse_args() -> Result<Config, String> {
             "--zipf" => cfg.zipf = value.parse().map_err(|_| bad("expected a number"))?,
             "--minutes" => cfg.minutes = value.parse().map_err(|_| bad("expected an integer"))?,
             "--seed" => cfg.seed = value.parse().map_err(|_| bad("expected an integer"))?,
+            "--avg" => {
+                cfg.mutex = match value.as_str() {
+                    "sharded" => false,
+                    "mutex" => true,
+                    _ => return Err(bad("expected sharded or mutex")),
+                }
+            }
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
@@ -340,10 +350,10 @@ fn flush(sink: &Sink, worker: u16, minute: u64, rows: FastMap<u32, Partial>) {
 
 /// One consumer: event-time minute rollups closed by a watermark, plus the shared hot-merchant
 /// moving averages.
-fn run_worker(
+fn run_worker<A: SharedMovingAverage<u64>>(
     worker: u16,
     events: &[Event],
-    hot: &[ShardedAverage<f64>],
+    hot: &[A],
     sink: &Sink,
 ) -> WorkerStats {
     let mut stats = WorkerStats::default();
@@ -359,10 +369,12 @@ fn run_worker(
         }
         max_ts = max_ts.max(ev.ts_ms);
 
-        // The live widget shows the last N orders in arrival order, late or not.
-        // (`MovingAverage` also has a `push`, taking `&mut self`; the shared one takes `&self`.)
+        // The live widget shows the last N orders in arrival order, late or not. Values are
+        // integer cents: the crate keeps exact integer sums, and an integer shard is smaller
+        // than an f64 one. (`MovingAverage` also has a `push`, taking `&mut self`; the shared
+        // one takes `&self`.)
         if let Some(avg) = hot.get(ev.merchant as usize) {
-            SharedMovingAverage::push(avg, f64::from(ev.cents) / 100.0);
+            SharedMovingAverage::push(avg, u64::from(ev.cents));
         }
 
         let minute = ev.ts_ms / MINUTE_MS;
@@ -437,27 +449,6 @@ fn main() -> ExitCode {
         cfg.seed
     );
 
-    // Per-merchant moving averages are kept only for the `hot` busiest merchants (ids 0..hot,
-    // which the Zipf ranks make the top `hot` by expected volume). A ShardedAverage gives every
-    // pushing thread its own shard sized to the window, so one per merchant for all merchants
-    // would cost roughly merchants x threads x window x 8 bytes (10,000 x 2 x 256 x 8 = 41 MB
-    // here) for widgets that the long tail of small merchants rarely needs live; their numbers
-    // come from the minute rollups instead.
-    let hot: Vec<ShardedAverage<f64>> = match (0..cfg.hot)
-        .map(|_| ShardedAverage::new(cfg.window))
-        .collect::<Result<_, _>>()
-    {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!(
-                "error: cannot create a moving average with window {}: {e}",
-                cfg.window
-            );
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-
     let zipf = Zipf::new(cfg.merchants, cfg.zipf);
     let gen_start = Instant::now();
     let streams: Vec<Vec<Event>> = std::thread::scope(|s| {
@@ -475,6 +466,48 @@ fn main() -> ExitCode {
     let gen_secs = gen_start.elapsed().as_secs_f64();
     println!("generated in {gen_secs:.2} s (not timed below)");
 
+    // Per-merchant moving averages are kept only for the `hot` busiest merchants: ids 0..hot,
+    // which the Zipf ranks make the top `hot` by expected volume. A ShardedAverage holds one
+    // shard per pushing thread, each sized to the window (see `memory_bytes`, printed below),
+    // so one per merchant for the whole long tail would cost merchants x that, for widgets the
+    // long tail rarely has open; its numbers come from the minute rollups instead. Shards for
+    // every worker are reserved up front so that no push allocates.
+    let made = if cfg.mutex {
+        (0..cfg.hot)
+            .map(|_| MutexAverage::new(cfg.window))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|hot| report(&cfg, &zipf, &streams, &hot, None))
+    } else {
+        (0..cfg.hot)
+            .map(|_| ShardedAverage::with_shards(cfg.window, cfg.threads))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|hot| {
+                let bytes = hot.first().map(ShardedAverage::memory_bytes);
+                report(&cfg, &zipf, &streams, &hot, bytes)
+            })
+    };
+    match made {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!(
+                "error: cannot create a moving average with window {}: {e}",
+                cfg.window
+            );
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the workers over the generated streams, times them, checks the rollups and prints the
+/// results. `avg_bytes` is the memory one hot merchant's moving average holds, if known.
+fn report<A: SharedMovingAverage<u64>>(
+    cfg: &Config,
+    zipf: &Zipf,
+    streams: &[Vec<Event>],
+    hot: &[A],
+    avg_bytes: Option<usize>,
+) -> ExitCode {
     let sink: Sink = Mutex::new(FastMap::default());
     let start = Instant::now();
     let stats: Vec<WorkerStats> = std::thread::scope(|s| {
@@ -482,7 +515,7 @@ fn main() -> ExitCode {
             .iter()
             .enumerate()
             .map(|(w, events)| {
-                let (hot, sink) = (&hot, &sink);
+                let sink = &sink;
                 s.spawn(move || run_worker(w as u16, events, hot, sink))
             })
             .collect();
@@ -495,7 +528,8 @@ fn main() -> ExitCode {
 
     let rate = cfg.events as f64 / secs;
     println!(
-        "processed in {secs:.3} s: {:.2} M events/s = {:.0} billion events/day at this rate",
+        "processed in {secs:.3} s with {} hot averages: {:.2} M events/s = {:.0} billion events/day at this rate",
+        if cfg.mutex { "mutex" } else { "sharded" },
         rate / 1e6,
         rate * 86_400.0 / 1e9
     );
@@ -545,7 +579,7 @@ fn main() -> ExitCode {
         group_digits(cfg.events)
     );
 
-    if cfg.hot > 0 {
+    if !hot.is_empty() {
         let hot_events: u64 = (0..cfg.hot)
             .filter_map(|m| per_merchant.get(&m))
             .map(|p| p.count)
@@ -556,6 +590,18 @@ fn main() -> ExitCode {
             hot_events as f64 / total.count.max(1) as f64 * 100.0,
             zipf.head_share(cfg.hot) * 100.0
         );
+        if let Some(bytes) = avg_bytes {
+            println!(
+                "  memory: {} bytes per hot merchant's average ({} shards of window {}); {} for the top {}, {} if every one of {} merchants had one",
+                group_digits(bytes as u64),
+                cfg.threads,
+                cfg.window,
+                human_bytes(bytes as u64 * u64::from(cfg.hot)),
+                cfg.hot,
+                human_bytes(bytes as u64 * u64::from(cfg.merchants)),
+                group_digits(u64::from(cfg.merchants))
+            );
+        }
         println!(
             "  merchant    events   mean order (rollup)   moving avg of last {}",
             cfg.window
@@ -565,7 +611,7 @@ fn main() -> ExitCode {
             let mean = p.sum_cents as f64 / p.count.max(1) as f64 / 100.0;
             let live = hot[m as usize]
                 .average()
-                .map_or_else(|| "-".to_string(), |a| format!("{a:.2}"));
+                .map_or_else(|| "-".to_string(), |a| format!("{:.2}", a / 100.0));
             println!(
                 "  {m:>8} {:>9} {mean:>20.2} {live:>22}",
                 group_digits(p.count)
@@ -577,5 +623,20 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
     }
 }

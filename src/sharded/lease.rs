@@ -81,14 +81,8 @@ pub(crate) fn insert(lease: Lease) -> Result<(), Lease> {
     }
 }
 
-#[cfg(not(loom))]
 fn try_with<R>(f: impl FnOnce(&RefCell<Vec<Lease>>) -> R) -> Result<R, ()> {
     LEASES.try_with(f).map_err(|_| ())
-}
-
-#[cfg(loom)]
-fn try_with<R>(f: impl FnOnce(&RefCell<Vec<Lease>>) -> R) -> Result<R, ()> {
-    Ok(LEASES.with(f))
 }
 
 /// Ids for moving averages, unique for the life of the process.

@@ -1,0 +1,55 @@
+//! Loom models of `MutexAverage`: reads are linearizable, so every read must return exactly
+//! a window that existed after some prefix of some order of the adds.
+#![cfg(loom)]
+
+mod reference;
+
+use loom::sync::Arc;
+use loom::thread;
+use mavg::{MovingAverage, MutexAverage, SharedMovingAverage};
+use reference::{final_windows, int_mean, intermediate_windows};
+
+#[test]
+fn two_writers_and_a_reader() {
+    let window = 2;
+    let threads = vec![vec![1i64, 2], vec![10]];
+    let intermediate = intermediate_windows(&threads, window);
+    let finals = final_windows(&threads, window);
+    reference::model("two_writers_and_a_reader", move || {
+        let m = Arc::new(MutexAverage::<i64>::new(window).unwrap());
+        let hs: Vec<_> = threads
+            .iter()
+            .map(|t| {
+                let (m, t) = (m.clone(), t.clone());
+                thread::spawn(move || t.into_iter().for_each(|v| m.push(v)))
+            })
+            .collect();
+        let seen = m.to_vec();
+        assert!(intermediate.contains(&seen), "read {seen:?}");
+        let avg = m.average();
+        assert!(intermediate.iter().any(|w| int_mean(w) == avg), "{avg:?}");
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        let w = m.to_vec();
+        assert!(finals.contains(&w), "{w:?}");
+        assert_eq!(m.average(), int_mean(&w));
+        assert_eq!(m.sum(), w.iter().map(|&x| i128::from(x)).sum::<i128>());
+    });
+}
+
+#[test]
+fn clear_during_adds() {
+    reference::model("clear_during_adds", || {
+        let m = Arc::new(MutexAverage::<i64>::new(3).unwrap());
+        let h = {
+            let m = m.clone();
+            thread::spawn(move || {
+                m.push(1);
+                m.push(2);
+            })
+        };
+        m.clear();
+        h.join().unwrap();
+        let w = m.to_vec();
+        assert!([vec![], vec![2], vec![1, 2]].contains(&w), "{w:?}");
+    });
+}

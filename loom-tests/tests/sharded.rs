@@ -1,0 +1,210 @@
+//! Loom models of `ShardedAverage`: every outcome loom can produce must be one the ring-buffer
+//! reference allows for some order of the adds consistent with each thread's own order.
+//!
+//! Run with `loom-tests/run` (or see `notes/verification.md` for the flags).
+#![cfg(loom)]
+
+mod reference;
+
+use loom::sync::Arc;
+use loom::thread;
+use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+use reference::{final_windows, float_mean, int_mean, partial_windows};
+
+/// 2^60: large enough that a drifting running sum would lose the small values beside it.
+const BIG: f64 = 1_152_921_504_606_846_976.0;
+
+fn spawn_pushes<T: mavg::Sample>(
+    m: &Arc<ShardedAverage<T>>,
+    values: Vec<T>,
+) -> thread::JoinHandle<()> {
+    let m = m.clone();
+    thread::spawn(move || {
+        for v in values {
+            m.push(v);
+        }
+    })
+}
+
+/// Two writers, two adds each, window 1 to 3: the final window, sum, mean and element access
+/// match one interleaving. Covers shard claiming by two threads and window wrap.
+#[test]
+fn two_writers_final_state_i64() {
+    for window in 1..=3 {
+        let threads = vec![vec![1i64, 2], vec![10, 20]];
+        let allowed = final_windows(&threads, window);
+        reference::model(&format!("two_writers_final_state_i64 window {window}"), move || {
+            let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
+            let hs: Vec<_> = threads.iter().map(|t| spawn_pushes(&m, t.clone())).collect();
+            hs.into_iter().for_each(|h| h.join().unwrap());
+            let w = m.to_vec();
+            assert!(allowed.contains(&w), "window {window}: {w:?} not in {allowed:?}");
+            assert_eq!(m.len(), w.len());
+            assert_eq!(m.sum(), w.iter().map(|&x| i128::from(x)).sum::<i128>());
+            assert_eq!(m.average(), int_mean(&w));
+            assert_eq!(m.oldest(), w.first().copied());
+            assert_eq!(m.newest(), w.last().copied());
+            for (i, &x) in w.iter().enumerate() {
+                assert_eq!(m.get(i), Some(x));
+            }
+            assert_eq!(m.get(w.len()), None);
+        });
+    }
+}
+
+/// A reader runs while two threads add floats, one of them huge. Every value it reads is the
+/// exact mean (or the elements, in order) of a subset of a window that existed during the
+/// read; once the writers are joined, the state is exact.
+#[test]
+fn reader_during_adds_f64() {
+    let window = 2;
+    let threads = vec![vec![BIG, 256.0], vec![512.0]];
+    let partial = partial_windows(&threads, window);
+    let finals = final_windows(&threads, window);
+    reference::model("reader_during_adds_f64", move || {
+        let m = Arc::new(ShardedAverage::<f64>::new(window).unwrap());
+        let hs: Vec<_> = threads.iter().map(|t| spawn_pushes(&m, t.clone())).collect();
+
+        let seen = m.to_vec();
+        assert!(partial.contains(&seen), "read {seen:?}");
+        let avg = m.average();
+        assert!(
+            partial.iter().any(|w| float_mean(w) == avg),
+            "average {avg:?} is the mean of no allowed subset"
+        );
+
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        let w = m.to_vec();
+        assert!(finals.contains(&w), "final {w:?}");
+        assert_eq!(m.average(), float_mean(&w));
+        assert_eq!(m.sum(), w.iter().sum::<f64>());
+    });
+}
+
+/// One writer wraps its shard's ring and its checkpoint ring (window 2: 8 slots and 8
+/// checkpoints of 2 elements under loom) while a reader reads, so the reader meets
+/// overwritten slots and checkpoints and must start over. With one writer, only the newest
+/// element of the window can be in flight, so the read must return the window at some
+/// ticket `T` at or after the adds that had completed when the read began, less at most its
+/// newest element, and the exact mean of that.
+#[test]
+fn reader_during_ring_wrap() {
+    use loom::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    const ADDS: i64 = 18;
+    let window = 2;
+    reference::model("reader_during_ring_wrap", move || {
+        let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
+        let done = Arc::new(AtomicU64::new(0));
+        let h = {
+            let (m, done) = (m.clone(), done.clone());
+            thread::spawn(move || {
+                for v in 1..=ADDS {
+                    m.push(v);
+                    done.store(v as u64, SeqCst);
+                }
+            })
+        };
+        let completed = done.load(SeqCst) as i64;
+        let seen = m.to_vec();
+        let avg = m.average();
+        // Element values equal tickets + 1, so the window at ticket T is T-1, T.
+        let allowed = |w: &[i64]| {
+            (completed..=ADDS).any(|t| {
+                let full: Vec<i64> = ((t - 1).max(1)..=t).filter(|&v| v >= 1).collect();
+                w == full || (t > completed && w == &full[..full.len().saturating_sub(1)])
+            })
+        };
+        assert!(allowed(&seen), "read {seen:?} after {completed} completed adds");
+        // The average comes from a later read, so `completed` still bounds it from below.
+        assert!(
+            (completed..=ADDS).any(|t| {
+                let full: Vec<i64> = ((t - 1).max(1)..=t).collect();
+                avg == int_mean(&full) || (t > completed && avg == int_mean(&full[..full.len() - 1]))
+            }) || (completed == 0 && avg.is_none()),
+            "average {avg:?} after {completed} completed adds"
+        );
+        h.join().unwrap();
+        assert_eq!(m.to_vec(), [ADDS - 1, ADDS]);
+        assert_eq!(m.sum(), i128::from(2 * ADDS - 1));
+    });
+}
+
+/// Threads add and exit; a later thread may take over a shard a finished thread released
+/// (the lease's Release store pairs with the claim's Acquire). Loom runs a thread's
+/// thread-local destructors after `join` returns, so the third thread sometimes finds both
+/// shards still claimed and links a third: the model checks the state is exact either way,
+/// and that the hand-off path did run in some executions.
+#[test]
+fn shard_handoff() {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    let window = 3;
+    let threads = vec![vec![1i64, 2], vec![3]];
+    let allowed = final_windows(&threads, window);
+    let handoffs = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = handoffs.clone();
+    reference::model("shard_handoff", move || {
+        let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
+        let first = spawn_pushes(&m, threads[0].clone());
+        let second = spawn_pushes(&m, threads[1].clone());
+        first.join().unwrap();
+        second.join().unwrap();
+        spawn_pushes(&m, vec![4]).join().unwrap();
+        let w = m.to_vec();
+        let expect: Vec<Vec<i64>> = allowed
+            .iter()
+            .map(|a| {
+                let mut a = a.clone();
+                a.push(4);
+                a.split_off(a.len().saturating_sub(window))
+            })
+            .collect();
+        assert!(expect.contains(&w), "{w:?}");
+        assert_eq!(m.sum(), w.iter().map(|&x| i128::from(x)).sum::<i128>());
+        assert_eq!(m.average(), int_mean(&w));
+        let shards = m.shard_count();
+        assert!(shards <= 3, "{shards} shards");
+        if shards < 3 {
+            counter.fetch_add(1, Relaxed);
+        }
+    });
+    assert!(handoffs.load(Relaxed) > 0, "no execution reused a shard");
+}
+
+/// `clear` runs concurrently with two adds: afterwards the window holds exactly the adds that
+/// drew their tickets after the clear, a suffix of the thread's order.
+#[test]
+fn clear_during_adds() {
+    let window = 3;
+    reference::model("clear_during_adds", move || {
+        let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
+        let h = spawn_pushes(&m, vec![1, 2]);
+        m.clear();
+        h.join().unwrap();
+        let w = m.to_vec();
+        assert!([vec![], vec![2], vec![1, 2]].contains(&w), "{w:?}");
+        assert_eq!(m.len(), w.len());
+        assert_eq!(m.sum(), w.iter().map(|&x| i128::from(x)).sum::<i128>());
+        m.clear();
+        assert!(m.is_empty());
+        assert_eq!(m.average(), None);
+    });
+}
+
+/// Element access while adds run: `get` and `newest` return elements that were pushed, and
+/// `get(i)` of the final state returns the window in order.
+#[test]
+fn element_access_during_adds() {
+    let window = 2;
+    let threads = vec![vec![1i64, 2], vec![3]];
+    let finals = final_windows(&threads, window);
+    reference::model("element_access_during_adds", move || {
+        let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
+        let hs: Vec<_> = threads.iter().map(|t| spawn_pushes(&m, t.clone())).collect();
+        for x in [m.get(0), m.get(1), m.newest(), m.oldest()].into_iter().flatten() {
+            assert!([1, 2, 3].contains(&x), "read {x}");
+        }
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        let w: Vec<i64> = (0..window).filter_map(|i| m.get(i)).collect();
+        assert!(finals.contains(&w), "{w:?}");
+    });
+}
