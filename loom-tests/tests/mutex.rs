@@ -15,7 +15,7 @@ fn two_writers_and_a_reader() {
     let threads = vec![vec![1i64, 2], vec![10]];
     let intermediate = intermediate_windows(&threads, window);
     let finals = final_windows(&threads, window);
-    reference::model("two_writers_and_a_reader", move || {
+    reference::model("two_writers_and_a_reader", 3, move || {
         let m = Arc::new(MutexAverage::<i64>::new(window).unwrap());
         let hs: Vec<_> = threads
             .iter()
@@ -38,7 +38,7 @@ fn two_writers_and_a_reader() {
 
 #[test]
 fn clear_during_adds() {
-    reference::model("clear_during_adds", || {
+    reference::model("clear_during_adds", 3, || {
         let m = Arc::new(MutexAverage::<i64>::new(3).unwrap());
         let h = {
             let m = m.clone();

@@ -102,9 +102,9 @@ pub fn float_mean(w: &[f64]) -> Option<f64> {
     (!w.is_empty()).then(|| w.iter().sum::<f64>() / w.len() as f64)
 }
 
-/// Runs a loom model and prints how many executions loom explored, for the record in
-/// `notes/verification.md`.
-pub fn model<F: Fn() + Sync + Send + 'static>(name: &str, f: F) {
+/// Runs a loom model with at most `preemptions` preemptions (lower if `LOOM_MAX_PREEMPTIONS`
+/// says so) and prints how many executions loom explored, for `notes/verification.md`.
+pub fn model<F: Fn() + Sync + Send + 'static>(name: &str, preemptions: usize, f: F) {
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     let runs = std::sync::Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
@@ -112,12 +112,14 @@ pub fn model<F: Fn() + Sync + Send + 'static>(name: &str, f: F) {
     // Reads of f64 checkpoints load 69 limbs each: more branches than loom's default 1,000.
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 100_000;
+    let bound = builder.preemption_bound.map_or(preemptions, |b| b.min(preemptions));
+    builder.preemption_bound = Some(bound);
     builder.check(move || {
         counter.fetch_add(1, Relaxed);
         f();
     });
     println!(
-        "model {name}: {} executions in {:.2?}",
+        "model {name}: {} executions at {bound} preemptions in {:.2?}",
         runs.load(Relaxed),
         start.elapsed()
     );
