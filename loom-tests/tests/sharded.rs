@@ -81,16 +81,16 @@ fn reader_during_adds_f64() {
     });
 }
 
-/// One writer wraps its shard's ring and its checkpoint ring (window 2: 8 slots and 8
-/// checkpoints of 2 elements under loom) while a reader reads, so the reader meets
+/// One writer wraps its shard's ring and its checkpoint ring (window 2: 8 slots and 7
+/// checkpoints of 2 elements under loom) while a reader reads the average, so the reader meets
 /// overwritten slots and checkpoints and must start over. With one writer, only the newest
-/// element of the window can be in flight, so the read must return the window at some
+/// element of the window can be in flight, so the average must be that of the window at some
 /// ticket `T` at or after the adds that had completed when the read began, less at most its
-/// newest element, and the exact mean of that.
+/// newest element.
 #[test]
 fn reader_during_ring_wrap() {
     use loom::sync::atomic::{AtomicU64, Ordering::SeqCst};
-    const ADDS: i64 = 18;
+    const ADDS: i64 = 16;
     let window = 2;
     reference::model("reader_during_ring_wrap", 3, move || {
         let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
@@ -105,24 +105,14 @@ fn reader_during_ring_wrap() {
             })
         };
         let completed = done.load(SeqCst) as i64;
-        let seen = m.to_vec();
         let avg = m.average();
-        // Element values equal tickets + 1, so the window at ticket T is T-1, T.
-        let allowed = |w: &[i64]| {
-            (completed..=ADDS).any(|t| {
-                let full: Vec<i64> = ((t - 1).max(1)..=t).filter(|&v| v >= 1).collect();
-                w == full || (t > completed && w == &full[..full.len().saturating_sub(1)])
-            })
-        };
-        assert!(allowed(&seen), "read {seen:?} after {completed} completed adds");
-        // The average comes from a later read, so `completed` still bounds it from below.
-        assert!(
-            (completed..=ADDS).any(|t| {
-                let full: Vec<i64> = ((t - 1).max(1)..=t).collect();
-                avg == int_mean(&full) || (t > completed && avg == int_mean(&full[..full.len() - 1]))
-            }) || (completed == 0 && avg.is_none()),
-            "average {avg:?} after {completed} completed adds"
-        );
+        // Element values are tickets + 1, so the window at ticket `t` holds `t - 1` and `t`.
+        let allowed = (completed..=ADDS).any(|t| {
+            let full: Vec<i64> = ((t - 1).max(1)..=t).filter(|&v| v >= 1).collect();
+            avg == int_mean(&full)
+                || (t > completed && avg == int_mean(&full[..full.len().saturating_sub(1)]))
+        });
+        assert!(allowed, "average {avg:?} after {completed} completed adds");
         h.join().unwrap();
         assert_eq!(m.to_vec(), [ADDS - 1, ADDS]);
         assert_eq!(m.sum(), i128::from(2 * ADDS - 1));

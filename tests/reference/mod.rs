@@ -95,6 +95,8 @@ pub trait RefSample: Sample {
     fn sum_value(sum: Self::Sum) -> SumValue;
     /// Bit-for-bit identity (floats: same bits, so `-0.0 != 0.0` and a NaN equals itself).
     fn same(self, other: Self) -> bool;
+    /// A small value of the type.
+    fn small(x: u8) -> Self;
 }
 
 macro_rules! ref_int {
@@ -111,6 +113,9 @@ macro_rules! ref_int {
             }
             fn same(self, other: Self) -> bool {
                 self == other
+            }
+            fn small(x: u8) -> Self {
+                x as $t
             }
         }
     )*};
@@ -149,6 +154,9 @@ impl RefSample for f64 {
     fn same(self, other: Self) -> bool {
         self.to_bits() == other.to_bits()
     }
+    fn small(x: u8) -> Self {
+        Self::from(x)
+    }
 }
 
 impl RefSample for f32 {
@@ -182,6 +190,9 @@ impl RefSample for f32 {
     }
     fn same(self, other: Self) -> bool {
         self.to_bits() == other.to_bits()
+    }
+    fn small(x: u8) -> Self {
+        Self::from(x)
     }
 }
 
@@ -459,7 +470,10 @@ fn bisect(cmp_at: &impl Fn(u64) -> Ordering) -> u64 {
 fn approximate_bits(magnitude: &BigUint, divisor: u64, scale: u32) -> u64 {
     let bits = magnitude.bits();
     let (top, exp) = if bits > 64 {
-        ((magnitude >> (bits - 64)).to_u64().unwrap(), (bits - 64) as i64)
+        (
+            (magnitude >> (bits - 64)).to_u64().unwrap(),
+            (bits - 64) as i64,
+        )
     } else {
         (magnitude.to_u64().unwrap(), 0)
     };
@@ -583,16 +597,28 @@ pub fn check_all_reads<T: RefSample, M: mavg::MovingAverage<T>>(
         ))
     };
     if m.window() != model.window() {
-        return fail("window()", m.window().to_string(), model.window().to_string());
+        return fail(
+            "window()",
+            m.window().to_string(),
+            model.window().to_string(),
+        );
     }
     if m.len() != model.len() {
         return fail("len()", m.len().to_string(), model.len().to_string());
     }
     if m.is_empty() != model.is_empty() {
-        return fail("is_empty()", m.is_empty().to_string(), model.is_empty().to_string());
+        return fail(
+            "is_empty()",
+            m.is_empty().to_string(),
+            model.is_empty().to_string(),
+        );
     }
     if m.is_full() != model.is_full() {
-        return fail("is_full()", m.is_full().to_string(), model.is_full().to_string());
+        return fail(
+            "is_full()",
+            m.is_full().to_string(),
+            model.is_full().to_string(),
+        );
     }
     let total = Total::of(&items);
     let sum = total.expected_sum(T::IS_FLOAT);

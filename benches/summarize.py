@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""Summarize one criterion run of the mavg benchmarks as markdown tables and SVG charts.
+
+Reads the median of every benchmark from criterion's output,
+``target/criterion/<group>/<function>/<value>/<baseline>/estimates.json`` (with the names
+from ``benchmark.json`` beside it), and prints to stdout:
+
+* the headline table (the target ratios),
+* one table per single-thread group (median ns per operation, implementation x window),
+* the thread-scaling tables (total Mops/s, implementation x thread count),
+
+and writes ``push_threads.svg`` and ``mixed_threads.svg`` (total throughput vs threads) into
+the image directory. All ratios come from the same baseline directory, that is from one run.
+
+Usage (from the crate root, after ``cargo bench``)::
+
+    python3 benches/summarize.py                      # the latest run ("new")
+    python3 benches/summarize.py --baseline before    # a run saved with --save-baseline before
+    python3 benches/summarize.py --svg-dir notes/img  # also write the charts there
+
+Only the Python standard library is used.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+
+WINDOWS = ["16", "1024", "1000000"]
+THREADS = ["1", "2", "4", "8"]
+# Row order of the single-thread tables: the crate first, then the peers.
+IMPLS = [
+    "RingAverage",
+    "MutexAverage",
+    "ShardedAverage",
+    "SingleSumSMA",
+    "SumTreeSMA",
+    "movavg",
+    "ta",
+    "yata",
+    "Mutex<VecDeque>",
+]
+# Peers whose running sum drifts (candidates for target (a)).
+DRIFTING = ["SingleSumSMA", "ta", "yata"]
+SHARED = ["MutexAverage", "ShardedAverage", "fetch_add"]
+
+
+def load(root, baseline):
+    """{(group_id, function_id, value_str): median ns per iteration}."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        if os.path.basename(dirpath) != baseline or "estimates.json" not in files:
+            continue
+        with open(os.path.join(dirpath, "benchmark.json")) as f:
+            meta = json.load(f)
+        with open(os.path.join(dirpath, "estimates.json")) as f:
+            est = json.load(f)
+        key = (meta["group_id"], meta["function_id"], meta.get("value_str"))
+        out[key] = est["median"]["point_estimate"]
+    return out
+
+
+def fmt_ns(ns):
+    if ns is None:
+        return "–"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    if ns >= 100:
+        return f"{ns:.0f} ns"
+    if ns >= 10:
+        return f"{ns:.1f} ns"
+    return f"{ns:.2f} ns"
+
+
+def mops(data, group, impl, threads):
+    """Total throughput in Mops/s: each iteration is `threads` operations (one per thread)."""
+    ns = data.get((group, impl, threads))
+    return None if ns is None else int(threads) / ns * 1e3
+
+
+def ratio(a, b):
+    return None if a is None or b is None else a / b
+
+
+def fmt_ratio(r):
+    return "–" if r is None else f"{r:.2f}x"
+
+
+def single_tables(data):
+    lines = []
+    for op in ["add", "add_read", "read"]:
+        for ty in ["f64", "i64"]:
+            group = f"{op}/{ty}"
+            rows = [i for i in IMPLS if any((group, i, w) in data for w in WINDOWS)]
+            if not rows:
+                continue
+            lines.append(f"#### `{group}` (median time per operation)\n")
+            lines.append("| implementation | N = 16 | N = 1024 | N = 1,000,000 |")
+            lines.append("| --- | ---: | ---: | ---: |")
+            for impl in rows:
+                cells = [fmt_ns(data.get((group, impl, w))) for w in WINDOWS]
+                lines.append(f"| {impl} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return lines
+
+
+def thread_tables(data):
+    lines = []
+    for group in ["push/threads", "mixed/threads"]:
+        lines.append(f"#### `{group}` (total Mops/s, all threads together; median)\n")
+        lines.append("| implementation | 1 thread | 2 threads | 4 threads | 8 threads |")
+        lines.append("| --- | ---: | ---: | ---: | ---: |")
+        for impl in SHARED:
+            cells = []
+            for t in THREADS:
+                m = mops(data, group, impl, t)
+                cells.append("–" if m is None else f"{m:.1f}")
+            lines.append(f"| {impl} | " + " | ".join(cells) + " |")
+        cells = []
+        for t in THREADS:
+            cells.append(
+                fmt_ratio(
+                    ratio(mops(data, group, "ShardedAverage", t), mops(data, group, "MutexAverage", t))
+                )
+            )
+        lines.append("| *Sharded / Mutex* | " + " | ".join(cells) + " |")
+        cells = []
+        for t in THREADS:
+            cells.append(
+                fmt_ratio(
+                    ratio(mops(data, group, "ShardedAverage", t), mops(data, group, "fetch_add", t))
+                )
+            )
+        lines.append("| *Sharded / fetch_add* | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def headline(data):
+    g = data.get
+    lines = ["| target | measured (medians, one run) | ratio | goal | met? |",
+             "| --- | --- | ---: | --- | --- |"]
+
+    # (a) single-thread add+read, f64, N = 1024: RingAverage vs the fastest drifting peer.
+    ring = g(("add_read/f64", "RingAverage", "1024"))
+    peers = {p: g(("add_read/f64", p, "1024")) for p in DRIFTING}
+    peers = {p: v for p, v in peers.items() if v is not None}
+    if ring is not None and peers:
+        best = min(peers, key=peers.get)
+        r = ring / peers[best]
+        lines.append(
+            f"| (a) add+read f64, N = 1024, one thread | RingAverage {fmt_ns(ring)}, "
+            f"fastest drifting peer ({best}) {fmt_ns(peers[best])} | {r:.2f}x the peer's time "
+            f"| report (exact vs drifting) | – |"
+        )
+
+    # (b) two threads adding.
+    sh = mops(data, "push/threads", "ShardedAverage", "2")
+    mu = mops(data, "push/threads", "MutexAverage", "2")
+    fa = mops(data, "push/threads", "fetch_add", "2")
+    if None not in (sh, mu, fa):
+        r1, r2 = sh / mu, sh / fa
+        lines.append(
+            f"| (b) 2 threads adding: ShardedAverage vs MutexAverage | {sh:.1f} vs {mu:.1f} Mops/s "
+            f"| {r1:.2f}x | >= 5x | {'yes' if r1 >= 5 else 'no'} |"
+        )
+        lines.append(
+            f"| (b) 2 threads adding: ShardedAverage vs bare fetch_add | {sh:.1f} vs {fa:.1f} Mops/s "
+            f"| {r2:.2f}x | >= 0.5x | {'yes' if r2 >= 0.5 else 'no'} |"
+        )
+
+    # (c) one thread: ShardedAverage add vs RingAverage add (f64, N = 1024).
+    for ty in ["f64", "i64"]:
+        s = g((f"add/{ty}", "ShardedAverage", "1024"))
+        rr = g((f"add/{ty}", "RingAverage", "1024"))
+        if None not in (s, rr):
+            r = s / rr
+            lines.append(
+                f"| (c) one thread, add {ty}, N = 1024: ShardedAverage vs RingAverage | "
+                f"{fmt_ns(s)} vs {fmt_ns(rr)} | {r:.2f}x | <= 8x | {'yes' if r <= 8 else 'no'} |"
+            )
+
+    # (d) ShardedAverage read at N = 1e6 vs N = 1024.
+    for ty in ["f64", "i64"]:
+        big = g((f"read/{ty}", "ShardedAverage", "1000000"))
+        small = g((f"read/{ty}", "ShardedAverage", "1024"))
+        if None not in (big, small):
+            r = big / small
+            lines.append(
+                f"| (d) ShardedAverage read {ty}: N = 1,000,000 vs N = 1024 | "
+                f"{fmt_ns(big)} vs {fmt_ns(small)} | {r:.2f}x | <= 2x | {'yes' if r <= 2 else 'no'} |"
+            )
+    lines.append("")
+    return lines
+
+
+def svg_chart(data, group, title, path):
+    """A line chart of total throughput vs thread count, written by hand."""
+    colors = {"MutexAverage": "#d62728", "ShardedAverage": "#1f77b4", "fetch_add": "#7f7f7f"}
+    labels = {
+        "MutexAverage": "MutexAverage",
+        "ShardedAverage": "ShardedAverage",
+        "fetch_add": "bare AtomicU64::fetch_add (floor)",
+    }
+    series = {i: [mops(data, group, i, t) for t in THREADS] for i in SHARED}
+    values = [v for s in series.values() for v in s if v is not None]
+    if not values:
+        return False
+    w, h = 640, 400
+    left, right, top, bottom = 70, 30, 50, 60
+    pw, ph = w - left - right, h - top - bottom
+    # A round y maximum with 5 to 10 gridlines.
+    vmax = max(values) * 1.1
+    step = 10 ** math.floor(math.log10(vmax / 5))
+    for mult in (1, 2, 5, 10):
+        if vmax / (step * mult) <= 8:
+            step *= mult
+            break
+    ymax = step * math.ceil(vmax / step)
+
+    def x(i):
+        return left + pw * i / (len(THREADS) - 1)
+
+    def y(v):
+        return top + ph * (1 - v / ymax)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{w}" height="{h}" fill="white"/>',
+        f'<text x="{w / 2}" y="24" text-anchor="middle" font-size="15">{title}</text>',
+    ]
+    tick = 0.0
+    while tick <= ymax + 1e-9:
+        yy = y(tick)
+        out.append(f'<line x1="{left}" y1="{yy:.1f}" x2="{w - right}" y2="{yy:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 8}" y="{yy + 4:.1f}" text-anchor="end">{tick:g}</text>')
+        tick += step
+    for i, t in enumerate(THREADS):
+        out.append(f'<line x1="{x(i):.1f}" y1="{top}" x2="{x(i):.1f}" y2="{top + ph}" stroke="#eee"/>')
+        out.append(f'<text x="{x(i):.1f}" y="{top + ph + 18}" text-anchor="middle">{t}</text>')
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
+    out.append(
+        f'<text x="{left + pw / 2}" y="{h - 18}" text-anchor="middle">threads '
+        f'(2 cores: 4 and 8 are oversubscribed)</text>'
+    )
+    out.append(
+        f'<text x="18" y="{top + ph / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 18 {top + ph / 2})">total Mops/s (median)</text>'
+    )
+    for impl, vals in series.items():
+        pts = [(x(i), y(v)) for i, v in enumerate(vals) if v is not None]
+        dash = ' stroke-dasharray="6 4"' if impl == "fetch_add" else ""
+        out.append(
+            f'<polyline fill="none" stroke="{colors[impl]}" stroke-width="2.5"{dash} points="'
+            + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
+            + '"/>'
+        )
+        for (a, b), v in zip(pts, [v for v in vals if v is not None]):
+            out.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{colors[impl]}"/>')
+            out.append(
+                f'<text x="{a + 6:.1f}" y="{b - 6:.1f}" fill="{colors[impl]}" font-size="11">{v:.0f}</text>'
+            )
+    lx, ly = left + 12, top + 16
+    for k, impl in enumerate(SHARED):
+        yy = ly + 18 * k
+        dash = ' stroke-dasharray="6 4"' if impl == "fetch_add" else ""
+        out.append(
+            f'<line x1="{lx}" y1="{yy}" x2="{lx + 24}" y2="{yy}" stroke="{colors[impl]}" '
+            f'stroke-width="2.5"{dash}/>'
+        )
+        out.append(f'<text x="{lx + 30}" y="{yy + 4}">{labels[impl]}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--criterion-dir", default="target/criterion")
+    ap.add_argument("--baseline", default="new", help="criterion baseline directory name")
+    ap.add_argument("--svg-dir", default=None, help="write the scaling charts here")
+    args = ap.parse_args()
+
+    data = load(args.criterion_dir, args.baseline)
+    if not data:
+        sys.exit(f"no estimates under {args.criterion_dir}/**/{args.baseline}/")
+
+    print("### Headline\n")
+    print("\n".join(headline(data)))
+    print("### Single thread\n")
+    print("\n".join(single_tables(data)))
+    print("### Threads\n")
+    print("\n".join(thread_tables(data)))
+
+    if args.svg_dir:
+        os.makedirs(args.svg_dir, exist_ok=True)
+        for group, name, title in [
+            ("push/threads", "push_threads.svg", "Adds from several threads, window 1024 f64"),
+            ("mixed/threads", "mixed_threads.svg", "Adds with 1% reads, window 1024 f64"),
+        ]:
+            if svg_chart(data, group, title, os.path.join(args.svg_dir, name)):
+                print(f"<!-- wrote {os.path.join(args.svg_dir, name)} -->")
+
+
+if __name__ == "__main__":
+    main()

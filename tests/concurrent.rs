@@ -1,0 +1,666 @@
+//! Multi-threaded tests of the shared implementations, `MutexAverage` and `ShardedAverage`.
+//!
+//! Every thread adds a distinct, recognisable sequence: the value encodes the thread and the
+//! index of the add within the thread. Once adds stop, the contract (`src/traits.rs`) says the
+//! window is the last `N` adds of one total order consistent with each thread's order, shown in
+//! that order; so the tests check, from `to_vec()` alone:
+//!
+//! * every element is one that was added, at most once;
+//! * each thread's elements appear in increasing index order;
+//! * each thread's elements form a suffix of its sequence (contiguous, ending with its last
+//!   add), which, with the per-thread order, is exactly "the last `N` of some interleaving";
+//! * when `N` is at least the number of adds, the window is a permutation of all of them;
+//! * `len`, `sum`, `average`, `oldest`, `newest` and `get` agree with the reference model over
+//!   those elements (sums exact, averages correctly rounded).
+//!
+//! Reads that run during adds are checked against what each implementation documents:
+//! `MutexAverage` reads are linearizable; `ShardedAverage` reads are exact over a set of
+//! elements each of which was in the window during the read.
+
+mod reference;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Barrier;
+
+use mavg::{MovingAverage, MutexAverage, ShardedAverage, SharedMovingAverage};
+use rayon::prelude::*;
+use reference::*;
+
+const MIRI: bool = cfg!(miri);
+
+// ---------------------------------------------------------------------------------------------
+// Recognisable values
+// ---------------------------------------------------------------------------------------------
+
+/// Sample types whose values encode `(thread, index)`.
+trait Tagged: RefSample {
+    fn tag(thread: usize, index: usize) -> Self;
+    /// `(thread, index)` if `self` is a value `tag` produces.
+    fn untag(self) -> Option<(usize, usize)>;
+}
+
+const SPREAD: usize = 1_000_000;
+
+/// Non-integral, of both signs: thread `t` adds `±(t * 10^6 + i + 0.5)`.
+impl Tagged for f64 {
+    fn tag(t: usize, i: usize) -> f64 {
+        let x = (t * SPREAD + i) as f64 + 0.5;
+        if t % 2 == 1 {
+            -x
+        } else {
+            x
+        }
+    }
+
+    fn untag(self) -> Option<(usize, usize)> {
+        let a = self.abs() - 0.5;
+        if !(0.0..1e15).contains(&a) || a.fract() != 0.0 {
+            return None;
+        }
+        let k = a as usize;
+        let (t, i) = (k / SPREAD, k % SPREAD);
+        (Self::tag(t, i).to_bits() == self.to_bits()).then_some((t, i))
+    }
+}
+
+/// Large, of both signs, so that window sums leave `i64`'s range.
+impl Tagged for i64 {
+    fn tag(t: usize, i: usize) -> i64 {
+        let x = (t * SPREAD + i) as i64 * 1_000_000_007 + 3;
+        if t % 2 == 1 {
+            -x
+        } else {
+            x
+        }
+    }
+
+    fn untag(self) -> Option<(usize, usize)> {
+        let a = self.unsigned_abs().checked_sub(3)?;
+        if a % 1_000_000_007 != 0 {
+            return None;
+        }
+        let k = (a / 1_000_000_007) as usize;
+        let (t, i) = (k / SPREAD, k % SPREAD);
+        (Self::tag(t, i) == self).then_some((t, i))
+    }
+}
+
+impl Tagged for u32 {
+    fn tag(t: usize, i: usize) -> u32 {
+        u32::try_from(t * SPREAD + i).unwrap()
+    }
+
+    fn untag(self) -> Option<(usize, usize)> {
+        let k = self as usize;
+        Some((k / SPREAD, k % SPREAD))
+    }
+}
+
+fn value_range<T: Tagged>(threads: usize, per_thread: usize) -> (f64, f64) {
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for t in 0..threads {
+        for i in [0, per_thread - 1] {
+            let x = sample_as_f64(T::tag(t, i));
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+    }
+    (lo, hi)
+}
+
+/// The exact value of a finite sample, correctly rounded to `f64`.
+fn sample_as_f64<T: RefSample>(x: T) -> f64 {
+    match x.exact() {
+        Exact::Finite(v) => round_exact(&v, 1, T::SCALE),
+        _ => unreachable!(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The check at quiescence
+// ---------------------------------------------------------------------------------------------
+
+/// Checks `m` after `pushed[t]` adds from each thread `t` (sequence `tag(t, 0..pushed[t])`),
+/// all finished, with no clear.
+fn check_quiescent<T: Tagged, M: SharedMovingAverage<T>>(
+    name: &str,
+    m: &M,
+    pushed: &[usize],
+) -> Result<(), String> {
+    let window = m.window();
+    let total: usize = pushed.iter().sum();
+    let v = m.to_vec();
+    let ctx = |e: String| format!("{name} {} window {window}, pushed {pushed:?}: {e}", T::NAME);
+    if v.len() != window.min(total) {
+        return Err(ctx(format!("to_vec() has {} elements", v.len())));
+    }
+    if m.len() != v.len() {
+        return Err(ctx(format!(
+            "len() {} != to_vec().len() {}",
+            m.len(),
+            v.len()
+        )));
+    }
+    let mut per_thread: Vec<Vec<usize>> = vec![Vec::new(); pushed.len()];
+    for &x in &v {
+        match x.untag() {
+            Some((t, i)) if t < pushed.len() && i < pushed[t] => per_thread[t].push(i),
+            _ => return Err(ctx(format!("{x:?} was never added"))),
+        }
+    }
+    for (t, indices) in per_thread.iter().enumerate() {
+        // A suffix, in order: exactly pushed[t] - k .. pushed[t].
+        let k = indices.len();
+        let suffix: Vec<usize> = (pushed[t] - k..pushed[t]).collect();
+        if *indices != suffix {
+            return Err(ctx(format!(
+                "thread {t}'s elements are not an in-order suffix of its adds: {}",
+                abbreviate(indices)
+            )));
+        }
+    }
+    if window >= total && per_thread.iter().zip(pushed).any(|(ix, &p)| ix.len() != p) {
+        return Err(ctx("the window must hold every add".into()));
+    }
+    // The reads agree with each other and with the exact reference over the elements.
+    let mut model = Model::new(window);
+    v.iter().for_each(|&x| model.push(x));
+    check_all_reads(m, &model).map_err(ctx)
+}
+
+/// Adds `tag(t, 0..per_thread)` from `threads` scoped threads at once, yielding now and then
+/// so that the threads interleave even on few cores.
+fn push_from_threads<T: Tagged, M: SharedMovingAverage<T>>(
+    m: &M,
+    threads: std::ops::Range<usize>,
+    per_thread: usize,
+) {
+    let barrier = Barrier::new(threads.len());
+    std::thread::scope(|s| {
+        for t in threads {
+            let barrier = &barrier;
+            s.spawn(move || {
+                barrier.wait();
+                for i in 0..per_thread {
+                    m.push(T::tag(t, i));
+                    if i % 97 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn per_thread_adds() -> usize {
+    if MIRI {
+        20
+    } else {
+        2_000
+    }
+}
+
+fn stress_threads<T: Tagged, M: SharedMovingAverage<T>>(name: &str) {
+    let p = per_thread_adds();
+    let configs: &[(usize, &[usize])] = if MIRI {
+        &[(2, &[1, 7, 40]), (3, &[64])]
+    } else {
+        &[
+            (2, &[1, 64, 129, 4_000]),
+            (4, &[7, 192, 1_000, 8_010]),
+            (8, &[3, 65, 256, 16_000]),
+        ]
+    };
+    for &(threads, windows) in configs {
+        for &w in windows {
+            let m = M::with_window(w).unwrap();
+            push_from_threads::<T, M>(&m, 0..threads, p);
+            check_quiescent(name, &m, &vec![p; threads]).unwrap();
+            // A second round on the same moving average, from new threads (for
+            // ShardedAverage, they take over the shards of the threads that exited).
+            push_from_threads::<T, M>(&m, threads..2 * threads, p / 2);
+            let pushed: Vec<usize> = (0..2 * threads)
+                .map(|t| if t < threads { p } else { p / 2 })
+                .collect();
+            check_quiescent(name, &m, &pushed).unwrap();
+        }
+    }
+}
+
+#[test]
+fn scoped_threads_mutex() {
+    stress_threads::<f64, MutexAverage<f64>>("MutexAverage");
+    stress_threads::<i64, MutexAverage<i64>>("MutexAverage");
+    stress_threads::<u32, MutexAverage<u32>>("MutexAverage");
+}
+
+#[test]
+fn scoped_threads_sharded() {
+    stress_threads::<f64, ShardedAverage<f64>>("ShardedAverage");
+    stress_threads::<i64, ShardedAverage<i64>>("ShardedAverage");
+    stress_threads::<u32, ShardedAverage<u32>>("ShardedAverage");
+}
+
+/// The same through a rayon pool with more threads than cores: each task is one "thread" of
+/// the check (a task runs start to finish on one worker).
+fn stress_rayon<T: Tagged, M: SharedMovingAverage<T>>(name: &str) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(if MIRI { 2 } else { 8 })
+        .build()
+        .unwrap();
+    let tasks = if MIRI { 3 } else { 12 };
+    let p = per_thread_adds();
+    for w in [1, 64, 191, 1_000, tasks * p] {
+        let m = M::with_window(w).unwrap();
+        pool.install(|| {
+            (0..tasks).into_par_iter().for_each(|t| {
+                for i in 0..p {
+                    m.push(T::tag(t, i));
+                }
+            })
+        });
+        check_quiescent(name, &m, &vec![p; tasks]).unwrap();
+    }
+}
+
+#[test]
+fn rayon_mutex() {
+    stress_rayon::<f64, MutexAverage<f64>>("MutexAverage");
+    stress_rayon::<i64, MutexAverage<i64>>("MutexAverage");
+    stress_rayon::<u32, MutexAverage<u32>>("MutexAverage");
+}
+
+#[test]
+fn rayon_sharded() {
+    stress_rayon::<f64, ShardedAverage<f64>>("ShardedAverage");
+    stress_rayon::<i64, ShardedAverage<i64>>("ShardedAverage");
+    stress_rayon::<u32, ShardedAverage<u32>>("ShardedAverage");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads during adds
+// ---------------------------------------------------------------------------------------------
+
+/// While `writers` threads add, `readers` threads read continuously and check what holds for
+/// any set of elements that were in the window: the average is never NaN and lies within the
+/// smallest and largest value added, the length and `to_vec()` stay within the window, every
+/// element read is one that was added, and each thread's elements are in its order.
+fn reads_during_adds<T: Tagged, M: SharedMovingAverage<T>>(
+    name: &str,
+    window: usize,
+    writers: usize,
+    readers: usize,
+) {
+    let p = if MIRI { 30 } else { 20_000 };
+    let m = M::with_window(window).unwrap();
+    let (lo, hi) = value_range::<T>(writers, p);
+    let running = AtomicUsize::new(writers);
+    let reads = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..writers {
+            let (m, running) = (&m, &running);
+            s.spawn(move || {
+                for i in 0..p {
+                    m.push(T::tag(t, i));
+                }
+                running.fetch_sub(1, SeqCst);
+            });
+        }
+        for r in 0..readers {
+            let (m, running, reads) = (&m, &running, &reads);
+            s.spawn(move || loop {
+                let last = running.load(SeqCst) == 0;
+                if let Some(a) = m.average() {
+                    assert!(!a.is_nan(), "{name}: NaN average");
+                    assert!(
+                        lo <= a && a <= hi,
+                        "{name}: average {a} outside [{lo}, {hi}]"
+                    );
+                }
+                assert!(m.len() <= window, "{name}: len {} > {window}", m.len());
+                let sum = T::sum_value(m.sum());
+                if let SumValue::Float(f) = sum {
+                    assert!(f.is_finite(), "{name}: sum {f}");
+                }
+                if r % 2 == 0 {
+                    let v = m.to_vec();
+                    assert!(v.len() <= window, "{name}: to_vec has {} elements", v.len());
+                    let mut next = vec![0usize; writers];
+                    for x in v {
+                        let (t, i) = x
+                            .untag()
+                            .filter(|&(t, i)| t < writers && i < p)
+                            .unwrap_or_else(|| panic!("{name}: {x:?} was never added"));
+                        assert!(i >= next[t], "{name}: thread {t}'s elements out of order");
+                        next[t] = i + 1;
+                    }
+                } else {
+                    for x in [m.oldest(), m.newest(), m.get(0), m.get(window / 2)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        assert!(
+                            x.untag().is_some_and(|(t, i)| t < writers && i < p),
+                            "{name}: {x:?} was never added"
+                        );
+                    }
+                }
+                reads.fetch_add(1, SeqCst);
+                if last {
+                    break;
+                }
+            });
+        }
+    });
+    assert!(reads.load(SeqCst) >= readers);
+    check_quiescent(name, &m, &vec![p; writers]).unwrap();
+}
+
+#[test]
+fn reads_during_adds_sharded() {
+    for (w, writers, readers) in [
+        (1, 2, 1),
+        (64, 3, 2),
+        (100, 2, 2),
+        (193, 6, 2),
+        (1000, 4, 4),
+    ] {
+        reads_during_adds::<f64, ShardedAverage<f64>>("ShardedAverage", w, writers, readers);
+        reads_during_adds::<i64, ShardedAverage<i64>>("ShardedAverage", w, writers, readers);
+        reads_during_adds::<u32, ShardedAverage<u32>>("ShardedAverage", w, writers, readers);
+    }
+}
+
+#[test]
+fn reads_during_adds_mutex() {
+    for (w, writers, readers) in [(1, 2, 1), (64, 3, 2), (1000, 4, 4)] {
+        reads_during_adds::<f64, MutexAverage<f64>>("MutexAverage", w, writers, readers);
+        reads_during_adds::<i64, MutexAverage<i64>>("MutexAverage", w, writers, readers);
+    }
+}
+
+/// Bit `b` of a `u64` window sum stands for one element; each writer uses its own 30 bits,
+/// cyclically: writer `t`'s add `i` is `2^(32 t + i % 30)`. A window of at most 30 elements
+/// holds distinct bits, so the exact `u64` sum tells exactly which elements a read summed.
+fn bit_of(t: usize, i: usize) -> u64 {
+    1 << (32 * t + i % 30)
+}
+
+/// Whether the set bits of the 30-bit `mask` form one cyclic run.
+fn is_cyclic_run(mask: u64) -> bool {
+    let k = mask.count_ones();
+    if k == 0 || k == 30 {
+        return true;
+    }
+    (0..30).any(|start| {
+        let run = (0..k).fold(0u64, |acc, j| acc | 1 << ((start + j) % 30));
+        run == mask
+    })
+}
+
+/// For `ShardedAverage`, a read is exact over the elements that were in the window when it
+/// loaded the ticket counter, less those whose add had drawn its ticket but not published
+/// yet: at most one per writer, and always that writer's newest. So after every writer has
+/// added more than `N` elements, each read's sum is made of one contiguous run per writer, and
+/// `N - writers <= count <= N`. For `MutexAverage` (linearizable) the count is exactly `N`.
+fn sums_during_adds_are_exact<M: SharedMovingAverage<u64>>(
+    name: &str,
+    window: usize,
+    writers: usize,
+    slack: usize,
+) {
+    assert!(window <= 30 && writers <= 2);
+    let p = if MIRI { 80 } else { 100_000 };
+    let m = M::with_window(window).unwrap();
+    let started = AtomicUsize::new(0);
+    let mut checked = 0usize;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..writers)
+            .map(|t| {
+                let (m, started) = (&m, &started);
+                s.spawn(move || {
+                    for i in 0..window + 1 {
+                        m.push(bit_of(t, i));
+                    }
+                    started.fetch_add(1, SeqCst);
+                    for i in window + 1..p {
+                        m.push(bit_of(t, i));
+                    }
+                })
+            })
+            .collect();
+        while started.load(SeqCst) < writers {
+            std::hint::spin_loop();
+        }
+        while !handles.iter().all(|h| h.is_finished()) {
+            let sum = m.sum();
+            let bits = u64::try_from(sum).unwrap();
+            let count = bits.count_ones() as usize;
+            assert!(
+                count <= window && count + slack >= window,
+                "{name}: a read summed {count} elements of a full window of {window}: {bits:#x}"
+            );
+            for t in 0..writers {
+                let mask = (bits >> (32 * t)) & ((1 << 30) - 1);
+                assert!(
+                    is_cyclic_run(mask),
+                    "{name}: writer {t}'s elements in one read are not contiguous: {mask:#032b}"
+                );
+            }
+            checked += 1;
+        }
+    });
+    assert!(checked > 0);
+    // Quiescent: exactly the last `window` adds of some interleaving.
+    let v = m.to_vec();
+    assert_eq!(v.len(), window);
+    assert_eq!(m.sum(), v.iter().map(|&x| x as i128).sum::<i128>());
+}
+
+#[test]
+fn sharded_sums_during_adds_cover_elements_in_the_window() {
+    for w in [1, 2, 5, 17, 30] {
+        sums_during_adds_are_exact::<ShardedAverage<u64>>("ShardedAverage", w, 1, 1);
+        sums_during_adds_are_exact::<ShardedAverage<u64>>("ShardedAverage", w, 2, 2);
+    }
+}
+
+#[test]
+fn mutex_sums_during_adds_are_linearizable() {
+    for w in [1, 5, 30] {
+        sums_during_adds_are_exact::<MutexAverage<u64>>("MutexAverage", w, 1, 0);
+        sums_during_adds_are_exact::<MutexAverage<u64>>("MutexAverage", w, 2, 0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shard reuse
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn shards_are_reused_by_threads_that_come_and_go() {
+    let w = 300;
+    let m = ShardedAverage::<i64>::new(w).unwrap();
+    assert_eq!(m.shard_count(), 1, "one shard is allocated up front");
+    let mut model = Model::new(w);
+    let rounds = if MIRI { 4 } else { 50 };
+    // Sequential short-lived threads, each joined (so its thread-locals, and with them its
+    // claim on the shard, are gone) before the next starts: they all share the one shard.
+    for t in 0..rounds {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..37 {
+                    m.push(i64::tag(t, i));
+                }
+            })
+            .join()
+            .unwrap();
+        });
+        (0..37).for_each(|i| model.push(i64::tag(t, i)));
+        assert_eq!(m.shard_count(), 1, "after thread {t}");
+        // Adds that do not overlap in time: exactly what RingAverage would hold.
+        check_all_reads(&m, &model).unwrap();
+    }
+    // Batches of four concurrent threads: never more than four shards.
+    for round in 0..rounds / 5 {
+        let barrier = Barrier::new(4);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let (m, barrier) = (&m, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        for i in 0..100 {
+                            m.push(i64::tag(100 + 4 * round + t, i));
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().for_each(|h| h.join().unwrap());
+        });
+        assert!(
+            m.shard_count() <= 4,
+            "{} shards after round {round}",
+            m.shard_count()
+        );
+        let pushed: Vec<usize> = (0..100 + 4 * round + 4)
+            .map(|t| if t >= 100 + 4 * round { 100 } else { 0 })
+            .collect();
+        // The window (300) holds only this round's 400 adds' last 300.
+        check_quiescent("ShardedAverage", &m, &pushed).unwrap();
+    }
+    // Reserved shards are used before any is added.
+    let m = ShardedAverage::<u32>::with_shards(64, 3).unwrap();
+    for t in 0..rounds {
+        std::thread::scope(|s| s.spawn(|| m.push(t as u32)).join().unwrap());
+        assert_eq!(m.shard_count(), 3);
+    }
+    assert_eq!(m.len(), rounds.min(64));
+    assert_eq!(m.newest(), Some(rounds as u32 - 1));
+}
+
+#[test]
+fn shards_stay_bounded_under_a_rayon_pool() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    let m = ShardedAverage::<u32>::new(500).unwrap();
+    for round in 0..if MIRI { 2 } else { 20 } {
+        pool.install(|| {
+            (0..16usize).into_par_iter().for_each(|t| {
+                for i in 0..50 {
+                    m.push(u32::tag(16 * round + t, i));
+                }
+            })
+        });
+        assert!(m.shard_count() <= 4, "{} shards", m.shard_count());
+    }
+}
+
+#[test]
+fn many_averages_from_long_lived_threads() {
+    // Pool threads keep leases on averages that are dropped; new averages must not be
+    // confused with them.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    for k in 0..if MIRI { 3 } else { 200 } {
+        let m = ShardedAverage::<i64>::new(1 + k % 70).unwrap();
+        let m2 = MutexAverage::<i64>::new(1 + k % 70).unwrap();
+        pool.install(|| {
+            (0..6usize).into_par_iter().for_each(|t| {
+                for i in 0..30 {
+                    m.push(i64::tag(t, i));
+                    m2.push(i64::tag(t, i));
+                }
+            })
+        });
+        check_quiescent("ShardedAverage", &m, &[30; 6]).unwrap();
+        check_quiescent("MutexAverage", &m2, &[30; 6]).unwrap();
+        assert!(m.shard_count() <= 3);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// clear() during adds
+// ---------------------------------------------------------------------------------------------
+
+/// "Removes every element added before the call; adds that run concurrently with it may or
+/// may not be removed." Each writer announces an add before it starts and after it returns;
+/// the clearing thread notes which adds had returned before it called `clear()` and which had
+/// not started when `clear()` returned. At quiescence (window larger than every add), the
+/// former must be gone and the latter all present.
+fn clear_during_adds<T: Tagged, M: SharedMovingAverage<T>>(name: &str) {
+    let writers = 3;
+    let p = if MIRI { 40 } else { 6_000 };
+    for round in 0..if MIRI { 1 } else { 6 } {
+        let m = M::with_window(writers * p + 5).unwrap();
+        let started: Vec<AtomicUsize> = (0..writers).map(|_| AtomicUsize::new(0)).collect();
+        let done: Vec<AtomicUsize> = (0..writers).map(|_| AtomicUsize::new(0)).collect();
+        let barrier = Barrier::new(writers);
+        let (before, after) = std::thread::scope(|s| {
+            for t in 0..writers {
+                let (m, started, done, barrier) = (&m, &started, &done, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    for i in 0..p {
+                        started[t].store(i + 1, SeqCst);
+                        m.push(T::tag(t, i));
+                        done[t].store(i + 1, SeqCst);
+                        if i % 31 == 0 {
+                            // Interleave the writers even on few cores.
+                            std::thread::yield_now();
+                        }
+                    }
+                });
+            }
+            // Clear somewhere in the middle of the adds.
+            let threshold = (round + 1) * writers * p / 8;
+            while done.iter().map(|d| d.load(SeqCst)).sum::<usize>() < threshold {
+                std::thread::yield_now();
+            }
+            let before: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+            SharedMovingAverage::clear(&m);
+            let after: Vec<usize> = started.iter().map(|d| d.load(SeqCst)).collect();
+            (before, after)
+        });
+        let v = m.to_vec();
+        let mut present = vec![vec![false; p]; writers];
+        let mut next = vec![0usize; writers];
+        for &x in &v {
+            let (t, i) = x.untag().filter(|&(t, i)| t < writers && i < p).unwrap();
+            assert!(
+                i >= before[t],
+                "{name}: thread {t}'s add {i} returned before clear() was called but survived it"
+            );
+            assert!(i >= next[t], "{name}: thread {t}'s elements out of order");
+            next[t] = i + 1;
+            present[t][i] = true;
+        }
+        for t in 0..writers {
+            let a = after[t];
+            if let Some(i) = (a..p).find(|&i| !present[t][i]) {
+                panic!("{name}: thread {t}'s add {i} started after clear() returned but is gone");
+            }
+        }
+        let mut model = Model::new(m.window());
+        v.iter().for_each(|&x| model.push(x));
+        check_all_reads(&m, &model).unwrap();
+    }
+}
+
+#[test]
+fn clear_during_adds_sharded() {
+    clear_during_adds::<f64, ShardedAverage<f64>>("ShardedAverage");
+    clear_during_adds::<i64, ShardedAverage<i64>>("ShardedAverage");
+    clear_during_adds::<u32, ShardedAverage<u32>>("ShardedAverage");
+}
+
+#[test]
+fn clear_during_adds_mutex() {
+    clear_during_adds::<f64, MutexAverage<f64>>("MutexAverage");
+    clear_during_adds::<i64, MutexAverage<i64>>("MutexAverage");
+}
