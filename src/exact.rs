@@ -85,6 +85,7 @@ pub(crate) fn round_float_limbs(limbs: &[i64], span: Span, bias: i32, n: u64) ->
     if span.lo > span.hi {
         return 0.0;
     }
+    // Digits: the span, one carry digit, one sign digit.
     debug_assert!(span.hi + 3 <= MAX_DIGITS);
     let mut digits = [0u32; MAX_DIGITS];
     let mut carry: i64 = 0;
@@ -102,6 +103,11 @@ pub(crate) fn round_float_limbs(limbs: &[i64], span: Span, bias: i32, n: u64) ->
     }
     let negative = carry == -1;
     if negative {
+        // The final carry of -1 stands for infinitely many one digits above `top`; one of them
+        // must take part in the negation, or a value of exactly -2^(32 (top + 1)), whose
+        // digits are all zero, would come out as zero.
+        top += 1;
+        digits[top] = u32::MAX;
         // Two's complement over the digit string: digits below the lowest nonzero one stay 0.
         let mut borrow = true;
         for d in &mut digits[span.lo..=top] {
@@ -146,5 +152,32 @@ pub(crate) fn int_mean(sum: i128, n: u64) -> f64 {
         sum as f64 / n as f64
     } else {
         div_round(sum < 0, sum.unsigned_abs(), 0, false, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(limbs: &[i64], hi: usize) -> f64 {
+        round_float_limbs(limbs, Span { lo: 0, hi }, 0, 1)
+    }
+
+    #[test]
+    fn negative_values_including_exact_powers_at_the_top_digit() {
+        assert_eq!(value(&[-5, 0, 0], 0), -5.0);
+        // All digits zero and a final carry of -1: exactly -2^32.
+        assert_eq!(value(&[-(1 << 32), 0, 0], 0), -4294967296.0);
+        assert_eq!(value(&[0, -(1 << 32), 0], 1), -18446744073709551616.0);
+        assert_eq!(value(&[-1, 1, 0], 1), 4294967295.0);
+        assert_eq!(value(&[1, -1, 0], 1), -4294967295.0);
+        assert_eq!(value(&[0, 0, 0], 2), 0.0);
+    }
+
+    #[test]
+    fn integer_limbs() {
+        assert_eq!(int_limbs_value(&[-1, 1]), (1 << 32) - 1);
+        assert_eq!(int_mean(i128::MAX / 2, 1 << 30), (i128::MAX / 2) as f64 / (1u64 << 30) as f64);
+        assert_eq!(int_mean(-7, 2), -3.5);
     }
 }
