@@ -4,7 +4,9 @@
 //! `average()`, the other 99 are adds), at 1, 2, 4 and 8 threads on a window of 1024 `f64`
 //! latencies, for [`MutexAverage`], [`ShardedAverage`] and, as the floor that any design giving
 //! adds one global order pays, a bare shared `AtomicU64::fetch_add` counter (in `mixed`, its
-//! reads are plain loads of the counter).
+//! reads are plain loads of the counter). A fourth row, `per_thread`, increments one
+//! cache-padded counter per thread: nothing is shared, so it is the ceiling, and it shows
+//! whether the threads actually ran in parallel on the shared machine during the run.
 //!
 //! # How it is timed
 //!
@@ -50,28 +52,29 @@ const READ_EVERY: u64 = 100;
 
 /// The implementations under test, as the worker threads see them.
 trait Shared: Sync {
-    fn add(&self, v: f64);
-    fn read(&self) -> f64;
+    /// Adds `v`; `thread` is the calling worker's index.
+    fn add(&self, thread: usize, v: f64);
+    fn read(&self, thread: usize) -> f64;
 }
 
 impl Shared for MutexAverage<f64> {
     #[inline]
-    fn add(&self, v: f64) {
+    fn add(&self, _: usize, v: f64) {
         SharedMovingAverage::push(self, v);
     }
     #[inline]
-    fn read(&self) -> f64 {
+    fn read(&self, _: usize) -> f64 {
         self.average().unwrap_or(0.0)
     }
 }
 
 impl Shared for ShardedAverage<f64> {
     #[inline]
-    fn add(&self, v: f64) {
+    fn add(&self, _: usize, v: f64) {
         self.push(v);
     }
     #[inline]
-    fn read(&self) -> f64 {
+    fn read(&self, _: usize) -> f64 {
         self.average().unwrap_or(0.0)
     }
 }
@@ -81,12 +84,39 @@ struct FetchAdd(CachePadded<AtomicU64>);
 
 impl Shared for FetchAdd {
     #[inline]
-    fn add(&self, _: f64) {
+    fn add(&self, _: usize, _: f64) {
         self.0.fetch_add(1, SeqCst);
     }
     #[inline]
-    fn read(&self) -> f64 {
+    fn read(&self, _: usize) -> f64 {
         self.0.load(SeqCst) as f64
+    }
+}
+
+/// The ceiling, and a check that the threads really ran in parallel: each thread increments
+/// its own cache-padded counter, so no cache line is written by two threads. Total throughput
+/// should grow with threads up to the number of free cores; if it does not, the machine was
+/// busy and the other rows at that thread count are not a contention measurement.
+struct PerThread(Vec<CachePadded<AtomicU64>>);
+
+impl PerThread {
+    fn new(threads: usize) -> Self {
+        PerThread(
+            (0..threads)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+        )
+    }
+}
+
+impl Shared for PerThread {
+    #[inline]
+    fn add(&self, thread: usize, _: f64) {
+        self.0[thread].fetch_add(1, SeqCst);
+    }
+    #[inline]
+    fn read(&self, thread: usize) -> f64 {
+        self.0[thread].load(SeqCst) as f64
     }
 }
 
@@ -109,15 +139,15 @@ fn run<S: Shared>(subject: &S, threads: usize, iters: u64, mixed: bool) -> Durat
                         until_read -= 1;
                         if until_read == 0 {
                             until_read = READ_EVERY;
-                            black_box(subject.read());
+                            black_box(subject.read(t));
                         } else {
-                            subject.add(values[i & MASK]);
+                            subject.add(t, values[i & MASK]);
                             i = i.wrapping_add(1);
                         }
                     }
                 } else {
                     for _ in 0..iters {
-                        subject.add(values[i & MASK]);
+                        subject.add(t, values[i & MASK]);
                         i = i.wrapping_add(1);
                     }
                 }
@@ -165,6 +195,13 @@ fn threads(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new("fetch_add", threads), &threads, |b, &n| {
                 b.iter_custom(|iters| run(&floor, n, iters, mixed))
             });
+
+            let ceiling = PerThread::new(threads);
+            g.bench_with_input(
+                BenchmarkId::new("per_thread", threads),
+                &threads,
+                |b, &n| b.iter_custom(|iters| run(&ceiling, n, iters, mixed)),
+            );
         }
         g.finish();
     }

@@ -55,7 +55,9 @@ fn main() {
         match arg {
             None => default,
             Some(s) => s.parse().unwrap_or_else(|_| {
-                eprintln!("usage: latency [WORKERS] [SECONDS]  ({what} must be a number, got {s:?})");
+                eprintln!(
+                    "usage: latency [WORKERS] [SECONDS]  ({what} must be a number, got {s:?})"
+                );
                 std::process::exit(2)
             }),
         }

@@ -29,9 +29,14 @@ pub enum WindowError {
 impl fmt::Display for WindowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WindowError::Zero => f.write_str("a moving-average window must hold at least one element"),
+            WindowError::Zero => {
+                f.write_str("a moving-average window must hold at least one element")
+            }
             WindowError::TooLarge { requested, max } => {
-                write!(f, "window of {requested} elements exceeds the maximum of {max}")
+                write!(
+                    f,
+                    "window of {requested} elements exceeds the maximum of {max}"
+                )
             }
             WindowError::Alloc { requested, bytes } => write!(
                 f,

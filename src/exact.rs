@@ -34,10 +34,16 @@ pub struct Span {
 }
 
 impl Span {
-    pub(crate) const EMPTY: Span = Span { lo: usize::MAX, hi: 0 };
+    pub(crate) const EMPTY: Span = Span {
+        lo: usize::MAX,
+        hi: 0,
+    };
 
     pub(crate) const fn full(limbs: usize) -> Span {
-        Span { lo: 0, hi: limbs - 1 }
+        Span {
+            lo: 0,
+            hi: limbs - 1,
+        }
     }
 
     #[inline(always)]
@@ -177,7 +183,10 @@ mod tests {
     #[test]
     fn integer_limbs() {
         assert_eq!(int_limbs_value(&[-1, 1]), (1 << 32) - 1);
-        assert_eq!(int_mean(i128::MAX / 2, 1 << 30), (i128::MAX / 2) as f64 / (1u64 << 30) as f64);
+        assert_eq!(
+            int_mean(i128::MAX / 2, 1 << 30),
+            (i128::MAX / 2) as f64 / (1u64 << 30) as f64
+        );
         assert_eq!(int_mean(-7, 2), -3.5);
     }
 }

@@ -13,13 +13,13 @@ mod sync;
 mod traits;
 
 pub use error::WindowError;
-pub use mutex::MutexAverage;
-pub use ring::RingAverage;
-pub use sample::Sample;
 #[doc(hidden)]
 pub use exact::Span;
+pub use mutex::MutexAverage;
+pub use ring::RingAverage;
 #[doc(hidden)]
 pub use sample::Limbs;
+pub use sample::Sample;
 pub use sharded::ShardedAverage;
 pub use traits::{MovingAverage, SharedMovingAverage};
 

@@ -79,7 +79,9 @@ impl<T: Sample> MutexAverage<T> {
 
     /// Consumes the mutex and returns the ring buffer inside.
     pub fn into_inner(self) -> RingAverage<T> {
-        self.ring.into_inner().unwrap_or_else(PoisonError::into_inner)
+        self.ring
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock(&self) -> crate::sync::MutexGuard<'_, RingAverage<T>> {

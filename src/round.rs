@@ -12,7 +12,7 @@
 /// `sticky` is set, `mag >= 2^96`, so that the integer quotient keeps at least 66 significant
 /// bits and everything below its 55th bit may be folded into a sticky bit.
 pub(crate) fn div_round(neg: bool, mut mag: u128, mut exp: i32, sticky: bool, n: u64) -> f64 {
-    debug_assert!(n >= 1 && n <= 1 << 30);
+    debug_assert!((1..=1 << 30).contains(&n));
     if mag == 0 {
         debug_assert!(!sticky);
         return 0.0;
@@ -86,7 +86,11 @@ mod tests {
         // Both operands are exact in f64, so IEEE division is correctly rounded.
         for s in [1u128, 2, 3, 7, 10, 1 << 40, (1 << 53) - 1, 123_456_789] {
             for n in [1u64, 2, 3, 7, 10, 1000, 1 << 30] {
-                assert_eq!(div_round(false, s, 0, false, n), s as f64 / n as f64, "{s}/{n}");
+                assert_eq!(
+                    div_round(false, s, 0, false, n),
+                    s as f64 / n as f64,
+                    "{s}/{n}"
+                );
                 assert_eq!(div_round(true, s, 0, false, n), -(s as f64) / n as f64);
             }
         }
@@ -95,9 +99,15 @@ mod tests {
     #[test]
     fn ties_go_to_even() {
         // 2^53 + 1 lies halfway between 2^53 and 2^53 + 2: ties to even gives 2^53.
-        assert_eq!(div_round(false, (1 << 53) + 1, 0, false, 1), 9007199254740992.0);
+        assert_eq!(
+            div_round(false, (1 << 53) + 1, 0, false, 1),
+            9007199254740992.0
+        );
         // 2^53 + 3 lies halfway between 2^53 + 2 and 2^53 + 4: even is 2^53 + 4.
-        assert_eq!(div_round(false, (1 << 53) + 3, 0, false, 1), 9007199254740996.0);
+        assert_eq!(
+            div_round(false, (1 << 53) + 3, 0, false, 1),
+            9007199254740996.0
+        );
         // A sticky bit breaks the tie upward.
         assert_eq!(
             div_round(false, ((1u128 << 53) + 1) << 60, -60, true, 1),
@@ -117,6 +127,9 @@ mod tests {
         let max_mantissa = (1u128 << 53) - 1;
         assert_eq!(div_round(false, max_mantissa, 971, false, 1), f64::MAX);
         // The midpoint between f64::MAX and 2^1024 is a tie whose even neighbour is 2^1024.
-        assert_eq!(div_round(false, (max_mantissa << 1) | 1, 970, false, 1), f64::INFINITY);
+        assert_eq!(
+            div_round(false, (max_mantissa << 1) | 1, 970, false, 1),
+            f64::INFINITY
+        );
     }
 }

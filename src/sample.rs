@@ -189,11 +189,7 @@ macro_rules! float {
 
             #[inline(always)]
             fn add_to(self, limbs: &mut [i64; $limbs]) -> Span {
-                accumulate::<$limbs>(
-                    u64::from(self.to_bits()),
-                    limbs,
-                    false,
-                )
+                accumulate::<$limbs>(u64::from(self.to_bits()), limbs, false)
             }
             #[inline(always)]
             fn sub_from(self, limbs: &mut [i64; $limbs]) {
@@ -267,5 +263,21 @@ where
     Span { lo, hi: lo + 2 }
 }
 
-float!(f64, u64, limbs = 69, numeric = 66, mant = 52, exp_mask = 0x7ff, bias = 1074);
-float!(f32, u32, limbs = 13, numeric = 10, mant = 23, exp_mask = 0xff, bias = 149);
+float!(
+    f64,
+    u64,
+    limbs = 69,
+    numeric = 66,
+    mant = 52,
+    exp_mask = 0x7ff,
+    bias = 1074
+);
+float!(
+    f32,
+    u32,
+    limbs = 13,
+    numeric = 10,
+    mant = 23,
+    exp_mask = 0xff,
+    bias = 149
+);

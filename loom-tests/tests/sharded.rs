@@ -33,22 +33,32 @@ fn two_writers_final_state_i64() {
     for window in 1..=3 {
         let threads = vec![vec![1i64, 2], vec![10, 20]];
         let allowed = final_windows(&threads, window);
-        reference::model(&format!("two_writers_final_state_i64 window {window}"), 3, move || {
-            let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
-            let hs: Vec<_> = threads.iter().map(|t| spawn_pushes(&m, t.clone())).collect();
-            hs.into_iter().for_each(|h| h.join().unwrap());
-            let w = m.to_vec();
-            assert!(allowed.contains(&w), "window {window}: {w:?} not in {allowed:?}");
-            assert_eq!(m.len(), w.len());
-            assert_eq!(m.sum(), w.iter().map(|&x| i128::from(x)).sum::<i128>());
-            assert_eq!(m.average(), int_mean(&w));
-            assert_eq!(m.oldest(), w.first().copied());
-            assert_eq!(m.newest(), w.last().copied());
-            for (i, &x) in w.iter().enumerate() {
-                assert_eq!(m.get(i), Some(x));
-            }
-            assert_eq!(m.get(w.len()), None);
-        });
+        reference::model(
+            &format!("two_writers_final_state_i64 window {window}"),
+            3,
+            move || {
+                let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
+                let hs: Vec<_> = threads
+                    .iter()
+                    .map(|t| spawn_pushes(&m, t.clone()))
+                    .collect();
+                hs.into_iter().for_each(|h| h.join().unwrap());
+                let w = m.to_vec();
+                assert!(
+                    allowed.contains(&w),
+                    "window {window}: {w:?} not in {allowed:?}"
+                );
+                assert_eq!(m.len(), w.len());
+                assert_eq!(m.sum(), w.iter().map(|&x| i128::from(x)).sum::<i128>());
+                assert_eq!(m.average(), int_mean(&w));
+                assert_eq!(m.oldest(), w.first().copied());
+                assert_eq!(m.newest(), w.last().copied());
+                for (i, &x) in w.iter().enumerate() {
+                    assert_eq!(m.get(i), Some(x));
+                }
+                assert_eq!(m.get(w.len()), None);
+            },
+        );
     }
 }
 
@@ -63,7 +73,10 @@ fn reader_during_adds_f64() {
     let finals = final_windows(&threads, window);
     reference::model("reader_during_adds_f64", 2, move || {
         let m = Arc::new(ShardedAverage::<f64>::new(window).unwrap());
-        let hs: Vec<_> = threads.iter().map(|t| spawn_pushes(&m, t.clone())).collect();
+        let hs: Vec<_> = threads
+            .iter()
+            .map(|t| spawn_pushes(&m, t.clone()))
+            .collect();
 
         let seen = m.to_vec();
         assert!(partial.contains(&seen), "read {seen:?}");
@@ -189,7 +202,10 @@ fn element_access_during_adds() {
     let finals = final_windows(&threads, window);
     reference::model("element_access_during_adds", 2, move || {
         let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
-        let hs: Vec<_> = threads.iter().map(|t| spawn_pushes(&m, t.clone())).collect();
+        let hs: Vec<_> = threads
+            .iter()
+            .map(|t| spawn_pushes(&m, t.clone()))
+            .collect();
         for x in [m.get(1), m.oldest()].into_iter().flatten() {
             assert!([1, 2, 3].contains(&x), "read {x}");
         }

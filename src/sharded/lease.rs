@@ -43,7 +43,8 @@ impl Drop for Lease {
     fn drop(&mut self) {
         // Release pairs with the Acquire of the next owner's claim: our writes to the shard
         // happen before theirs.
-        self.claimed.store(false, std::sync::atomic::Ordering::Release);
+        self.claimed
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 }
 

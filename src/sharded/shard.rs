@@ -191,7 +191,8 @@ impl<T: Sample> Shard<T> {
     pub(crate) unsafe fn push(&self, ticket: u64, value: T) {
         // SAFETY: the caller owns the shard, so this is the only access to `owner`; ownership
         // passed between threads through the Acquire/Release pair on `claimed`.
-        self.owner.with_mut(|owner| unsafe { self.push_owned(&mut *owner, ticket, value) });
+        self.owner
+            .with_mut(|owner| unsafe { self.push_owned(&mut *owner, ticket, value) });
     }
 
     #[inline(always)]

@@ -29,7 +29,12 @@ pub fn interleavings<T: Copy>(threads: &[Vec<T>]) -> Vec<Vec<T>> {
         }
     }
     let mut out = Vec::new();
-    go(threads, &mut vec![0; threads.len()], &mut Vec::new(), &mut out);
+    go(
+        threads,
+        &mut vec![0; threads.len()],
+        &mut Vec::new(),
+        &mut out,
+    );
     out
 }
 
@@ -62,10 +67,7 @@ pub fn final_windows<T: Copy + PartialEq>(threads: &[Vec<T>], window: usize) -> 
 
 /// Windows that exist at some moment: after every prefix of every interleaving, the empty
 /// prefix included. A linearizable read returns one of these exactly.
-pub fn intermediate_windows<T: Copy + PartialEq>(
-    threads: &[Vec<T>],
-    window: usize,
-) -> Vec<Vec<T>> {
+pub fn intermediate_windows<T: Copy + PartialEq>(threads: &[Vec<T>], window: usize) -> Vec<Vec<T>> {
     let mut out = Vec::new();
     for order in interleavings(threads) {
         for k in 0..=order.len() {
@@ -112,7 +114,9 @@ pub fn model<F: Fn() + Sync + Send + 'static>(name: &str, preemptions: usize, f:
     // Reads of f64 checkpoints load 69 limbs each: more branches than loom's default 1,000.
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 100_000;
-    let bound = builder.preemption_bound.map_or(preemptions, |b| b.min(preemptions));
+    let bound = builder
+        .preemption_bound
+        .map_or(preemptions, |b| b.min(preemptions));
     builder.preemption_bound = Some(bound);
     builder.check(move || {
         counter.fetch_add(1, Relaxed);
