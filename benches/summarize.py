@@ -44,7 +44,8 @@ IMPLS = [
 ]
 # Peers whose running sum drifts (candidates for target (a)).
 DRIFTING = ["SingleSumSMA", "ta", "yata"]
-SHARED = ["MutexAverage", "ShardedAverage", "fetch_add"]
+# Rows of the thread tables; per_thread (no shared write) is the ceiling and the parallelism check.
+SHARED = ["MutexAverage", "ShardedAverage", "fetch_add", "per_thread"]
 
 
 def load(root, baseline):
@@ -200,33 +201,42 @@ def headline(data):
 
 def svg_chart(data, group, title, path):
     """A line chart of total throughput vs thread count, written by hand."""
-    colors = {"MutexAverage": "#d62728", "ShardedAverage": "#1f77b4", "fetch_add": "#7f7f7f"}
+    colors = {
+        "MutexAverage": "#d62728",
+        "ShardedAverage": "#1f77b4",
+        "fetch_add": "#7f7f7f",
+        "per_thread": "#2ca02c",
+    }
     labels = {
         "MutexAverage": "MutexAverage",
         "ShardedAverage": "ShardedAverage",
-        "fetch_add": "bare AtomicU64::fetch_add (floor)",
+        "fetch_add": "one shared AtomicU64::fetch_add (floor of a global order)",
+        "per_thread": "per-thread counters, nothing shared (ceiling)",
     }
+    dashed = {"fetch_add": "6 4", "per_thread": "2 3"}
     series = {i: [mops(data, group, i, t) for t in THREADS] for i in SHARED}
     values = [v for s in series.values() for v in s if v is not None]
     if not values:
         return False
-    w, h = 640, 400
-    left, right, top, bottom = 70, 30, 50, 60
+    w, h = 640, 480
+    left, right, top, bottom = 70, 30, 50, 140
     pw, ph = w - left - right, h - top - bottom
-    # A round y maximum with 5 to 10 gridlines.
-    vmax = max(values) * 1.1
-    step = 10 ** math.floor(math.log10(vmax / 5))
-    for mult in (1, 2, 5, 10):
-        if vmax / (step * mult) <= 8:
-            step *= mult
-            break
-    ymax = step * math.ceil(vmax / step)
+    # Logarithmic y axis (the rows differ by an order of magnitude), gridlines at 1, 2, 5 x 10^k.
+    ymin = 10 ** math.floor(math.log10(min(values)))
+    ymax = 10 ** math.ceil(math.log10(max(values)))
+    ticks = [
+        m * 10**k
+        for k in range(int(math.log10(ymin)), int(math.log10(ymax)) + 1)
+        for m in (1, 2, 5)
+        if ymin <= m * 10**k <= ymax
+    ]
 
     def x(i):
         return left + pw * i / (len(THREADS) - 1)
 
     def y(v):
-        return top + ph * (1 - v / ymax)
+        span = math.log10(ymax) - math.log10(ymin)
+        return top + ph * (1 - (math.log10(v) - math.log10(ymin)) / span)
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
@@ -234,27 +244,25 @@ def svg_chart(data, group, title, path):
         f'<rect width="{w}" height="{h}" fill="white"/>',
         f'<text x="{w / 2}" y="24" text-anchor="middle" font-size="15">{title}</text>',
     ]
-    tick = 0.0
-    while tick <= ymax + 1e-9:
+    for tick in ticks:
         yy = y(tick)
         out.append(f'<line x1="{left}" y1="{yy:.1f}" x2="{w - right}" y2="{yy:.1f}" stroke="#ddd"/>')
         out.append(f'<text x="{left - 8}" y="{yy + 4:.1f}" text-anchor="end">{tick:g}</text>')
-        tick += step
     for i, t in enumerate(THREADS):
         out.append(f'<line x1="{x(i):.1f}" y1="{top}" x2="{x(i):.1f}" y2="{top + ph}" stroke="#eee"/>')
         out.append(f'<text x="{x(i):.1f}" y="{top + ph + 18}" text-anchor="middle">{t}</text>')
     out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
     out.append(
-        f'<text x="{left + pw / 2}" y="{h - 18}" text-anchor="middle">threads '
+        f'<text x="{left + pw / 2}" y="{top + ph + 38}" text-anchor="middle">threads '
         f'(2 cores: 4 and 8 are oversubscribed)</text>'
     )
     out.append(
         f'<text x="18" y="{top + ph / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 18 {top + ph / 2})">total Mops/s (median)</text>'
+        f'transform="rotate(-90 18 {top + ph / 2})">total Mops/s (median, log scale)</text>'
     )
     for impl, vals in series.items():
         pts = [(x(i), y(v)) for i, v in enumerate(vals) if v is not None]
-        dash = ' stroke-dasharray="6 4"' if impl == "fetch_add" else ""
+        dash = f' stroke-dasharray="{dashed[impl]}"' if impl in dashed else ""
         out.append(
             f'<polyline fill="none" stroke="{colors[impl]}" stroke-width="2.5"{dash} points="'
             + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
@@ -262,13 +270,16 @@ def svg_chart(data, group, title, path):
         )
         for (a, b), v in zip(pts, [v for v in vals if v is not None]):
             out.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{colors[impl]}"/>')
+            # Mutex labels below their points, the others above, so close values stay legible.
+            dy = 16 if impl == "MutexAverage" else -6
             out.append(
-                f'<text x="{a + 6:.1f}" y="{b - 6:.1f}" fill="{colors[impl]}" font-size="11">{v:.0f}</text>'
+                f'<text x="{a + 6:.1f}" y="{b + dy:.1f}" fill="{colors[impl]}" '
+                f'font-size="11">{v:.0f}</text>'
             )
-    lx, ly = left + 12, top + 16
+    lx, ly = left, top + ph + 62
     for k, impl in enumerate(SHARED):
         yy = ly + 18 * k
-        dash = ' stroke-dasharray="6 4"' if impl == "fetch_add" else ""
+        dash = f' stroke-dasharray="{dashed[impl]}"' if impl in dashed else ""
         out.append(
             f'<line x1="{lx}" y1="{yy}" x2="{lx + 24}" y2="{yy}" stroke="{colors[impl]}" '
             f'stroke-width="2.5"{dash}/>'

@@ -367,13 +367,18 @@ fn reads_during_adds<T: Tagged, M: SharedMovingAverage<T>>(
 
 #[test]
 fn reads_during_adds_sharded() {
-    for (w, writers, readers) in [
-        (1, 2, 1),
-        (64, 3, 2),
-        (100, 2, 2),
-        (193, 6, 2),
-        (1000, 4, 4),
-    ] {
+    let configs: &[(usize, usize, usize)] = if MIRI {
+        &[(1, 2, 1), (64, 3, 2)]
+    } else {
+        &[
+            (1, 2, 1),
+            (64, 3, 2),
+            (100, 2, 2),
+            (193, 6, 2),
+            (1000, 4, 4),
+        ]
+    };
+    for &(w, writers, readers) in configs {
         reads_during_adds::<f64, ShardedAverage<f64>>("ShardedAverage", w, writers, readers);
         reads_during_adds::<i64, ShardedAverage<i64>>("ShardedAverage", w, writers, readers);
         reads_during_adds::<u32, ShardedAverage<u32>>("ShardedAverage", w, writers, readers);
@@ -468,7 +473,8 @@ fn sums_during_adds_are_exact<M: SharedMovingAverage<u64>>(
 
 #[test]
 fn sharded_sums_during_adds_cover_elements_in_the_window() {
-    for w in [1, 2, 5, 17, 30] {
+    let windows: &[usize] = if MIRI { &[1, 5] } else { &[1, 2, 5, 17, 30] };
+    for &w in windows {
         sums_during_adds_are_exact::<ShardedAverage<u64>>("ShardedAverage", w, 1, 1);
         sums_during_adds_are_exact::<ShardedAverage<u64>>("ShardedAverage", w, 2, 2);
     }
