@@ -48,8 +48,17 @@ impl Drop for Lease {
     }
 }
 
+/// A thread's leases, sorted by moving-average id, with the last one used remembered: a
+/// thread that adds to one moving average finds its shard at the first comparison, and one
+/// that adds to many (a map of per-key averages) by binary search.
+#[derive(Default)]
+struct Leases {
+    sorted: Vec<Lease>,
+    last_used: usize,
+}
+
 thread_local_key! {
-    static LEASES: RefCell<Vec<Lease>> = RefCell::new(Vec::new());
+    static LEASES: RefCell<Leases> = RefCell::new(Leases::default());
 }
 
 /// The shard the current thread holds in moving average `owner`, if any.
@@ -58,11 +67,18 @@ thread_local_key! {
 #[inline]
 pub(crate) fn find(owner: u64) -> Result<Option<*const ()>, ()> {
     try_with(|leases| {
-        leases
-            .borrow()
-            .iter()
-            .find(|l| l.owner == owner)
-            .map(|l| l.shard)
+        let mut leases = leases.borrow_mut();
+        if let Some(lease) = leases.sorted.get(leases.last_used) {
+            if lease.owner == owner {
+                return Some(lease.shard);
+            }
+        }
+        let i = leases
+            .sorted
+            .binary_search_by_key(&owner, |l| l.owner)
+            .ok()?;
+        leases.last_used = i;
+        Some(leases.sorted[i].shard)
     })
 }
 
@@ -73,8 +89,11 @@ pub(crate) fn insert(lease: Lease) -> Result<(), Lease> {
     let mut lease = Some(lease);
     let stored = try_with(|leases| {
         let mut leases = leases.borrow_mut();
-        leases.retain(|l| !l.is_orphan());
-        leases.push(lease.take().expect("taken once"));
+        leases.sorted.retain(|l| !l.is_orphan());
+        let lease = lease.take().expect("taken once");
+        let i = leases.sorted.partition_point(|l| l.owner < lease.owner);
+        leases.sorted.insert(i, lease);
+        leases.last_used = i;
     });
     match stored {
         Ok(()) => Ok(()),
@@ -82,7 +101,7 @@ pub(crate) fn insert(lease: Lease) -> Result<(), Lease> {
     }
 }
 
-fn try_with<R>(f: impl FnOnce(&RefCell<Vec<Lease>>) -> R) -> Result<R, ()> {
+fn try_with<R>(f: impl FnOnce(&RefCell<Leases>) -> R) -> Result<R, ()> {
     LEASES.try_with(f).map_err(|_| ())
 }
 
