@@ -48,8 +48,12 @@ DRIFTING = ["SingleSumSMA", "ta", "yata"]
 SHARED = ["MutexAverage", "ShardedAverage", "fetch_add", "per_thread"]
 
 
+# 95% confidence interval of each median, filled by `load`: {key: (low, high)} in ns.
+CI = {}
+
+
 def load(root, baseline):
-    """{(group_id, function_id, value_str): median ns per iteration}."""
+    """{(group_id, function_id, value_str): median ns per iteration}; fills CI."""
     out = {}
     for dirpath, _dirs, files in os.walk(root):
         if os.path.basename(dirpath) != baseline or "estimates.json" not in files:
@@ -60,7 +64,24 @@ def load(root, baseline):
             est = json.load(f)
         key = (meta["group_id"], meta["function_id"], meta.get("value_str"))
         out[key] = est["median"]["point_estimate"]
+        ci = est["median"]["confidence_interval"]
+        CI[key] = (ci["lower_bound"], ci["upper_bound"])
     return out
+
+
+def ns_ci(group, impl, value):
+    """' [low–high]' for a time, or ''."""
+    ci = CI.get((group, impl, value))
+    return "" if ci is None else f" [{fmt_ns(ci[0])}–{fmt_ns(ci[1])}]"
+
+
+def mops_ci(group, impl, threads):
+    """' [low–high]' Mops/s for a thread benchmark (a time's interval, inverted), or ''."""
+    ci = CI.get((group, impl, threads))
+    if ci is None:
+        return ""
+    t = int(threads)
+    return f" [{t / ci[1] * 1e3:.0f}–{t / ci[0] * 1e3:.0f}]"
 
 
 def fmt_ns(ns):
@@ -141,9 +162,37 @@ def thread_tables(data):
     return lines
 
 
+def compact(data):
+    """The short table meant for the README: a few operations, the crate against two peers."""
+    cols = ["RingAverage", "MutexAverage", "ShardedAverage", "yata", "SumTreeSMA"]
+    rows = [
+        ("add, f64, N = 1024", "add/f64", "1024"),
+        ("add, f64, N = 1,000,000", "add/f64", "1000000"),
+        ("add + read, f64, N = 1024", "add_read/f64", "1024"),
+        ("read, f64, N = 1024", "read/f64", "1024"),
+        ("read, f64, N = 1,000,000", "read/f64", "1000000"),
+        ("add, i64, N = 1024", "add/i64", "1024"),
+        ("add + read, i64, N = 1024", "add_read/i64", "1024"),
+    ]
+    lines = [
+        "| one thread, median time per operation | " + " | ".join(cols) + " |",
+        "| --- | " + " | ".join("---:" for _ in cols) + " |",
+    ]
+    for label, group, w in rows:
+        cells = [fmt_ns(data.get((group, c, w))) for c in cols]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    cells = []
+    for c in cols:
+        m = mops(data, "push/threads", c, "2")
+        cells.append("–" if m is None else f"{m:.0f} Mops/s")
+    lines.append("| **2 threads adding, f64, N = 1024 (total)** | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
 def headline(data):
     g = data.get
-    lines = ["| target | measured (medians, one run) | ratio | goal | met? |",
+    lines = ["| target | measured (medians [95% CI of the median], one run) | ratio | goal | met? |",
              "| --- | --- | ---: | --- | --- |"]
 
     # (a) single-thread add+read, f64, N = 1024: RingAverage vs the fastest drifting peer.
@@ -154,8 +203,9 @@ def headline(data):
         best = min(peers, key=peers.get)
         r = ring / peers[best]
         lines.append(
-            f"| (a) add+read f64, N = 1024, one thread | RingAverage {fmt_ns(ring)}, "
-            f"fastest drifting peer ({best}) {fmt_ns(peers[best])} | {r:.2f}x the peer's time "
+            f"| (a) add+read f64, N = 1024, one thread | RingAverage {fmt_ns(ring)}"
+            f"{ns_ci('add_read/f64', 'RingAverage', '1024')}, fastest drifting peer ({best}) "
+            f"{fmt_ns(peers[best])}{ns_ci('add_read/f64', best, '1024')} | {r:.2f}x the peer's time "
             f"| report (exact vs drifting) | – |"
         )
 
@@ -166,11 +216,15 @@ def headline(data):
     if None not in (sh, mu, fa):
         r1, r2 = sh / mu, sh / fa
         lines.append(
-            f"| (b) 2 threads adding: ShardedAverage vs MutexAverage | {sh:.1f} vs {mu:.1f} Mops/s "
+            f"| (b) 2 threads adding: ShardedAverage vs MutexAverage | "
+            f"{sh:.1f}{mops_ci('push/threads', 'ShardedAverage', '2')} vs "
+            f"{mu:.1f}{mops_ci('push/threads', 'MutexAverage', '2')} Mops/s "
             f"| {r1:.2f}x | >= 5x | {'yes' if r1 >= 5 else 'no'} |"
         )
         lines.append(
-            f"| (b) 2 threads adding: ShardedAverage vs bare fetch_add | {sh:.1f} vs {fa:.1f} Mops/s "
+            f"| (b) 2 threads adding: ShardedAverage vs bare fetch_add | "
+            f"{sh:.1f}{mops_ci('push/threads', 'ShardedAverage', '2')} vs "
+            f"{fa:.1f}{mops_ci('push/threads', 'fetch_add', '2')} Mops/s "
             f"| {r2:.2f}x | >= 0.5x | {'yes' if r2 >= 0.5 else 'no'} |"
         )
 
@@ -182,7 +236,9 @@ def headline(data):
             r = s / rr
             lines.append(
                 f"| (c) one thread, add {ty}, N = 1024: ShardedAverage vs RingAverage | "
-                f"{fmt_ns(s)} vs {fmt_ns(rr)} | {r:.2f}x | <= 8x | {'yes' if r <= 8 else 'no'} |"
+                f"{fmt_ns(s)}{ns_ci(f'add/{ty}', 'ShardedAverage', '1024')} vs "
+                f"{fmt_ns(rr)}{ns_ci(f'add/{ty}', 'RingAverage', '1024')} | {r:.2f}x | <= 8x "
+                f"| {'yes' if r <= 8 else 'no'} |"
             )
 
     # (d) ShardedAverage read at N = 1e6 vs N = 1024.
@@ -193,8 +249,20 @@ def headline(data):
             r = big / small
             lines.append(
                 f"| (d) ShardedAverage read {ty}: N = 1,000,000 vs N = 1024 | "
-                f"{fmt_ns(big)} vs {fmt_ns(small)} | {r:.2f}x | <= 2x | {'yes' if r <= 2 else 'no'} |"
+                f"{fmt_ns(big)}{ns_ci(f'read/{ty}', 'ShardedAverage', '1000000')} vs "
+                f"{fmt_ns(small)}{ns_ci(f'read/{ty}', 'ShardedAverage', '1024')} | {r:.2f}x | <= 2x "
+                f"| {'yes' if r <= 2 else 'no'} |"
             )
+    # (d) as it would be met between adds: every read follows an add, so the searched range moves.
+    big = g(("add_read/f64", "ShardedAverage", "1000000"))
+    small = g(("add_read/f64", "ShardedAverage", "1024"))
+    if None not in (big, small):
+        lines.append(
+            f"| (d') same, each read right after an add (add_read f64) | {fmt_ns(big)}"
+            f"{ns_ci('add_read/f64', 'ShardedAverage', '1000000')} vs {fmt_ns(small)}"
+            f"{ns_ci('add_read/f64', 'ShardedAverage', '1024')} | {big / small:.2f}x | <= 2x "
+            f"| {'yes' if big / small <= 2 else 'no'} |"
+        )
     lines.append("")
     return lines
 
@@ -270,8 +338,9 @@ def svg_chart(data, group, title, path):
         )
         for (a, b), v in zip(pts, [v for v in vals if v is not None]):
             out.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{colors[impl]}"/>')
-            # Mutex labels below their points, the others above, so close values stay legible.
-            dy = 16 if impl == "MutexAverage" else -6
+            # Mutex and fetch_add labels below their points, the others above, so that close
+            # values stay legible.
+            dy = 16 if impl in ("MutexAverage", "fetch_add") else -6
             out.append(
                 f'<text x="{a + 6:.1f}" y="{b + dy:.1f}" fill="{colors[impl]}" '
                 f'font-size="11">{v:.0f}</text>'
@@ -303,6 +372,8 @@ def main():
         sys.exit(f"no estimates under {args.criterion_dir}/**/{args.baseline}/")
 
     print("### Headline\n")
+    print("\n".join(compact(data)))
+    print("### Targets\n")
     print("\n".join(headline(data)))
     print("### Single thread\n")
     print("\n".join(single_tables(data)))
