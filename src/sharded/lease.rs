@@ -4,7 +4,7 @@
 //! unowned one if the list has one (left by a thread that exited), a new one otherwise. The
 //! thread records the claim in a thread-local lease, which releases the shard when the thread
 //! exits. So each shard has one writer at a time, and the number of shards is the largest
-//! number of threads that were alive and adding at the same time, never the number of threads
+//! number of threads that held one at the same time, never the number of threads
 //! that ever added.
 
 use std::cell::RefCell;

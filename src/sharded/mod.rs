@@ -64,9 +64,11 @@ use shard::{Geometry, Shard, Stale, View};
 ///
 /// # Memory
 ///
-/// One shard per thread that is adding at a time. Shards are reused: when a thread exits, the
-/// next thread to add takes over its shard, so memory is bounded by the largest number of
-/// threads adding at the same time, never by the number of threads that ever added. Each shard
+/// One shard per thread that holds one. A thread holds its shard from its first add until its
+/// thread-local storage is destroyed as it exits (std does that after `join` or
+/// `thread::scope` returns, so threads spawned in quick succession may briefly need a shard
+/// each). The next thread to add then takes the shard over, so memory is bounded by the largest
+/// number of threads holding shards at the same time, never by the number that ever added. Each shard
 /// holds `N + 192` slots of 16 bytes plus checkpoints of the exact sum (`(N + 192) / 64 + 4`
 /// copies of 16 bytes for integers, 104 bytes for `f32`, 552 bytes for `f64`); see
 /// [`memory_bytes`](ShardedAverage::memory_bytes).
@@ -296,7 +298,7 @@ impl<T: Sample> ShardedAverage<T> {
         })
     }
 
-    /// The number of shards allocated: the most threads that added at the same time (or the
+    /// The number of shards allocated: the most threads that held one at the same time (or the
     /// number reserved by [`with_shards`](Self::with_shards), if larger).
     ///
     /// # Examples
