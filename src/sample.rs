@@ -64,31 +64,40 @@ pub trait Sample: Copy + PartialEq + Debug + Send + Sync + 'static + private::Se
     fn from_bits(bits: u64) -> Self;
 }
 
-/// Integers of at most 32 bits: one limb; `N <= 2^30` values below `2^32` in magnitude keep
-/// it below `2^62`.
-macro_rules! narrow_int {
-    ($($t:ty),*) => {$(
+/// Implements [`Sample`] for integer types given how a value splits into limb digits.
+///
+/// Integers of at most 32 bits are one digit: `N <= 2^30` values below `2^32` in magnitude keep
+/// the limb below `2^62`. 64-bit integers are two: a low unsigned 32-bit digit and a high digit
+/// that carries the sign (for signed types).
+macro_rules! int {
+    ($limbs:literal, $digits:expr => $($t:ty),*) => {$(
         impl private::Sealed for $t {}
         impl Sample for $t {
             type Sum = i128;
-            type Limbs = [i64; 1];
-            const NUMERIC_LIMBS: usize = 1;
+            type Limbs = [i64; $limbs];
+            const NUMERIC_LIMBS: usize = $limbs;
 
             #[inline(always)]
-            fn add_to(self, limbs: &mut [i64; 1]) -> Span {
-                limbs[0] = limbs[0].wrapping_add(self as i64);
-                Span { lo: 0, hi: 0 }
+            fn add_to(self, limbs: &mut [i64; $limbs]) -> Span {
+                let digits: [i64; $limbs] = $digits(self);
+                for (limb, digit) in limbs.iter_mut().zip(digits) {
+                    *limb = limb.wrapping_add(digit);
+                }
+                Span { lo: 0, hi: $limbs - 1 }
             }
             #[inline(always)]
-            fn sub_from(self, limbs: &mut [i64; 1]) {
-                limbs[0] = limbs[0].wrapping_sub(self as i64);
+            fn sub_from(self, limbs: &mut [i64; $limbs]) {
+                let digits: [i64; $limbs] = $digits(self);
+                for (limb, digit) in limbs.iter_mut().zip(digits) {
+                    *limb = limb.wrapping_sub(digit);
+                }
             }
             #[inline]
-            fn sum_of(limbs: &[i64; 1], _: Span) -> i128 {
+            fn sum_of(limbs: &[i64; $limbs], _: Span) -> i128 {
                 int_limbs_value(limbs)
             }
             #[inline]
-            fn mean_of(limbs: &[i64; 1], _: Span, n: u64) -> f64 {
+            fn mean_of(limbs: &[i64; $limbs], _: Span, n: u64) -> f64 {
                 int_mean(int_limbs_value(limbs), n)
             }
             #[inline(always)]
@@ -103,55 +112,33 @@ macro_rules! narrow_int {
     )*};
 }
 
-/// 64-bit integers: two limbs, a low unsigned 32-bit digit and a high digit that carries the
-/// sign (for signed types).
-macro_rules! wide_int {
-    ($($t:ty => $wide:ty),*) => {$(
-        impl private::Sealed for $t {}
-        impl Sample for $t {
-            type Sum = i128;
-            type Limbs = [i64; 2];
-            const NUMERIC_LIMBS: usize = 2;
-
-            #[inline(always)]
-            fn add_to(self, limbs: &mut [i64; 2]) -> Span {
-                let v = self as $wide;
-                limbs[0] = limbs[0].wrapping_add(i64::from(v as u32));
-                limbs[1] = limbs[1].wrapping_add((v >> 32) as i64);
-                Span { lo: 0, hi: 1 }
-            }
-            #[inline(always)]
-            fn sub_from(self, limbs: &mut [i64; 2]) {
-                let v = self as $wide;
-                limbs[0] = limbs[0].wrapping_sub(i64::from(v as u32));
-                limbs[1] = limbs[1].wrapping_sub((v >> 32) as i64);
-            }
-            #[inline]
-            fn sum_of(limbs: &[i64; 2], _: Span) -> i128 {
-                int_limbs_value(limbs)
-            }
-            #[inline]
-            fn mean_of(limbs: &[i64; 2], _: Span, n: u64) -> f64 {
-                int_mean(int_limbs_value(limbs), n)
-            }
-            #[inline(always)]
-            fn to_bits(self) -> u64 {
-                self as u64
-            }
-            #[inline(always)]
-            fn from_bits(bits: u64) -> Self {
-                bits as $t
-            }
-        }
-    )*};
+/// One digit: the value itself.
+#[inline(always)]
+fn narrow_digits(v: i64) -> [i64; 1] {
+    [v]
 }
 
-narrow_int!(i8, i16, i32, u8, u16, u32);
-wide_int!(i64 => i64, u64 => u64);
+/// A 64-bit signed value as a low unsigned and a high signed 32-bit digit.
+#[inline(always)]
+fn signed_digits(v: i64) -> [i64; 2] {
+    [i64::from(v as u32), v >> 32]
+}
+
+/// A 64-bit unsigned value as two unsigned 32-bit digits.
+#[inline(always)]
+fn unsigned_digits(v: u64) -> [i64; 2] {
+    [i64::from(v as u32), (v >> 32) as i64]
+}
+
+int!(1, |x| narrow_digits(x as i64) => i8, i16, i32, u8, u16, u32);
+int!(2, signed_digits => i64);
+int!(2, unsigned_digits => u64);
 #[cfg(target_pointer_width = "64")]
-wide_int!(isize => i64, usize => u64);
+int!(2, |x| signed_digits(x as i64) => isize);
+#[cfg(target_pointer_width = "64")]
+int!(2, |x| unsigned_digits(x as u64) => usize);
 #[cfg(not(target_pointer_width = "64"))]
-narrow_int!(isize, usize);
+int!(1, |x| narrow_digits(x as i64) => isize, usize);
 
 /// Index of the NaN counter among a float's limbs; `+inf` and `-inf` follow it.
 const fn nan_counter(numeric: usize) -> usize {
