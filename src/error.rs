@@ -21,7 +21,8 @@ pub enum WindowError {
     Alloc {
         /// The window that was asked for.
         requested: usize,
-        /// How many bytes were requested from the allocator.
+        /// How many bytes the structure needed: the window's storage (a whole shard for
+        /// [`ShardedAverage`](crate::ShardedAverage)), not necessarily the one request that failed.
         bytes: usize,
     },
 }

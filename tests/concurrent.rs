@@ -704,3 +704,386 @@ fn clear_during_adds_mutex() {
     clear_during_adds::<f64, MutexAverage<f64>>("MutexAverage");
     clear_during_adds::<i64, MutexAverage<i64>>("MutexAverage");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reads during adds, identified exactly
+// ---------------------------------------------------------------------------------------------
+
+/// Decrements a counter when dropped, also while unwinding.
+struct CountDown<'a>(&'a AtomicUsize);
+
+impl Drop for CountDown<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Threads that only burn CPU while readers read, so that the OS preempts readers in the
+/// middle of reads while writers run on: the reads that must notice overwritten data.
+const BURNERS: usize = if MIRI { 0 } else { 3 };
+
+fn burn_while_positive(counter: &AtomicUsize) {
+    let mut x = 0u64;
+    while counter.load(SeqCst) > 0 {
+        for _ in 0..1000 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+    }
+}
+
+/// Writer `t`'s add `i`: a pseudo-random 20-bit number, shifted by 40 bits for writer 1, so
+/// that a window sum (at most 1000 elements) splits exactly into the two writers' parts.
+fn run_value(t: usize, i: usize) -> u64 {
+    let mut z = (t as u64) << 32 | i as u64;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z & 0xf_ffff) << (40 * t)
+}
+
+/// The element counts `b - a` of the runs `a..b` of writer `t`'s adds, with `b` in `tops` and
+/// at most `window` long, whose sum is `s`.
+fn run_lengths(
+    prefix: &[u128],
+    s: u128,
+    tops: std::ops::RangeInclusive<usize>,
+    window: usize,
+) -> Vec<usize> {
+    let mut lengths = Vec::new();
+    if s == 0 {
+        lengths.push(0);
+    }
+    for b in tops {
+        if b >= prefix.len() {
+            break;
+        }
+        for a in b.saturating_sub(window)..b {
+            if prefix[b] - prefix[a] == s {
+                lengths.push(b - a);
+            }
+        }
+    }
+    lengths
+}
+
+/// Two writers add pseudo-random values while two readers read sums, with CPU-burning threads
+/// besides, so that the OS preempts readers in the middle of reads while the writers run on
+/// (the reads that must notice overwritten data and start over). Every sum read must be, for
+/// each writer, the sum of a contiguous run `a..b` of its adds, where `b` is no earlier than
+/// the adds it had completed before the read began and no later than one past those completed
+/// after the read; and the runs together must hold between `N - slack` and `N` elements once
+/// the window is full (`slack`: adds that had drawn a ticket but not published, at most one per
+/// writer for ShardedAverage; zero for the linearizable MutexAverage). A read that used
+/// overwritten slots or checkpoints would almost surely give a sum with no such decomposition.
+fn sums_during_adds_are_runs<M: SharedMovingAverage<u64>>(name: &str, window: usize, slack: usize) {
+    const WRITERS: usize = 2;
+    const READERS: usize = 2;
+    let most = if MIRI { 300 } else { 1_000_000 };
+    let reads_each = if MIRI { 5 } else { 1_500 };
+    let prefix: Vec<Vec<u128>> = (0..WRITERS)
+        .map(|t| {
+            let mut acc = 0u128;
+            std::iter::once(0)
+                .chain((0..most).map(|i| {
+                    acc += u128::from(run_value(t, i));
+                    acc
+                }))
+                .collect()
+        })
+        .collect();
+    let m = M::with_window(window).unwrap();
+    let done: Vec<AtomicUsize> = (0..WRITERS).map(|_| AtomicUsize::new(0)).collect();
+    let readers_left = AtomicUsize::new(READERS);
+    let start = Barrier::new(WRITERS + READERS);
+    std::thread::scope(|s| {
+        for t in 0..WRITERS {
+            let (m, done, readers_left, start) = (&m, &done, &readers_left, &start);
+            s.spawn(move || {
+                start.wait();
+                for i in 0..most {
+                    if readers_left.load(SeqCst) == 0 {
+                        break;
+                    }
+                    m.push(run_value(t, i));
+                    done[t].store(i + 1, SeqCst);
+                }
+            });
+        }
+        for _ in 0..BURNERS {
+            let readers_left = &readers_left;
+            s.spawn(move || burn_while_positive(readers_left));
+        }
+        for _ in 0..READERS {
+            let (m, done, readers_left, start, prefix) =
+                (&m, &done, &readers_left, &start, &prefix);
+            s.spawn(move || {
+                // Counts this reader out even if an assertion below panics, so that the
+                // writers and burners stop.
+                let _leave = CountDown(readers_left);
+                start.wait();
+                for _ in 0..reads_each {
+                    let before: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+                    let sum = u128::try_from(m.sum()).unwrap();
+                    let after: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+                    let parts = [sum & ((1 << 40) - 1), sum & !((1 << 40) - 1)];
+                    let lengths: Vec<Vec<usize>> = (0..WRITERS)
+                        .map(|t| {
+                            let l =
+                                run_lengths(&prefix[t], parts[t], before[t]..=after[t] + 1, window);
+                            assert!(
+                                !l.is_empty(),
+                                "{name}, window {window}: sum {sum:#x} is not made of a run of \
+                                 writer {t}'s adds ending in {}..={}",
+                                before[t],
+                                after[t] + 1
+                            );
+                            l
+                        })
+                        .collect();
+                    if before.iter().sum::<usize>() >= window {
+                        // The window was full when the read began.
+                        let ok = lengths[0].iter().any(|&a| {
+                            lengths[1]
+                                .iter()
+                                .any(|&b| a + b <= window && a + b + slack >= window)
+                        });
+                        assert!(
+                            ok,
+                            "{name}, window {window}: a read summed runs of {:?} + {:?} \
+                             elements",
+                            lengths[0], lengths[1]
+                        );
+                    }
+                }
+            });
+        }
+    });
+    // At quiescence: exactly the last `N` adds, one run per writer ending with its last add.
+    let ends: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+    let sum = u128::try_from(m.sum()).unwrap();
+    let parts = [sum & ((1 << 40) - 1), sum & !((1 << 40) - 1)];
+    let counts: Vec<Vec<usize>> = (0..WRITERS)
+        .map(|t| run_lengths(&prefix[t], parts[t], ends[t]..=ends[t], window))
+        .collect();
+    let full = window.min(ends.iter().sum());
+    assert!(
+        counts[0]
+            .iter()
+            .any(|&a| counts[1].iter().any(|&b| a + b == full)),
+        "{name}: at quiescence the window is not the last {full} adds: {counts:?}, {ends:?}"
+    );
+    assert_eq!(m.len(), full);
+}
+
+#[test]
+fn sharded_sums_during_adds_are_sums_of_runs() {
+    for w in [1, 20, 100, 700] {
+        sums_during_adds_are_runs::<ShardedAverage<u64>>("ShardedAverage", w, 2);
+    }
+}
+
+#[test]
+fn mutex_sums_during_adds_are_sums_of_runs() {
+    for w in [1, 100] {
+        sums_during_adds_are_runs::<MutexAverage<u64>>("MutexAverage", w, 0);
+    }
+}
+
+/// `to_vec()` while adds are in flight. The documented guarantee for `ShardedAverage` ("the
+/// window's elements at the moment the read loaded the ticket counter, less those whose add
+/// had drawn its ticket but not yet published the element") means: each writer's elements
+/// form a contiguous run of its adds, in order, that ends no earlier than the adds it had
+/// completed before the read (if the run is not empty) and no later than one past those it
+/// had completed after; and, once the window is full, there are between `N - writers` and `N`
+/// of them (exactly `N` for the linearizable `MutexAverage`). Reading a whole window takes
+/// long enough that writers often overwrite what a read is reading, which the read must notice.
+fn to_vec_during_adds<M: SharedMovingAverage<f64>>(
+    name: &str,
+    window: usize,
+    writers: usize,
+    slack: usize,
+) {
+    let most = if MIRI { 300 } else { 1_000_000 };
+    let reads_each = if MIRI { 4 } else { 300 };
+    let readers = 2;
+    let m = M::with_window(window).unwrap();
+    let done: Vec<AtomicUsize> = (0..writers).map(|_| AtomicUsize::new(0)).collect();
+    let readers_left = AtomicUsize::new(readers);
+    let start = Barrier::new(writers + readers);
+    std::thread::scope(|s| {
+        for t in 0..writers {
+            let (m, done, readers_left, start) = (&m, &done, &readers_left, &start);
+            s.spawn(move || {
+                start.wait();
+                for i in 0..most {
+                    if readers_left.load(SeqCst) == 0 {
+                        break;
+                    }
+                    m.push(f64::tag(t, i));
+                    done[t].store(i + 1, SeqCst);
+                }
+            });
+        }
+        for _ in 0..BURNERS {
+            let readers_left = &readers_left;
+            s.spawn(move || burn_while_positive(readers_left));
+        }
+        for _ in 0..readers {
+            let (m, done, readers_left, start) = (&m, &done, &readers_left, &start);
+            s.spawn(move || {
+                let _leave = CountDown(readers_left);
+                start.wait();
+                for _ in 0..reads_each {
+                    let before: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+                    let v = m.to_vec();
+                    let after: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+                    let mut runs: Vec<Vec<usize>> = vec![Vec::new(); writers];
+                    for &x in &v {
+                        match x.untag() {
+                            Some((t, i)) if t < writers && i <= after[t] => runs[t].push(i),
+                            _ => panic!("{name}: {x:?} was never added"),
+                        }
+                    }
+                    for (t, run) in runs.iter().enumerate() {
+                        if let (Some(&a), Some(&b)) = (run.first(), run.last()) {
+                            assert!(
+                                run.iter().copied().eq(a..=b),
+                                "{name}, window {window}: writer {t}'s elements in one read \
+                                 are not a contiguous run of its adds: {}",
+                                abbreviate(run)
+                            );
+                            assert!(
+                                b + 1 >= before[t],
+                                "{name}, window {window}: writer {t}'s run ends at {b}, but \
+                                 it had completed {} adds before the read",
+                                before[t]
+                            );
+                        }
+                    }
+                    if before.iter().sum::<usize>() >= window {
+                        assert!(
+                            v.len() <= window && v.len() + slack >= window,
+                            "{name}, window {window}: a read of a full window returned {} \
+                             elements",
+                            v.len()
+                        );
+                    }
+                }
+            });
+        }
+    });
+    let ends: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+    check_quiescent(name, &m, &ends).unwrap();
+}
+
+#[test]
+fn sharded_to_vec_during_adds_is_the_window_less_unpublished_adds() {
+    let configs: &[(usize, usize)] = if MIRI {
+        &[(5, 1), (70, 2)]
+    } else {
+        &[(1, 1), (64, 1), (700, 1), (3, 2), (300, 2), (1000, 3)]
+    };
+    for &(w, writers) in configs {
+        to_vec_during_adds::<ShardedAverage<f64>>("ShardedAverage", w, writers, writers);
+    }
+}
+
+#[test]
+fn mutex_to_vec_during_adds_is_linearizable() {
+    for (w, writers) in [(1, 1), (300, 2)] {
+        to_vec_during_adds::<MutexAverage<f64>>("MutexAverage", w, writers, 0);
+    }
+}
+
+/// A writer's shard read last, behind 63 shards of threads that added once and exited: the
+/// writer adds many elements while a read walks the other shards, so reads must notice that
+/// the part of the writer's shard they search no longer reaches back to the window's start
+/// (and start over), never return part of the window. With one writer, the documented
+/// guarantee leaves exactly the last `N` adds or the last `N` but the newest.
+#[test]
+fn sharded_reads_behind_many_idle_shards_see_the_whole_window() {
+    let window = 100;
+    let idle = if MIRI { 3 } else { 63 };
+    let most = if MIRI { 300 } else { 300_000 };
+    let reads_each = if MIRI { 3 } else { 200 };
+    let m = ShardedAverage::<f64>::new(window).unwrap();
+    let done = AtomicUsize::new(0);
+    let readers_left = AtomicUsize::new(2);
+    let barrier = Barrier::new(idle);
+    std::thread::scope(|s| {
+        let (claimed_tx, claimed_rx) = mpsc::channel::<()>();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (m, done, readers_left) = (&m, &done, &readers_left);
+        s.spawn(move || {
+            // Claims the preallocated shard: the oldest, which reads visit last.
+            m.push(f64::tag(0, 0));
+            done.store(1, SeqCst);
+            claimed_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            for i in 1..most {
+                if readers_left.load(SeqCst) == 0 {
+                    break;
+                }
+                m.push(f64::tag(0, i));
+                done.store(i + 1, SeqCst);
+            }
+        });
+        claimed_rx.recv().unwrap();
+        // Idle threads alive at the same time, so each links a shard of its own.
+        let handles: Vec<_> = (1..=idle)
+            .map(|t| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    m.push(f64::tag(t, 0));
+                    barrier.wait();
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(m.shard_count(), idle + 1);
+        go_tx.send(()).unwrap();
+        for _ in 0..2 {
+            s.spawn(move || {
+                let _leave = CountDown(readers_left);
+                // Wait until only the writer's adds are in the window.
+                while done.load(SeqCst) <= window {
+                    std::thread::yield_now();
+                }
+                for _ in 0..reads_each {
+                    let before = done.load(SeqCst);
+                    let v = m.to_vec();
+                    let after = done.load(SeqCst);
+                    assert!(
+                        v.len() + 1 >= window,
+                        "a read returned {} of the window's {window} elements",
+                        v.len()
+                    );
+                    // Only the writer's adds are in the window now, as one run a..=b.
+                    let run: Vec<usize> = v
+                        .iter()
+                        .map(|&x| match x.untag() {
+                            Some((0, i)) if i <= after => i,
+                            _ => panic!("{x:?} cannot be in the window"),
+                        })
+                        .collect();
+                    let (a, b) = (run[0], run[run.len() - 1]);
+                    assert!(
+                        run.iter().copied().eq(a..=b),
+                        "not a contiguous run: {}",
+                        abbreviate(&run)
+                    );
+                    assert!(b + 1 >= before, "the run ends at {b} < {before}");
+                    assert!(
+                        run.len() == window || run.len() == window - 1,
+                        "a read returned {} of the window's {window} elements: {a}..={b}",
+                        run.len()
+                    );
+                }
+            });
+        }
+    });
+    let ends: Vec<usize> = std::iter::once(done.load(SeqCst))
+        .chain(std::iter::repeat_n(1, idle))
+        .collect();
+    check_quiescent("ShardedAverage", &m, &ends).unwrap();
+}

@@ -488,14 +488,35 @@ fn approximate_bits(magnitude: &BigUint, divisor: u64, scale: u32) -> u64 {
 /// `x * 2^e` in steps that stay within the normal exponent range (approximate near underflow).
 fn ldexp(mut x: f64, mut e: i64) -> f64 {
     while e > 1000 {
-        x *= 2f64.powi(1000);
+        x *= exp2(1000);
         e -= 1000;
     }
     while e < -1000 {
-        x *= 2f64.powi(-1000);
+        x *= exp2(-1000);
         e += 1000;
     }
-    x * 2f64.powi(e as i32)
+    x * exp2(e as i32)
+}
+
+/// `2^k` as an `f64`, built from its bits (exact, unlike `powi` under Miri), for
+/// `-1074 <= k <= 1023`.
+pub fn exp2(k: i32) -> f64 {
+    assert!((-1074..=1023).contains(&k));
+    if k >= -1022 {
+        f64::from_bits(((k + 1023) as u64) << 52)
+    } else {
+        f64::from_bits(1 << (k + 1074))
+    }
+}
+
+/// `2^k` as an `f32`, for `-149 <= k <= 127`.
+pub fn exp2_f32(k: i32) -> f32 {
+    assert!((-149..=127).contains(&k));
+    if k >= -126 {
+        f32::from_bits(((k + 127) as u32) << 23)
+    } else {
+        f32::from_bits(1 << (k + 149))
+    }
 }
 
 /// `2^k` as a `BigInt`.
