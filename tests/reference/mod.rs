@@ -127,26 +127,7 @@ impl RefSample for f64 {
     const IS_FLOAT: bool = true;
     const NAME: &'static str = "f64";
     fn exact(self) -> Exact {
-        let bits = self.to_bits();
-        let negative = bits >> 63 == 1;
-        let e = (bits >> 52) & 0x7ff;
-        let frac = bits & ((1u64 << 52) - 1);
-        if e == 0x7ff {
-            return if frac != 0 {
-                Exact::Nan
-            } else if negative {
-                Exact::NegInf
-            } else {
-                Exact::PosInf
-            };
-        }
-        // value = frac * 2^-1074 (subnormal) or (2^52 + frac) * 2^(e - 1075) (normal).
-        let scaled = if e == 0 {
-            BigUint::from(frac)
-        } else {
-            BigUint::from(frac | (1u64 << 52)) << (e - 1)
-        };
-        Exact::Finite(signed(negative, scaled))
+        exact_float(self.to_bits(), 52, 11)
     }
     fn sum_value(sum: f64) -> SumValue {
         SumValue::Float(sum)
@@ -164,26 +145,7 @@ impl RefSample for f32 {
     const IS_FLOAT: bool = true;
     const NAME: &'static str = "f32";
     fn exact(self) -> Exact {
-        let bits = self.to_bits();
-        let negative = bits >> 31 == 1;
-        let e = (bits >> 23) & 0xff;
-        let frac = bits & ((1u32 << 23) - 1);
-        if e == 0xff {
-            return if frac != 0 {
-                Exact::Nan
-            } else if negative {
-                Exact::NegInf
-            } else {
-                Exact::PosInf
-            };
-        }
-        // value = frac * 2^-149 (subnormal) or (2^23 + frac) * 2^(e - 150) (normal).
-        let scaled = if e == 0 {
-            BigUint::from(frac)
-        } else {
-            BigUint::from(frac | (1u32 << 23)) << (e - 1)
-        };
-        Exact::Finite(signed(negative, scaled))
+        exact_float(u64::from(self.to_bits()), 23, 8)
     }
     fn sum_value(sum: f64) -> SumValue {
         SumValue::Float(sum)
@@ -194,6 +156,31 @@ impl RefSample for f32 {
     fn small(x: u8) -> Self {
         Self::from(x)
     }
+}
+
+/// The exact value of an IEEE binary float given by its bits, its fraction width and its
+/// exponent width, in units of the smallest subnormal: `frac` for a subnormal, `(2^mant + frac)
+/// << (e - 1)` for a normal number.
+fn exact_float(bits: u64, mant: u32, exp_bits: u32) -> Exact {
+    let negative = bits >> (mant + exp_bits) & 1 == 1;
+    let exp_mask = (1u64 << exp_bits) - 1;
+    let e = (bits >> mant) & exp_mask;
+    let frac = bits & ((1u64 << mant) - 1);
+    if e == exp_mask {
+        return if frac != 0 {
+            Exact::Nan
+        } else if negative {
+            Exact::NegInf
+        } else {
+            Exact::PosInf
+        };
+    }
+    let scaled = if e == 0 {
+        BigUint::from(frac)
+    } else {
+        BigUint::from(frac | (1u64 << mant)) << (e - 1)
+    };
+    Exact::Finite(signed(negative, scaled))
 }
 
 fn signed(negative: bool, magnitude: BigUint) -> BigInt {
