@@ -81,15 +81,30 @@ pub(crate) fn add_float_digits<const L: usize>(
     idx
 }
 
-/// The value of float limbs `[span.lo, span.hi]` (weights `2^(32 i - bias)`), rounded once:
-/// the correctly rounded `sum / n`.
-///
-/// `num` is the number of numeric limbs; the buffer below holds them plus the digits a final
-/// carry can produce.
-pub(crate) fn round_float_limbs(limbs: &[i64], span: Span, bias: i32, n: u64) -> f64 {
+/// The exact value of a float accumulator as its top 128 bits:
+/// `(-1)^neg * (mag + tail) * 2^exp` with `tail` in `[0, 1)`, nonzero exactly when `sticky`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Top {
+    pub(crate) neg: bool,
+    /// At least `2^96`: its first 32-bit digit is nonzero.
+    pub(crate) mag: u128,
+    pub(crate) exp: i32,
+    pub(crate) sticky: bool,
+}
+
+impl Top {
+    /// The correctly rounded quotient by `n` (`n = 1`: the correctly rounded value).
+    pub(crate) fn div_round(&self, n: u64) -> f64 {
+        div_round(self.neg, self.mag, self.exp, self.sticky, n)
+    }
+}
+
+/// The exact value of float limbs `[span.lo, span.hi]` (weights `2^(32 i - bias)`), or `None`
+/// if it is zero.
+pub(crate) fn float_top(limbs: &[i64], span: Span, bias: i32) -> Option<Top> {
     const MAX_DIGITS: usize = 72;
     if span.lo > span.hi {
-        return 0.0;
+        return None;
     }
     // Digits: the span, one carry digit, one sign digit.
     debug_assert!(span.hi + 3 <= MAX_DIGITS);
@@ -107,8 +122,8 @@ pub(crate) fn round_float_limbs(limbs: &[i64], span: Span, bias: i32, n: u64) ->
         digits[top] = carry as u32;
         carry >>= 32;
     }
-    let negative = carry == -1;
-    if negative {
+    let neg = carry == -1;
+    if neg {
         // The final carry of -1 stands for infinitely many one digits above `top`; one of them
         // must take part in the negation, or a value of exactly -2^(32 (top + 1)), whose
         // digits are all zero, would come out as zero.
@@ -127,9 +142,7 @@ pub(crate) fn round_float_limbs(limbs: &[i64], span: Span, bias: i32, n: u64) ->
             }
         }
     }
-    let Some(h) = (span.lo..=top).rev().find(|&i| digits[i] != 0) else {
-        return 0.0;
-    };
+    let h = (span.lo..=top).rev().find(|&i| digits[i] != 0)?;
     // The top four digits (128 bits, the first of them nonzero) and a sticky bit for the rest.
     let mut mag: u128 = 0;
     for j in 0..4 {
@@ -137,8 +150,17 @@ pub(crate) fn round_float_limbs(limbs: &[i64], span: Span, bias: i32, n: u64) ->
         mag = (mag << 32) | u128::from(d);
     }
     let sticky = h >= span.lo + 4 && digits[span.lo..h - 3].iter().any(|&d| d != 0);
-    let exp = 32 * (h as i32 - 3) - bias;
-    div_round(negative, mag, exp, sticky, n)
+    Some(Top {
+        neg,
+        mag,
+        exp: 32 * (h as i32 - 3) - bias,
+        sticky,
+    })
+}
+
+/// The value of float limbs rounded once: the correctly rounded `sum / n`.
+pub(crate) fn round_float_limbs(limbs: &[i64], span: Span, bias: i32, n: u64) -> f64 {
+    float_top(limbs, span, bias).map_or(0.0, |top| top.div_round(n))
 }
 
 /// The exact value of integer limbs (weights `2^(32 i)`).
@@ -150,12 +172,13 @@ pub(crate) fn int_limbs_value(limbs: &[i64]) -> i128 {
         .fold(0i128, |acc, (i, &l)| acc + (i128::from(l) << (32 * i)))
 }
 
-/// The correctly rounded mean of an exact integer sum over `n` elements.
+/// The correctly rounded mean of an exact integer sum over `n <= 2^30` elements.
 #[inline]
 pub(crate) fn int_mean(sum: i128, n: u64) -> f64 {
-    // Fast path: both operands exact in f64, so one IEEE division is correctly rounded.
-    if sum.unsigned_abs() < 1 << 53 && n < 1 << 53 {
-        sum as f64 / n as f64
+    // Fast path: |sum| <= 2^53, so both operands are exact in f64 and one IEEE division is
+    // correctly rounded. The conversions go through i64, one instruction each.
+    if (sum + (1 << 53)) as u128 <= 1 << 54 {
+        sum as i64 as f64 / n as i64 as f64
     } else {
         div_round(sum < 0, sum.unsigned_abs(), 0, false, n)
     }

@@ -3,10 +3,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod error;
+mod estimate;
 mod exact;
 mod mutex;
 mod ring;
 mod round;
+mod running;
 mod sample;
 mod sharded;
 mod sync;
@@ -17,6 +19,8 @@ pub use error::WindowError;
 pub use exact::Span;
 pub use mutex::MutexAverage;
 pub use ring::RingAverage;
+#[doc(hidden)]
+pub use running::{FloatSum, IntSum, RunningSum};
 #[doc(hidden)]
 pub use sample::Limbs;
 pub use sample::Sample;

@@ -3,8 +3,7 @@
 use std::fmt;
 
 use crate::error::check_window;
-use crate::exact::Span;
-use crate::sample::Limbs;
+use crate::running::RunningSum;
 use crate::{MovingAverage, Sample, WindowError};
 
 /// A moving average for one owner: a ring buffer of the last `N` elements and an exact
@@ -34,10 +33,10 @@ pub struct RingAverage<T: Sample> {
     /// Index of the oldest element once `buf` is full (0 before).
     head: usize,
     window: usize,
-    /// Exact sum of `buf`.
-    sum: T::Limbs,
-    /// The numeric limbs of `sum` that may be nonzero.
-    span: Span,
+    /// `1 / window`, rounded: reads of a full window multiply by it.
+    inv_window: f64,
+    /// Exact sum of `buf` (with the certified estimate, for floats).
+    sum: T::Running,
 }
 
 impl<T: Sample> RingAverage<T> {
@@ -70,8 +69,8 @@ impl<T: Sample> RingAverage<T> {
             buf,
             head: 0,
             window,
-            sum: T::Limbs::ZERO,
-            span: Span::EMPTY,
+            inv_window: 1.0 / window as f64,
+            sum: T::Running::EMPTY,
         })
     }
 
@@ -90,9 +89,10 @@ impl<T: Sample> RingAverage<T> {
     /// ```
     #[inline]
     pub fn push(&mut self, value: T) -> Option<T> {
-        let evicted = if self.buf.len() < self.window {
+        if self.buf.len() < self.window {
             // Within the capacity reserved by `new`: never reallocates.
             self.buf.push(value);
+            self.sum.add(value);
             None
         } else {
             let old = std::mem::replace(&mut self.buf[self.head], value);
@@ -100,20 +100,16 @@ impl<T: Sample> RingAverage<T> {
             if self.head == self.window {
                 self.head = 0;
             }
-            old.sub_from(&mut self.sum);
+            self.sum.replace(old, value);
             Some(old)
-        };
-        let touched = value.add_to(&mut self.sum);
-        self.span.cover(touched.lo, touched.hi);
-        evicted
+        }
     }
 
     /// Removes every element, keeping the allocation.
     pub fn clear(&mut self) {
         self.buf.clear();
         self.head = 0;
-        self.sum = T::Limbs::ZERO;
-        self.span = Span::EMPTY;
+        self.sum = T::Running::EMPTY;
     }
 
     /// The elements oldest first, as two slices (the second is empty until the ring wraps).
@@ -152,13 +148,21 @@ impl<T: Sample> RingAverage<T> {
     }
 
     /// The exact sum, rounded only for floats.
+    #[inline]
     pub(crate) fn sum_value(&self) -> T::Sum {
-        T::sum_of(&self.sum, self.span)
+        self.sum.sum()
     }
 
+    #[inline]
     pub(crate) fn average_value(&self) -> Option<f64> {
         let n = self.buf.len();
-        (n > 0).then(|| T::mean_of(&self.sum, self.span, n as u64))
+        if n == self.window {
+            Some(self.sum.mean(n as u64, self.inv_window))
+        } else if n > 0 {
+            Some(self.sum.mean(n as u64, 1.0 / n as f64))
+        } else {
+            None
+        }
     }
 
     pub(crate) fn element(&self, index: usize) -> Option<T> {

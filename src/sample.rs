@@ -2,7 +2,9 @@
 
 use std::fmt::Debug;
 
+use crate::estimate::Estimate;
 use crate::exact::{add_float_digits, int_limbs_value, int_mean, round_float_limbs, Span};
+use crate::running::{FloatExact, FloatSum, IntSum, RunningSum};
 
 mod private {
     pub trait Sealed {}
@@ -34,6 +36,10 @@ pub trait Sample: Copy + PartialEq + Debug + Send + Sync + 'static + private::Se
 
     #[doc(hidden)]
     type Limbs: Limbs;
+
+    #[doc(hidden)]
+    /// The running sum a single-owner window keeps.
+    type Running: RunningSum<Self>;
 
     #[doc(hidden)]
     /// Number of limbs that hold digits (the rest are counters of non-finite values).
@@ -75,6 +81,7 @@ macro_rules! int {
         impl Sample for $t {
             type Sum = i128;
             type Limbs = [i64; $limbs];
+            type Running = IntSum;
             const NUMERIC_LIMBS: usize = $limbs;
 
             #[inline(always)]
@@ -107,6 +114,27 @@ macro_rules! int {
             #[inline(always)]
             fn from_bits(bits: u64) -> Self {
                 bits as $t
+            }
+        }
+
+        impl RunningSum<$t> for IntSum {
+            const EMPTY: Self = IntSum(0);
+
+            #[inline(always)]
+            fn add(&mut self, new: $t) {
+                self.0 += new as i128;
+            }
+            #[inline(always)]
+            fn replace(&mut self, old: $t, new: $t) {
+                self.0 += new as i128 - old as i128;
+            }
+            #[inline]
+            fn sum(&self) -> i128 {
+                self.0
+            }
+            #[inline]
+            fn mean(&self, n: u64, _: f64) -> f64 {
+                int_mean(self.0, n)
             }
         }
     )*};
@@ -172,6 +200,7 @@ macro_rules! float {
         impl Sample for $t {
             type Sum = f64;
             type Limbs = [i64; $limbs];
+            type Running = FloatSum<$limbs>;
             const NUMERIC_LIMBS: usize = $numeric;
 
             #[inline(always)]
@@ -206,6 +235,66 @@ macro_rules! float {
             const MANT: u32 = $mant;
             const EXP_MASK: u64 = $emask;
             const NUMERIC: usize = $numeric;
+        }
+
+        impl FloatExact for FloatSum<$limbs> {
+            const BIAS: i32 = $bias;
+
+            fn non_finite(&self) -> Option<f64> {
+                non_finite(&self.limbs, $numeric)
+            }
+
+            fn limbs_and_span(&self) -> (&[i64], Span) {
+                (&self.limbs, self.span)
+            }
+
+            #[inline(always)]
+            fn estimate(&self) -> &Estimate {
+                &self.estimate
+            }
+
+            #[inline(always)]
+            fn estimate_mut(&mut self) -> &mut Estimate {
+                &mut self.estimate
+            }
+        }
+
+        impl RunningSum<$t> for FloatSum<$limbs> {
+            const EMPTY: Self = FloatSum {
+                limbs: [0; $limbs],
+                span: Span::EMPTY,
+                estimate: Estimate::ZERO,
+            };
+
+            #[inline(always)]
+            fn add(&mut self, new: $t) {
+                let touched = new.add_to(&mut self.limbs);
+                self.span.cover(touched.lo, touched.hi);
+                self.estimate.replace(0.0, f64::from(new));
+                if self.estimate.maintenance_due() {
+                    self.maintain();
+                }
+            }
+            #[inline(always)]
+            fn replace(&mut self, old: $t, new: $t) {
+                old.sub_from(&mut self.limbs);
+                let touched = new.add_to(&mut self.limbs);
+                self.span.cover(touched.lo, touched.hi);
+                // Non-finite values go in too: they poison the estimate until maintenance
+                // re-seeds it, after they have left.
+                self.estimate.replace(f64::from(old), f64::from(new));
+                if self.estimate.maintenance_due() {
+                    self.maintain();
+                }
+            }
+            #[inline]
+            fn sum(&self) -> f64 {
+                self.certified_sum()
+            }
+            #[inline]
+            fn mean(&self, n: u64, inv: f64) -> f64 {
+                self.certified_mean(n, inv)
+            }
         }
     };
 }

@@ -1,0 +1,123 @@
+//! The exact running sum of a single-owner window, and its reads.
+//!
+//! Integers keep an `i128`: `2^30` elements below `2^64` in magnitude cannot overflow it, so
+//! adding and evicting are one wide addition each, and a mean whose sum is below `2^53` in
+//! magnitude is one conversion and one division. Floats keep the exact limbs (the source of
+//! truth, `exact.rs`) and a certified estimate next to them (`estimate.rs`), which answers
+//! almost every read; the limbs answer the rest and re-seed the estimate.
+
+use std::fmt::Debug;
+
+use crate::estimate::Estimate;
+use crate::exact::{float_top, Span};
+use crate::Sample;
+
+/// The exact running sum of a window: one per [`Sample`] type.
+///
+/// An implementation detail of [`Sample`], public only because it appears in its signature.
+#[doc(hidden)]
+pub trait RunningSum<T: Sample>: Clone + Debug + Send + Sync + 'static {
+    /// The sum of no elements.
+    const EMPTY: Self;
+
+    /// Adds an element.
+    fn add(&mut self, new: T);
+
+    /// Removes `old`, which was added before and not removed since, and adds `new`.
+    fn replace(&mut self, old: T, new: T);
+
+    /// The exact sum, rounded once for floats.
+    fn sum(&self) -> T::Sum;
+
+    /// The correctly rounded mean of the `n >= 1` elements summed; `inv` approximates `1 / n`.
+    fn mean(&self, n: u64, inv: f64) -> f64;
+}
+
+/// The running sum of an integer window: exact in an `i128`.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntSum(pub(crate) i128);
+
+/// The running sum of a float window with `L` limbs (`exact.rs`), the range of limbs that may
+/// be nonzero, and the certified estimate.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct FloatSum<const L: usize> {
+    pub(crate) limbs: [i64; L],
+    pub(crate) span: Span,
+    pub(crate) estimate: Estimate,
+}
+
+/// How a float accumulator reads its exact value (the limb weights and where the counters of
+/// non-finite values are), and the reads and maintenance built on it.
+pub(crate) trait FloatExact {
+    /// Limb `i` counts units of `2^(32 i - BIAS)`.
+    const BIAS: i32;
+    /// What the non-finite counters make of the sum and mean, if any are nonzero.
+    fn non_finite(&self) -> Option<f64>;
+    fn limbs_and_span(&self) -> (&[i64], Span);
+    fn estimate(&self) -> &Estimate;
+    fn estimate_mut(&mut self) -> &mut Estimate;
+
+    /// The exact path: the non-finite counters, then an estimate seeded from the exact value
+    /// (a bound of about `2^-100` relative), and only if that cannot decide either (the mean
+    /// lies within that of a rounding midpoint) the full division.
+    #[cold]
+    #[inline(never)]
+    fn exact(&self, n: u64) -> f64 {
+        if let Some(v) = self.non_finite() {
+            return v;
+        }
+        let (limbs, span) = self.limbs_and_span();
+        let Some(top) = float_top(limbs, span, Self::BIAS) else {
+            return 0.0;
+        };
+        let seeded = Estimate::seed(top.neg, top.mag, top.exp);
+        let certified = if n == 1 {
+            seeded.sum()
+        } else {
+            let n = n as f64;
+            seeded.mean(n, 1.0 / n)
+        };
+        certified.unwrap_or_else(|| top.div_round(n))
+    }
+
+    /// Renormalizes the estimate, and re-seeds it from the limbs if its bound is too loose.
+    #[cold]
+    #[inline(never)]
+    fn maintain(&mut self) {
+        self.estimate_mut().renormalize();
+        if !self.estimate().needs_seed() {
+            return;
+        }
+        let seed = if self.non_finite().is_some() {
+            // Retried at the next maintenance, until the last non-finite element has left.
+            Estimate::POISONED
+        } else {
+            let (limbs, span) = self.limbs_and_span();
+            match float_top(limbs, span, Self::BIAS) {
+                Some(top) => Estimate::seed(top.neg, top.mag, top.exp),
+                None => Estimate::ZERO,
+            }
+        };
+        *self.estimate_mut() = seed;
+    }
+
+    /// The sum through the certificate, or the exact path.
+    #[inline(always)]
+    fn certified_sum(&self) -> f64 {
+        match self.estimate().sum() {
+            Some(s) => s,
+            None => self.exact(1),
+        }
+    }
+
+    /// The mean through the certificate, or the exact path.
+    #[inline(always)]
+    fn certified_mean(&self, n: u64, inv: f64) -> f64 {
+        match self.estimate().mean(n as f64, inv) {
+            Some(q) => q,
+            None => self.exact(n),
+        }
+    }
+}
