@@ -65,6 +65,8 @@ pub(crate) trait FloatExact {
     #[cold]
     #[inline(never)]
     fn exact(&self, n: u64) -> f64 {
+        #[cfg(test)]
+        stats::count(&stats::EXACT);
         if let Some(v) = self.non_finite() {
             return v;
         }
@@ -79,7 +81,11 @@ pub(crate) trait FloatExact {
             let n = n as f64;
             seeded.mean(n, 1.0 / n)
         };
-        certified.unwrap_or_else(|| top.div_round(n))
+        certified.unwrap_or_else(|| {
+            #[cfg(test)]
+            stats::count(&stats::DIVISIONS);
+            top.div_round(n)
+        })
     }
 
     /// Renormalizes the estimate, and re-seeds it from the limbs if its bound is too loose.
@@ -90,6 +96,8 @@ pub(crate) trait FloatExact {
         if !self.estimate().needs_seed() {
             return;
         }
+        #[cfg(test)]
+        stats::count(&stats::SEEDS);
         let seed = if self.non_finite().is_some() {
             // Retried at the next maintenance, until the last non-finite element has left.
             Estimate::POISONED
@@ -119,5 +127,32 @@ pub(crate) trait FloatExact {
             Some(q) => q,
             None => self.exact(n),
         }
+    }
+}
+
+/// Counts of the slow paths taken by this thread, for tests that report how often the
+/// certificate failed.
+#[cfg(test)]
+pub(crate) mod stats {
+    use std::cell::Cell;
+
+    std::thread_local! {
+        /// Reads that took the exact path (the certificate failed or could not apply).
+        pub(crate) static EXACT: Cell<u64> = const { Cell::new(0) };
+        /// Exact-path reads that also needed the full division (the mean lies within about
+        /// `2^-100` of a rounding midpoint, or the window holds non-finite values: no).
+        pub(crate) static DIVISIONS: Cell<u64> = const { Cell::new(0) };
+        /// Re-seeds of the estimate from the exact limbs (or attempts, while non-finite
+        /// elements are in the window).
+        pub(crate) static SEEDS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub(crate) fn count(key: &'static std::thread::LocalKey<Cell<u64>>) {
+        key.with(|c| c.set(c.get() + 1));
+    }
+
+    /// This thread's `(EXACT, DIVISIONS, SEEDS)` so far.
+    pub(crate) fn snapshot() -> (u64, u64, u64) {
+        (EXACT.with(Cell::get), DIVISIONS.with(Cell::get), SEEDS.with(Cell::get))
     }
 }
