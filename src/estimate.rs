@@ -42,8 +42,12 @@ const MANT_MASK: u64 = (1 << 52) - 1;
 const SPLIT_LIMIT: f64 = (1u64 << 26) as f64;
 
 /// A double-double estimate `hi + lo` of an exact sum, with a rigorous error bound.
+///
+/// An implementation detail of [`Sample`](crate::Sample), public only because it appears in its
+/// signature.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Estimate {
+pub struct Estimate {
     hi: f64,
     lo: f64,
     /// `|S - (hi + lo)| <= err * (1 + 2^-20)`, or `err` is NaN or infinite (no claim).
@@ -178,9 +182,22 @@ impl Estimate {
         certified(h, l.abs() + self.err, 1.0)
     }
 
-    #[cfg(test)]
-    pub(crate) fn err(&self) -> f64 {
-        self.err
+    /// The estimate as three words, for a shard to publish.
+    #[inline(always)]
+    pub(crate) fn to_words(&self) -> [u64; 3] {
+        [self.hi.to_bits(), self.lo.to_bits(), self.err.to_bits()]
+    }
+
+    /// An estimate published by a shard's owner. Its update count is not published: the owner
+    /// re-seeds within 64 updates of [`MAX_UPDATES`], so it is taken as that bound plus 64.
+    #[inline(always)]
+    pub(crate) fn from_words(w: [u64; 3]) -> Estimate {
+        Estimate {
+            hi: f64::from_bits(w[0]),
+            lo: f64::from_bits(w[1]),
+            err: f64::from_bits(w[2]),
+            updates: MAX_UPDATES + 64,
+        }
     }
 }
 

@@ -16,11 +16,13 @@ mod traits;
 
 pub use error::WindowError;
 #[doc(hidden)]
+pub use estimate::Estimate;
+#[doc(hidden)]
 pub use exact::Span;
 pub use mutex::MutexAverage;
 pub use ring::RingAverage;
 #[doc(hidden)]
-pub use running::{FloatSum, IntSum, RunningSum};
+pub use running::{FloatSum, IntSum, RunningSum, Summary};
 #[doc(hidden)]
 pub use sample::Limbs;
 pub use sample::Sample;

@@ -153,6 +153,52 @@ pub(crate) mod stats {
 
     /// This thread's `(EXACT, DIVISIONS, SEEDS)` so far.
     pub(crate) fn snapshot() -> (u64, u64, u64) {
-        (EXACT.with(Cell::get), DIVISIONS.with(Cell::get), SEEDS.with(Cell::get))
+        (
+            EXACT.with(Cell::get),
+            DIVISIONS.with(Cell::get),
+            SEEDS.with(Cell::get),
+        )
     }
+}
+
+/// What a shard of a [`ShardedAverage`](crate::ShardedAverage) publishes about a range of its
+/// own elements: their exact sum for integers, a certified estimate of it for floats, in
+/// three words that readers load under the shard's sequence lock.
+///
+/// An implementation detail of [`Sample`], public only because it appears in its signature.
+#[doc(hidden)]
+pub trait Summary<T: Sample>: Copy + Debug + Send + Sync + 'static {
+    /// The summary of no elements.
+    const EMPTY: Self;
+
+    /// Adds an element.
+    fn add(&mut self, x: T);
+
+    /// Removes an element that was added.
+    fn remove(&mut self, x: T);
+
+    /// Removes `old` and adds `new`.
+    fn replace(&mut self, old: T, new: T);
+
+    /// Adds the summary of a disjoint set of elements.
+    fn merge(&mut self, other: &Self);
+
+    /// The correctly rounded mean of the `n >= 1` elements, if the summary can prove it.
+    fn mean(&self, n: u64) -> Option<f64>;
+
+    /// The sum, if the summary can prove it (exact for integers, correctly rounded for floats).
+    fn sum(&self) -> Option<T::Sum>;
+
+    /// Whether the owner should call [`maintain`](Self::maintain) now (every 64 updates).
+    fn maintenance_due(&self) -> bool;
+
+    /// Renormalizes; returns whether the summary must be re-seeded from the exact sum.
+    fn maintain(&mut self) -> bool;
+
+    /// The summary of the elements whose exact sum the limbs encode.
+    fn seed(limbs: &T::Limbs) -> Self;
+
+    fn to_words(&self) -> [u64; 3];
+
+    fn from_words(words: [u64; 3]) -> Self;
 }

@@ -3,8 +3,10 @@
 use std::fmt::Debug;
 
 use crate::estimate::Estimate;
-use crate::exact::{add_float_digits, int_limbs_value, int_mean, round_float_limbs, Span};
-use crate::running::{FloatExact, FloatSum, IntSum, RunningSum};
+use crate::exact::{
+    add_float_digits, float_top, int_limbs_value, int_mean, round_float_limbs, Span,
+};
+use crate::running::{FloatExact, FloatSum, IntSum, RunningSum, Summary};
 
 mod private {
     pub trait Sealed {}
@@ -40,6 +42,10 @@ pub trait Sample: Copy + PartialEq + Debug + Send + Sync + 'static + private::Se
     #[doc(hidden)]
     /// The running sum a single-owner window keeps.
     type Running: RunningSum<Self>;
+
+    #[doc(hidden)]
+    /// What a shard publishes about its recent elements.
+    type Summary: Summary<Self>;
 
     #[doc(hidden)]
     /// Number of limbs that hold digits (the rest are counters of non-finite values).
@@ -82,6 +88,7 @@ macro_rules! int {
             type Sum = i128;
             type Limbs = [i64; $limbs];
             type Running = IntSum;
+            type Summary = IntSum;
             const NUMERIC_LIMBS: usize = $limbs;
 
             #[inline(always)]
@@ -135,6 +142,53 @@ macro_rules! int {
             #[inline]
             fn mean(&self, n: u64, _: f64) -> f64 {
                 int_mean(self.0, n)
+            }
+        }
+
+        impl Summary<$t> for IntSum {
+            const EMPTY: Self = IntSum(0);
+
+            #[inline(always)]
+            fn add(&mut self, x: $t) {
+                self.0 += x as i128;
+            }
+            #[inline(always)]
+            fn remove(&mut self, x: $t) {
+                self.0 -= x as i128;
+            }
+            #[inline(always)]
+            fn replace(&mut self, old: $t, new: $t) {
+                self.0 += new as i128 - old as i128;
+            }
+            #[inline]
+            fn merge(&mut self, other: &Self) {
+                self.0 += other.0;
+            }
+            #[inline]
+            fn mean(&self, n: u64) -> Option<f64> {
+                Some(int_mean(self.0, n))
+            }
+            #[inline]
+            fn sum(&self) -> Option<i128> {
+                Some(self.0)
+            }
+            #[inline(always)]
+            fn maintenance_due(&self) -> bool {
+                false
+            }
+            fn maintain(&mut self) -> bool {
+                false
+            }
+            fn seed(limbs: &[i64; $limbs]) -> Self {
+                IntSum(int_limbs_value(limbs))
+            }
+            #[inline(always)]
+            fn to_words(&self) -> [u64; 3] {
+                [self.0 as u64, (self.0 >> 64) as u64, 0]
+            }
+            #[inline(always)]
+            fn from_words(w: [u64; 3]) -> Self {
+                IntSum(i128::from(w[0]) | (i128::from(w[1] as i64) << 64))
             }
         }
     )*};
@@ -201,6 +255,7 @@ macro_rules! float {
             type Sum = f64;
             type Limbs = [i64; $limbs];
             type Running = FloatSum<$limbs>;
+            type Summary = Estimate;
             const NUMERIC_LIMBS: usize = $numeric;
 
             #[inline(always)]
@@ -256,6 +311,61 @@ macro_rules! float {
             #[inline(always)]
             fn estimate_mut(&mut self) -> &mut Estimate {
                 &mut self.estimate
+            }
+        }
+
+        impl Summary<$t> for Estimate {
+            const EMPTY: Self = Estimate::ZERO;
+
+            #[inline(always)]
+            fn add(&mut self, x: $t) {
+                Estimate::replace(self, 0.0, f64::from(x));
+            }
+            #[inline(always)]
+            fn remove(&mut self, x: $t) {
+                Estimate::replace(self, f64::from(x), 0.0);
+            }
+            #[inline(always)]
+            fn replace(&mut self, old: $t, new: $t) {
+                Estimate::replace(self, f64::from(old), f64::from(new));
+            }
+            #[inline]
+            fn merge(&mut self, other: &Self) {
+                Estimate::merge(self, other);
+            }
+            #[inline]
+            fn mean(&self, n: u64) -> Option<f64> {
+                let n = n as f64;
+                Estimate::mean(self, n, 1.0 / n)
+            }
+            #[inline]
+            fn sum(&self) -> Option<f64> {
+                Estimate::sum(self)
+            }
+            #[inline(always)]
+            fn maintenance_due(&self) -> bool {
+                Estimate::maintenance_due(self)
+            }
+            fn maintain(&mut self) -> bool {
+                self.renormalize();
+                self.needs_seed()
+            }
+            fn seed(limbs: &[i64; $limbs]) -> Self {
+                if non_finite(limbs, $numeric).is_some() {
+                    return Estimate::POISONED;
+                }
+                match float_top(limbs, Span::full($numeric), $bias) {
+                    Some(top) => Estimate::seed(top.neg, top.mag, top.exp),
+                    None => Estimate::ZERO,
+                }
+            }
+            #[inline(always)]
+            fn to_words(&self) -> [u64; 3] {
+                self.to_words()
+            }
+            #[inline(always)]
+            fn from_words(w: [u64; 3]) -> Self {
+                Estimate::from_words(w)
             }
         }
 

@@ -19,7 +19,10 @@
 
 mod reference;
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::{mpsc, Arc, Barrier};
 
 use mavg::{MovingAverage, MutexAverage, ShardedAverage, SharedMovingAverage};
@@ -425,20 +428,26 @@ fn sums_during_adds_are_exact<M: SharedMovingAverage<u64>>(
 ) {
     assert!(window <= 30 && writers <= 2);
     let p = if MIRI { 80 } else { 100_000 };
+    // Writers add at least `p` elements each, and go on until the reader has checked this many
+    // reads made while they were adding (fast adds would otherwise finish first).
+    let min_checks = if MIRI { 2 } else { 1_000 };
     let m = M::with_window(window).unwrap();
     let started = AtomicUsize::new(0);
+    let checks = AtomicUsize::new(0);
     let mut checked = 0usize;
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..writers)
             .map(|t| {
-                let (m, started) = (&m, &started);
+                let (m, started, checks) = (&m, &started, &checks);
                 s.spawn(move || {
                     for i in 0..window + 1 {
                         m.push(bit_of(t, i));
                     }
                     started.fetch_add(1, SeqCst);
-                    for i in window + 1..p {
+                    let mut i = window + 1;
+                    while i < p || checks.load(Relaxed) < min_checks {
                         m.push(bit_of(t, i));
+                        i += 1;
                     }
                 })
             })
@@ -462,9 +471,10 @@ fn sums_during_adds_are_exact<M: SharedMovingAverage<u64>>(
                 );
             }
             checked += 1;
+            checks.store(checked, Relaxed);
         }
     });
-    assert!(checked > 0);
+    assert!(checked >= min_checks);
     // Quiescent: exactly the last `window` adds of some interleaving.
     let v = m.to_vec();
     assert_eq!(v.len(), window);

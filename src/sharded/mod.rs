@@ -31,6 +31,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::error::check_window;
 use crate::exact::Span;
+use crate::running::Summary;
 use crate::sample::Limbs;
 use crate::sync::{AtomicPtr, AtomicU64};
 use crate::{MovingAverage, Sample, SharedMovingAverage, WindowError};
@@ -251,8 +252,14 @@ impl<T: Sample> ShardedAverage<T> {
         // SeqCst keeps tickets, clears and readers' loads in one total order (free on x86,
         // where every read-modify-write is a full barrier).
         let ticket = self.next_ticket.fetch_add(1, SeqCst);
+        // Elements with tickets below this are outside the window of every read that loads a
+        // ticket counter past `ticket`. Relaxed: a stale clear mark only keeps more elements in
+        // the summary, which readers adjust.
+        let evict_below = (ticket + 1)
+            .saturating_sub(self.geometry.window)
+            .max(self.cleared_below.load(Relaxed));
         // SAFETY: the calling thread claimed `shard` (lease or `claim`) and has not released it.
-        unsafe { shard.push(ticket, value) };
+        unsafe { shard.push(ticket, value, evict_below) };
     }
 
     /// Claims a free shard or links a new one.
@@ -360,6 +367,24 @@ impl<T: Sample> ShardedAverage<T> {
         }
     }
 
+    /// The fast read: each shard's published summary, adjusted to the window. `None` if any
+    /// shard was being added to or needs a long adjustment; the exact read is then taken.
+    fn summarize(&self) -> Option<(T::Summary, u64)> {
+        // As in `read`: an element in `[from, to)` was in the window when `to` was loaded.
+        let to = self.next_ticket.load(SeqCst);
+        let from = to
+            .saturating_sub(self.geometry.window)
+            .max(self.cleared_below.load(SeqCst));
+        let mut total = <T::Summary as Summary<T>>::EMPTY;
+        let mut n = 0;
+        for shard in self.shards() {
+            let (summary, count) = shard.summary(from, to)?;
+            total.merge(&summary);
+            n += count;
+        }
+        Some((total, n))
+    }
+
     fn total(&self) -> (T::Limbs, u64) {
         self.read(
             || (T::Limbs::ZERO, 0u64),
@@ -393,11 +418,23 @@ impl<T: Sample> MovingAverage<T> for ShardedAverage<T> {
     }
 
     fn sum(&self) -> T::Sum {
+        if let Some(sum) = self.summarize().and_then(|(summary, _)| summary.sum()) {
+            return sum;
+        }
         let (sum, _) = self.total();
         T::sum_of(&sum, Self::full_span())
     }
 
     fn average(&self) -> Option<f64> {
+        match self.summarize() {
+            Some((_, 0)) => return None,
+            Some((summary, n)) => {
+                if let Some(mean) = summary.mean(n) {
+                    return Some(mean);
+                }
+            }
+            None => {}
+        }
         let (sum, n) = self.total();
         (n > 0).then(|| T::mean_of(&sum, Self::full_span(), n))
     }

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use crossbeam_utils::CachePadded;
 
 use crate::exact::Span;
+use crate::running::Summary;
 use crate::sample::Limbs;
 use crate::sync::{fence, AtomicBool, AtomicU64, UnsafeCell};
 use crate::{Sample, WindowError};
@@ -102,6 +103,12 @@ struct Slot {
 struct Owner<T: Sample> {
     /// Exact sum of every element this shard ever held (wrapping limbs).
     sum: T::Limbs,
+    /// Summary of elements `start .. count`: the ones that may still be in the window.
+    summary: T::Summary,
+    /// The oldest element the summary covers.
+    start: u64,
+    /// `start % cap`.
+    start_slot: usize,
     /// Elements added so far (equal to `published` outside an add).
     count: u64,
     /// `count % cap`, kept to avoid a division per add.
@@ -110,8 +117,18 @@ struct Owner<T: Sample> {
     checkpoint: usize,
 }
 
+/// What readers load first and last: the sequence lock and the summary it guards.
+struct Published {
+    /// Twice the number of elements fully written, plus one while an add is writing.
+    version: AtomicU64,
+    /// The oldest element the summary covers; it covers `start .. version / 2`.
+    start: AtomicU64,
+    /// The summary's words ([`Summary::to_words`]).
+    summary: [AtomicU64; 3],
+}
+
 pub(crate) struct Shard<T: Sample> {
-    published: CachePadded<AtomicU64>,
+    published: CachePadded<Published>,
     slots: Box<[Slot]>,
     checkpoints: Box<[AtomicU64]>,
     owner: UnsafeCell<Owner<T>>,
@@ -149,12 +166,20 @@ impl<T: Sample> Shard<T> {
             .map_err(|_| alloc_error())?;
         // Checkpoint 0, the empty prefix, is all zeros.
         checkpoints.extend((0..words).map(|_| AtomicU64::new(0)));
+        let empty = <T::Summary as Summary<T>>::EMPTY.to_words();
         Ok(Shard {
-            published: CachePadded::new(AtomicU64::new(0)),
+            published: CachePadded::new(Published {
+                version: AtomicU64::new(0),
+                start: AtomicU64::new(0),
+                summary: empty.map(AtomicU64::new),
+            }),
             slots: slots.into_boxed_slice(),
             checkpoints: checkpoints.into_boxed_slice(),
             owner: UnsafeCell::new(Owner {
                 sum: T::Limbs::ZERO,
+                summary: <T::Summary as Summary<T>>::EMPTY,
+                start: 0,
+                start_slot: 0,
                 count: 0,
                 slot: 0,
                 checkpoint: 1,
@@ -181,24 +206,29 @@ impl<T: Sample> Shard<T> {
         self.claimed.store(false, Release);
     }
 
-    /// Appends an element with its global ticket.
+    /// Appends an element with its global ticket, and drops from the summary the elements with
+    /// tickets below `evict_below`, which no read that sees this add can count.
     ///
     /// # Safety
     ///
     /// The calling thread must own the shard (have claimed it and not released it), so that
     /// no other thread runs `push` on it at the same time.
     #[inline]
-    pub(crate) unsafe fn push(&self, ticket: u64, value: T) {
+    pub(crate) unsafe fn push(&self, ticket: u64, value: T, evict_below: u64) {
         // SAFETY: the caller owns the shard, so this is the only access to `owner`; ownership
         // passed between threads through the Acquire/Release pair on `claimed`.
         self.owner
-            .with_mut(|owner| unsafe { self.push_owned(&mut *owner, ticket, value) });
+            .with_mut(|owner| unsafe { self.push_owned(&mut *owner, ticket, value, evict_below) });
     }
 
     #[inline(always)]
-    fn push_owned(&self, owner: &mut Owner<T>, ticket: u64, value: T) {
-        // Orders the previous add's `published` store before the stores below, which may
-        // overwrite data a reader is reading: pairs with the Acquire fence in `read`.
+    fn push_owned(&self, owner: &mut Owner<T>, ticket: u64, value: T, evict_below: u64) {
+        let published = &*self.published;
+        // Odd: the add is writing. Readers that see it, or any store below, discard their read.
+        published.version.store(2 * owner.count + 1, Relaxed);
+        // Orders the store above (and the previous add's stores) before the stores below, which
+        // may overwrite data a reader is reading: pairs with the Acquire fence in `read` and in
+        // `summary`.
         fence(Release);
         let slot = &self.slots[owner.slot];
         slot.ticket.store(ticket, Relaxed);
@@ -221,16 +251,74 @@ impl<T: Sample> Shard<T> {
                 owner.checkpoint = 0;
             }
         }
-        // Pairs with the Acquire load at the start of `read`: a reader that sees the new count
-        // sees the slot and checkpoint written above.
-        self.published.store(owner.count, PUBLISH);
+        self.summarize(owner, value, evict_below);
+        published.start.store(owner.start, Relaxed);
+        for (word, w) in published.summary.iter().zip(owner.summary.to_words()) {
+            word.store(w, Relaxed);
+        }
+        // Pairs with the Acquire loads at the start of `read` and `summary`: a reader that sees
+        // the new version sees the slot, checkpoint and summary written above.
+        published.version.store(2 * owner.count, PUBLISH);
+    }
+
+    /// Adds the new element to the summary and evicts the old ones; the first eviction and the
+    /// add are one update.
+    #[inline(always)]
+    fn summarize(&self, owner: &mut Owner<T>, value: T, evict_below: u64) {
+        let mut pending = Some(value);
+        // The new element's ticket is at least `evict_below`, so the loop stops at it.
+        while self.slots[owner.start_slot].ticket.load(Relaxed) < evict_below {
+            let old = T::from_bits(self.slots[owner.start_slot].value.load(Relaxed));
+            match pending.take() {
+                Some(new) => owner.summary.replace(old, new),
+                None => owner.summary.remove(old),
+            }
+            owner.start += 1;
+            owner.start_slot += 1;
+            if owner.start_slot as u64 == self.geometry.cap {
+                owner.start_slot = 0;
+            }
+        }
+        if let Some(new) = pending {
+            owner.summary.add(new);
+        }
+        if owner.summary.maintenance_due() && owner.summary.maintain() {
+            self.reseed(owner);
+        }
+    }
+
+    /// Re-seeds the summary from the exact sum of elements `start .. count`: the running sum
+    /// less the prefix at `start`.
+    #[cold]
+    #[inline(never)]
+    fn reseed(&self, owner: &mut Owner<T>) {
+        // At most `window` elements lie in `start .. count` (their tickets are distinct and in
+        // the window of the last add), so the checkpoint and slots read here are intact.
+        let mut limbs = owner.sum;
+        let j = owner.start / BLOCK;
+        let len = limbs.as_ref().len();
+        let base = (j % self.geometry.rounds) as usize * len;
+        for (limb, word) in limbs
+            .as_mut()
+            .iter_mut()
+            .zip(&self.checkpoints[base..base + len])
+        {
+            *limb = limb.wrapping_sub(word.load(Relaxed) as i64);
+        }
+        for seq in j * BLOCK..owner.start {
+            let bits = self.slots[(seq % self.geometry.cap) as usize]
+                .value
+                .load(Relaxed);
+            T::from_bits(bits).sub_from(&mut limbs);
+        }
+        owner.summary = <T::Summary as Summary<T>>::seed(&limbs);
     }
 
     /// Runs `f` on a consistent view of the shard, or reports that the shard moved on while
     /// `f` read it.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&View<'_, T>) -> R) -> Result<R, Stale> {
         // Pairs with the Release store in `push_owned`: elements below `c0` are fully written.
-        let c0 = self.published.load(Acquire);
+        let c0 = self.published.version.load(Acquire) / 2;
         let view = View {
             shard: self,
             published: c0,
@@ -241,7 +329,7 @@ impl<T: Sample> Shard<T> {
         // Pairs with the Release fence at the start of `push_owned`: if a load above saw an
         // overwrite, the load below sees the count that preceded it.
         fence(Acquire);
-        let c1 = self.published.load(Relaxed);
+        let c1 = self.published.version.load(Relaxed) / 2;
         let g = &self.geometry;
         let slots_intact = c1 < view.min_seq.get() + g.cap;
         let checkpoints_intact = c1 + 1 < (view.min_checkpoint.get() + g.rounds) * BLOCK;
@@ -250,6 +338,75 @@ impl<T: Sample> Shard<T> {
         } else {
             Err(Stale)
         }
+    }
+}
+
+/// Most elements a reader adds to or removes from a shard's summary before it gives up on the
+/// summary and reads the shard the exact way.
+const WALK: u32 = 64;
+
+impl<T: Sample> Shard<T> {
+    /// The summary of this shard's elements with tickets in `[from, to)`, and their number,
+    /// from the published summary adjusted by at most [`WALK`] elements at either end; `None`
+    /// if an add ran during the read or the adjustment would be longer.
+    #[inline]
+    pub(crate) fn summary(&self, from: u64, to: u64) -> Option<(T::Summary, u64)> {
+        let published = &*self.published;
+        // Pairs with the Release store that ends an add: the summary, `start` and the slots of
+        // the elements below `end` are those that add wrote (or later ones, detected below).
+        let version = published.version.load(Acquire);
+        if version % 2 == 1 {
+            return None;
+        }
+        let end = version / 2;
+        let start = published.start.load(Relaxed);
+        let words = [0, 1, 2].map(|i| published.summary[i].load(Relaxed));
+        let mut summary = <T::Summary as Summary<T>>::from_words(words);
+        let cap = self.geometry.cap;
+        let slot = |seq: u64| &self.slots[(seq % cap) as usize];
+        let ticket = |seq: u64| slot(seq).ticket.load(Relaxed);
+        let value = |seq: u64| T::from_bits(slot(seq).value.load(Relaxed));
+        let mut budget = WALK;
+        let mut step = || {
+            budget = budget.checked_sub(1)?;
+            Some(())
+        };
+        // Elements at the end that were added after the read loaded `to`.
+        let mut hi = end;
+        while hi > start && ticket(hi - 1) >= to {
+            step()?;
+            hi -= 1;
+            summary.remove(value(hi));
+        }
+        let mut lo = start;
+        if lo < hi && ticket(lo) < from {
+            // Elements that left the window through other shards' adds.
+            while lo < hi && ticket(lo) < from {
+                step()?;
+                summary.remove(value(lo));
+                lo += 1;
+            }
+        } else if lo == hi && hi < end {
+            // Everything summarized is newer than `to`; older elements may lie in the window.
+            return None;
+        } else {
+            // Elements the owner dropped that are still in this read's window (`to` was loaded
+            // before the owner's last add drew its ticket). Slots below `end - cap` may be
+            // overwritten: finding the window's start there means giving up.
+            let oldest = end.saturating_sub(cap);
+            while lo > 0 && ticket(lo - 1) >= from {
+                if lo == oldest {
+                    return None;
+                }
+                step()?;
+                lo -= 1;
+                summary.add(value(lo));
+            }
+        }
+        // Pairs with the Release fence at the start of `push_owned`: if any load above saw a
+        // store of a later add, the load below sees that add's odd version (or a later one).
+        fence(Acquire);
+        (published.version.load(Relaxed) == version).then_some((summary, hi - lo))
     }
 }
 
