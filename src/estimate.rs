@@ -184,7 +184,7 @@ impl Estimate {
 
     /// The estimate as three words, for a shard to publish.
     #[inline(always)]
-    pub(crate) fn to_words(&self) -> [u64; 3] {
+    pub(crate) fn to_words(self) -> [u64; 3] {
         [self.hi.to_bits(), self.lo.to_bits(), self.err.to_bits()]
     }
 

@@ -5,6 +5,8 @@
 mod error;
 mod estimate;
 mod exact;
+#[cfg(test)]
+mod fast_path_tests;
 mod mutex;
 mod ring;
 mod round;

@@ -130,37 +130,6 @@ pub(crate) trait FloatExact {
     }
 }
 
-/// Counts of the slow paths taken by this thread, for tests that report how often the
-/// certificate failed.
-#[cfg(test)]
-pub(crate) mod stats {
-    use std::cell::Cell;
-
-    std::thread_local! {
-        /// Reads that took the exact path (the certificate failed or could not apply).
-        pub(crate) static EXACT: Cell<u64> = const { Cell::new(0) };
-        /// Exact-path reads that also needed the full division (the mean lies within about
-        /// `2^-100` of a rounding midpoint, or the window holds non-finite values: no).
-        pub(crate) static DIVISIONS: Cell<u64> = const { Cell::new(0) };
-        /// Re-seeds of the estimate from the exact limbs (or attempts, while non-finite
-        /// elements are in the window).
-        pub(crate) static SEEDS: Cell<u64> = const { Cell::new(0) };
-    }
-
-    pub(crate) fn count(key: &'static std::thread::LocalKey<Cell<u64>>) {
-        key.with(|c| c.set(c.get() + 1));
-    }
-
-    /// This thread's `(EXACT, DIVISIONS, SEEDS)` so far.
-    pub(crate) fn snapshot() -> (u64, u64, u64) {
-        (
-            EXACT.with(Cell::get),
-            DIVISIONS.with(Cell::get),
-            SEEDS.with(Cell::get),
-        )
-    }
-}
-
 /// What a shard of a [`ShardedAverage`](crate::ShardedAverage) publishes about a range of its
 /// own elements: their exact sum for integers, a certified estimate of it for floats, in
 /// three words that readers load under the shard's sequence lock.
@@ -201,4 +170,35 @@ pub trait Summary<T: Sample>: Copy + Debug + Send + Sync + 'static {
     fn to_words(&self) -> [u64; 3];
 
     fn from_words(words: [u64; 3]) -> Self;
+}
+
+/// Counts of the slow paths taken by this thread, for tests that report how often the
+/// certificate failed.
+#[cfg(test)]
+pub(crate) mod stats {
+    use std::cell::Cell;
+
+    std::thread_local! {
+        /// Reads that took the exact path (the certificate failed or could not apply).
+        pub(crate) static EXACT: Cell<u64> = const { Cell::new(0) };
+        /// Exact-path reads that also needed the full division (the mean lies within about
+        /// `2^-100` of a rounding midpoint, or the window holds non-finite values: no).
+        pub(crate) static DIVISIONS: Cell<u64> = const { Cell::new(0) };
+        /// Re-seeds of the estimate from the exact limbs (or attempts, while non-finite
+        /// elements are in the window).
+        pub(crate) static SEEDS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub(crate) fn count(key: &'static std::thread::LocalKey<Cell<u64>>) {
+        key.with(|c| c.set(c.get() + 1));
+    }
+
+    /// This thread's `(EXACT, DIVISIONS, SEEDS)` so far.
+    pub(crate) fn snapshot() -> (u64, u64, u64) {
+        (
+            EXACT.with(Cell::get),
+            DIVISIONS.with(Cell::get),
+            SEEDS.with(Cell::get),
+        )
+    }
 }

@@ -361,7 +361,7 @@ macro_rules! float {
             }
             #[inline(always)]
             fn to_words(&self) -> [u64; 3] {
-                self.to_words()
+                Estimate::to_words(*self)
             }
             #[inline(always)]
             fn from_words(w: [u64; 3]) -> Self {

@@ -255,9 +255,12 @@ impl<T: Sample> ShardedAverage<T> {
         // Elements with tickets below this are outside the window of every read that loads a
         // ticket counter past `ticket`. Relaxed: a stale clear mark only keeps more elements in
         // the summary, which readers adjust.
+        // Never past `ticket` itself: a clear that ran after the `fetch_add` may have set the
+        // mark above it, and the summary must keep covering the element being added.
         let evict_below = (ticket + 1)
             .saturating_sub(self.geometry.window)
-            .max(self.cleared_below.load(Relaxed));
+            .max(self.cleared_below.load(Relaxed))
+            .min(ticket);
         // SAFETY: the calling thread claimed `shard` (lease or `claim`) and has not released it.
         unsafe { shard.push(ticket, value, evict_below) };
     }

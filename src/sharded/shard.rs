@@ -224,8 +224,12 @@ impl<T: Sample> Shard<T> {
     #[inline(always)]
     fn push_owned(&self, owner: &mut Owner<T>, ticket: u64, value: T, evict_below: u64) {
         let published = &*self.published;
-        // Odd: the add is writing. Readers that see it, or any store below, discard their read.
-        published.version.store(2 * owner.count + 1, Relaxed);
+        // Odd: the add is writing. The fast read discards what it read if it sees this value
+        // (or any store below); the exact read takes it as `count` elements published.
+        // Release, not Relaxed: a reader that loads this value must see the elements below
+        // `count`, and a later Relaxed store would not continue the release sequence of the
+        // previous add's even store (C++20 and loom drop same-thread stores from it).
+        published.version.store(2 * owner.count + 1, Release);
         // Orders the store above (and the previous add's stores) before the stores below, which
         // may overwrite data a reader is reading: pairs with the Acquire fence in `read` and in
         // `summary`.
@@ -267,6 +271,7 @@ impl<T: Sample> Shard<T> {
     fn summarize(&self, owner: &mut Owner<T>, value: T, evict_below: u64) {
         let mut pending = Some(value);
         // The new element's ticket is at least `evict_below`, so the loop stops at it.
+        debug_assert!(ticket_of_newest(self, owner) >= evict_below);
         while self.slots[owner.start_slot].ticket.load(Relaxed) < evict_below {
             let old = T::from_bits(self.slots[owner.start_slot].value.load(Relaxed));
             match pending.take() {
@@ -339,6 +344,14 @@ impl<T: Sample> Shard<T> {
             Err(Stale)
         }
     }
+}
+
+/// The ticket of the element added last (debug checks only).
+fn ticket_of_newest<T: Sample>(shard: &Shard<T>, owner: &Owner<T>) -> u64 {
+    let cap = shard.geometry.cap as usize;
+    shard.slots[(owner.slot + cap - 1) % cap]
+        .ticket
+        .load(Relaxed)
 }
 
 /// Most elements a reader adds to or removes from a shard's summary before it gives up on the
