@@ -485,8 +485,68 @@ fn single_thread(c: &mut Criterion) {
     }
 }
 
+/// Window of the special-case reads below.
+const SPECIAL_N: usize = 1024;
+
+/// A window of `2^53` and `2^53 + 2` in turn: its mean, `2^53 + 1`, is a rounding tie, so
+/// every read fails the certificate and takes the full exact path (the worst case).
+fn tie_window() -> RingAverage<f64> {
+    let mut m = RingAverage::new(SPECIAL_N).unwrap();
+    for i in 0..SPECIAL_N + 32 {
+        m.push(9007199254740992.0 + 2.0 * (i % 2) as f64);
+    }
+    assert_eq!(m.average(), Some(9007199254740992.0)); // the tie goes to even
+    m
+}
+
+/// A `ShardedAverage` with two shards, filled by two threads taking turns (the steady state of
+/// two busy workers): both shards hold half of the window.
+fn two_shard_window() -> ShardedAverage<f64> {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let m = ShardedAverage::with_shards(SPECIAL_N, 2).unwrap();
+    let turn = AtomicUsize::new(0);
+    let total = 2 * SPECIAL_N + 64;
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let (m, turn) = (&m, &turn);
+            s.spawn(move || loop {
+                let i = turn.load(SeqCst);
+                if i >= total {
+                    break;
+                }
+                if i % 2 == t {
+                    SharedMovingAverage::push(m, F64S[i & MASK]);
+                    turn.store(i + 1, SeqCst);
+                } else {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+    });
+    assert_eq!(m.shard_count(), 2);
+    m
+}
+
+/// Reads outside the common case: the worst case for the certificate, and a sharded read
+/// over two shards.
+fn special_reads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("read_special/f64");
+    g.throughput(Throughput::Elements(1));
+    let tie = tie_window();
+    g.bench_function(BenchmarkId::new("RingAverage tie", SPECIAL_N), |b| {
+        b.iter(|| black_box(black_box(&tie).average()))
+    });
+    let sharded = two_shard_window();
+    g.bench_function(
+        BenchmarkId::new("ShardedAverage 2 shards", SPECIAL_N),
+        |b| b.iter(|| black_box(black_box(&sharded).average())),
+    );
+    g.finish();
+}
+
 fn main() {
     let mut c = common::config(Duration::from_millis(400), Duration::from_millis(1200), 30);
     single_thread(&mut c);
+    special_reads(&mut c);
     c.final_summary();
 }

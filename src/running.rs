@@ -140,6 +140,9 @@ pub trait Summary<T: Sample>: Copy + Debug + Send + Sync + 'static {
     /// The summary of no elements.
     const EMPTY: Self;
 
+    /// How many of the three words of [`to_words`](Self::to_words) carry information.
+    const WORDS: usize;
+
     /// Adds an element.
     fn add(&mut self, x: T);
 

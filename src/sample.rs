@@ -147,6 +147,7 @@ macro_rules! int {
 
         impl Summary<$t> for IntSum {
             const EMPTY: Self = IntSum(0);
+            const WORDS: usize = 2;
 
             #[inline(always)]
             fn add(&mut self, x: $t) {
@@ -316,6 +317,7 @@ macro_rules! float {
 
         impl Summary<$t> for Estimate {
             const EMPTY: Self = Estimate::ZERO;
+            const WORDS: usize = 3;
 
             #[inline(always)]
             fn add(&mut self, x: $t) {

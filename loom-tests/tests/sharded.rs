@@ -62,9 +62,10 @@ fn two_writers_final_state_i64() {
     }
 }
 
-/// A reader runs while two threads add floats, one of them huge. Every value it reads is the
-/// exact mean (or the elements, in order) of a subset of a window that existed during the
-/// read; once the writers are joined, the state is exact.
+/// A reader runs while two threads add floats, one of them huge. Every value the exact read
+/// returns is the exact mean (or the elements, in order) of a subset of a window that existed
+/// during the read; once the writers are joined, the state is exact (through the fast read
+/// too).
 #[test]
 fn reader_during_adds_f64() {
     let window = 2;
@@ -80,7 +81,7 @@ fn reader_during_adds_f64() {
 
         let seen = m.to_vec();
         assert!(partial.contains(&seen), "read {seen:?}");
-        let avg = m.average();
+        let avg = m.exact_average();
         assert!(
             partial.iter().any(|w| float_mean(w) == avg),
             "average {avg:?} is the mean of no allowed subset"
@@ -89,46 +90,158 @@ fn reader_during_adds_f64() {
         hs.into_iter().for_each(|h| h.join().unwrap());
         let w = m.to_vec();
         assert!(finals.contains(&w), "final {w:?}");
+        assert_eq!(m.exact_average(), float_mean(&w));
         assert_eq!(m.average(), float_mean(&w));
         assert_eq!(m.sum(), w.iter().sum::<f64>());
     });
 }
 
-/// One writer wraps its shard's ring and its checkpoint ring (window 2: 8 slots and 7
-/// checkpoints of 2 elements under loom) while a reader reads the average, so the reader meets
-/// overwritten slots and checkpoints and must start over. With one writer, only the newest
-/// element of the window can be in flight, so the average must be that of the window at some
-/// ticket `T` at or after the adds that had completed when the read began, less at most its
-/// newest element.
-#[test]
-fn reader_during_ring_wrap() {
+/// The average the exact (or fast) read may return while one writer adds `1, 2, ...` to a
+/// window of 2, `completed` of them done when the read began: that of the window at some
+/// ticket `T` at or after `completed`, less at most its newest element (the only one that can
+/// be in flight with one writer).
+fn wrap_allowed(avg: Option<f64>, completed: i64, adds: i64) -> bool {
+    (completed..=adds).any(|t| {
+        let full: Vec<i64> = ((t - 1).max(1)..=t).filter(|&v| v >= 1).collect();
+        avg == int_mean(&full)
+            || (t > completed && avg == int_mean(&full[..full.len().saturating_sub(1)]))
+    })
+}
+
+/// One writer adds `1..=adds` to a window of 2; it adds the first `before` alone, then the rest
+/// while the main thread runs `read`, which returns the elements completed when it began and
+/// what it read. The writer's first adds do not race with anything, which keeps the model
+/// small while the ring wraps during the read.
+fn run_wrap_model<R>(
+    name: &'static str,
+    bound: usize,
+    adds: i64,
+    before: i64,
+    read: impl Fn(&ShardedAverage<i64>) -> R + Send + Sync + 'static,
+    check: impl Fn(R, i64) + Send + Sync + 'static,
+) {
     use loom::sync::atomic::{AtomicU64, Ordering::SeqCst};
-    const ADDS: i64 = 16;
-    let window = 2;
-    reference::model("reader_during_ring_wrap", 3, move || {
-        let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
+    reference::model(name, bound, move || {
+        let m = Arc::new(ShardedAverage::<i64>::new(2).unwrap());
         let done = Arc::new(AtomicU64::new(0));
         let h = {
             let (m, done) = (m.clone(), done.clone());
             thread::spawn(move || {
-                for v in 1..=ADDS {
+                for v in 1..=adds {
                     m.push(v);
                     done.store(v as u64, SeqCst);
                 }
             })
         };
+        while (done.load(SeqCst) as i64) < before {
+            thread::yield_now();
+        }
         let completed = done.load(SeqCst) as i64;
-        let avg = m.average();
-        // Element values are tickets + 1, so the window at ticket `t` holds `t - 1` and `t`.
-        let allowed = (completed..=ADDS).any(|t| {
-            let full: Vec<i64> = ((t - 1).max(1)..=t).filter(|&v| v >= 1).collect();
-            avg == int_mean(&full)
-                || (t > completed && avg == int_mean(&full[..full.len().saturating_sub(1)]))
-        });
-        assert!(allowed, "average {avg:?} after {completed} completed adds");
+        check(read(&m), completed);
         h.join().unwrap();
-        assert_eq!(m.to_vec(), [ADDS - 1, ADDS]);
-        assert_eq!(m.sum(), i128::from(2 * ADDS - 1));
+        assert_eq!(m.to_vec(), [adds - 1, adds]);
+        assert_eq!(m.sum(), i128::from(2 * adds - 1));
+        assert_eq!(m.fast_average(), Some(int_mean(&[adds - 1, adds])));
+    });
+}
+
+/// One writer wraps its shard's ring and its checkpoint ring (window 2: 8 slots and 7
+/// checkpoints of 2 elements under loom) while a reader runs the exact read, so the reader
+/// meets overwritten slots and checkpoints and must start over.
+#[test]
+fn reader_during_ring_wrap() {
+    const ADDS: i64 = 16;
+    run_wrap_model(
+        "reader_during_ring_wrap",
+        3,
+        ADDS,
+        8,
+        |m| m.exact_average(),
+        |avg, completed| {
+            assert!(
+                wrap_allowed(avg, completed, ADDS),
+                "average {avg:?} after {completed} completed adds"
+            );
+        },
+    );
+}
+
+/// The fast read while one writer wraps the ring: the shard's summary changes under the reader,
+/// which walks slots that the writer may be overwriting. A fast read either gives up or returns
+/// an allowed average.
+#[test]
+fn fast_read_during_ring_wrap() {
+    const ADDS: i64 = 10;
+    run_wrap_model(
+        "fast_read_during_ring_wrap",
+        3,
+        ADDS,
+        6,
+        |m| m.fast_average(),
+        |avg, completed| {
+            if let Some(avg) = avg {
+                assert!(
+                    wrap_allowed(avg, completed, ADDS),
+                    "fast average {avg:?} after {completed} completed adds"
+                );
+            }
+        },
+    );
+}
+
+/// The fast read while two threads add: every average it returns is the exact mean of a subset
+/// of a window that existed during the read, as for the exact read. Once the writers are
+/// joined it does not give up, and it agrees with the exact read.
+#[test]
+fn fast_read_during_adds_i64() {
+    let window = 2;
+    let threads = vec![vec![1i64, 2], vec![4]];
+    let partial = partial_windows(&threads, window);
+    let finals = final_windows(&threads, window);
+    reference::model("fast_read_during_adds_i64", 3, move || {
+        let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
+        let hs: Vec<_> = threads
+            .iter()
+            .map(|t| spawn_pushes(&m, t.clone()))
+            .collect();
+        if let Some(avg) = m.fast_average() {
+            assert!(
+                partial.iter().any(|w| int_mean(w) == avg),
+                "fast average {avg:?} is the mean of no allowed subset"
+            );
+        }
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        let w = m.to_vec();
+        assert!(finals.contains(&w), "final {w:?}");
+        assert_eq!(m.fast_average(), Some(int_mean(&w)));
+        assert_eq!(m.average(), int_mean(&w));
+    });
+}
+
+/// The same with floats, where the fast read certifies an estimate: `2^60` enters and leaves
+/// the window, so an estimate that kept its trace would be visibly wrong.
+#[test]
+fn fast_read_during_adds_f64() {
+    let window = 1;
+    let threads = vec![vec![BIG, 256.0], vec![512.0]];
+    let partial = partial_windows(&threads, window);
+    let finals = final_windows(&threads, window);
+    reference::model("fast_read_during_adds_f64", 2, move || {
+        let m = Arc::new(ShardedAverage::<f64>::new(window).unwrap());
+        let hs: Vec<_> = threads
+            .iter()
+            .map(|t| spawn_pushes(&m, t.clone()))
+            .collect();
+        if let Some(avg) = m.fast_average() {
+            assert!(
+                partial.iter().any(|w| float_mean(w) == avg),
+                "fast average {avg:?} is the mean of no allowed subset"
+            );
+        }
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        let w = m.to_vec();
+        assert!(finals.contains(&w), "final {w:?}");
+        assert_eq!(m.average(), float_mean(&w));
     });
 }
 

@@ -18,7 +18,12 @@
 //! sum, which is rounded once.
 //!
 //! Reads cost `O(S * (log N + BLOCK + L))` for `S` shards and `L` limbs, independent of how
-//! many elements the window holds beyond the logarithm.
+//! many elements the window holds beyond the logarithm. Most reads are cheaper still: each
+//! shard also publishes, under a sequence lock, a summary of its own recent elements (their
+//! exact sum for integers, a certified estimate for floats, see `estimate.rs`), which a reader
+//! adjusts to the window by a few elements and merges; the exact read above answers only when
+//! that cannot (an add in flight, a long adjustment, or a float mean the certificate cannot
+//! prove). `notes/design.md` has the protocol and its proof.
 
 mod lease;
 mod shard;
@@ -50,7 +55,11 @@ use shard::{Geometry, Shard, Stale, View};
 /// * **Reads are lock-free**: they never wait for an add. A read starts over only when a
 ///   shard added at least 64 elements during that read (or overwrote what the read was
 ///   looking at), which means other threads made progress.
-/// * Reads take `O(S * (log N + 64 + L))` for `S` shards: they never scan the window.
+/// * Reads take `O(S)` for `S` shards when every shard has added recently and no add is in
+///   flight: each shard's published summary, adjusted by a few elements, and a certificate
+///   for floats. Otherwise `O(S * (log N + 64 + L))`: they never scan the window. A shard whose
+///   thread stopped adding while others went on keeps counting elements that have left the
+///   window in its summary, so reads take the second path until it adds again.
 ///
 /// # Concurrent reads
 ///
@@ -253,14 +262,10 @@ impl<T: Sample> ShardedAverage<T> {
         // where every read-modify-write is a full barrier).
         let ticket = self.next_ticket.fetch_add(1, SeqCst);
         // Elements with tickets below this are outside the window of every read that loads a
-        // ticket counter past `ticket`. Relaxed: a stale clear mark only keeps more elements in
-        // the summary, which readers adjust.
-        // Never past `ticket` itself: a clear that ran after the `fetch_add` may have set the
-        // mark above it, and the summary must keep covering the element being added.
-        let evict_below = (ticket + 1)
-            .saturating_sub(self.geometry.window)
-            .max(self.cleared_below.load(Relaxed))
-            .min(ticket);
+        // ticket counter past `ticket`. (Clears are left to readers: after one, they walk
+        // forward past the cleared elements, or take the exact read until the owner's own
+        // window has moved past them.)
+        let evict_below = (ticket + 1).saturating_sub(self.geometry.window);
         // SAFETY: the calling thread claimed `shard` (lease or `claim`) and has not released it.
         unsafe { shard.push(ticket, value, evict_below) };
     }
@@ -386,6 +391,26 @@ impl<T: Sample> ShardedAverage<T> {
             n += count;
         }
         Some((total, n))
+    }
+
+    /// The exact read of the average, without the fast path: for loom models of the exact
+    /// read alone (the fast path's extra loads would multiply their executions).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn exact_average(&self) -> Option<f64> {
+        let (sum, n) = self.total();
+        (n > 0).then(|| T::mean_of(&sum, Self::full_span(), n))
+    }
+
+    /// The fast read of the average alone: `None` if it gave up (an add ran on a shard, a long
+    /// adjustment, or no certificate), `Some(None)` for an empty window. For loom models.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn fast_average(&self) -> Option<Option<f64>> {
+        match self.summarize()? {
+            (_, 0) => Some(None),
+            (summary, n) => summary.mean(n).map(Some),
+        }
     }
 
     fn total(&self) -> (T::Limbs, u64) {
