@@ -1,9 +1,11 @@
 //! A single-threaded ring buffer with an exact running sum.
 
 use std::fmt;
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::check_window;
 use crate::running::RunningSum;
+use crate::sync::{store_mut, AtomicU64};
 use crate::{MovingAverage, Sample, WindowError};
 
 /// A moving average for one owner: a ring buffer of the last `N` elements and an exact
@@ -26,17 +28,39 @@ use crate::{MovingAverage, Sample, WindowError};
 /// assert_eq!(latencies.to_vec(), [10.0, 11.0, 12.0]);
 /// # Ok::<(), mavg::WindowError>(())
 /// ```
-#[derive(Clone)]
 pub struct RingAverage<T: Sample> {
     /// The elements in add order from `head`, wrapping; grows to `window` and then stays.
     buf: Vec<T>,
     /// Index of the oldest element once `buf` is full (0 before).
     head: usize,
     window: usize,
-    /// `1 / window`, rounded: reads of a full window multiply by it.
+    /// `window` and `1 / window` as `f64`s: reads of a full window convert nothing.
+    window_f64: f64,
     inv_window: f64,
     /// Exact sum of `buf` (with the certified estimate, for floats).
     sum: T::Running,
+    /// The bits of the last average read since the last change, or [`NO_AVERAGE`]: a read of
+    /// an unchanged window is one load. Reads through `&self` cannot overlap a change (which
+    /// takes `&mut self` and resets it), and concurrent readers store the same value, so
+    /// Relaxed suffices.
+    last_average: AtomicU64,
+}
+
+/// A NaN payload that no read returns (the crate's NaN results are `f64::NAN`).
+const NO_AVERAGE: u64 = 0x7ff8_0000_dead_beef;
+
+impl<T: Sample> Clone for RingAverage<T> {
+    fn clone(&self) -> Self {
+        RingAverage {
+            buf: self.buf.clone(),
+            head: self.head,
+            window: self.window,
+            window_f64: self.window_f64,
+            inv_window: self.inv_window,
+            sum: self.sum.clone(),
+            last_average: AtomicU64::new(self.last_average.load(Relaxed)),
+        }
+    }
 }
 
 impl<T: Sample> RingAverage<T> {
@@ -69,8 +93,10 @@ impl<T: Sample> RingAverage<T> {
             buf,
             head: 0,
             window,
+            window_f64: window as f64,
             inv_window: 1.0 / window as f64,
             sum: T::Running::EMPTY,
+            last_average: AtomicU64::new(NO_AVERAGE),
         })
     }
 
@@ -89,6 +115,7 @@ impl<T: Sample> RingAverage<T> {
     /// ```
     #[inline]
     pub fn push(&mut self, value: T) -> Option<T> {
+        store_mut(&mut self.last_average, NO_AVERAGE);
         if self.buf.len() < self.window {
             // Within the capacity reserved by `new`: never reallocates.
             self.buf.push(value);
@@ -110,6 +137,7 @@ impl<T: Sample> RingAverage<T> {
         self.buf.clear();
         self.head = 0;
         self.sum = T::Running::EMPTY;
+        store_mut(&mut self.last_average, NO_AVERAGE);
     }
 
     /// The elements oldest first, as two slices (the second is empty until the ring wraps).
@@ -155,14 +183,21 @@ impl<T: Sample> RingAverage<T> {
 
     #[inline]
     pub(crate) fn average_value(&self) -> Option<f64> {
-        let n = self.buf.len();
-        if n == self.window {
-            Some(self.sum.mean(n as u64, self.inv_window))
-        } else if n > 0 {
-            Some(self.sum.mean(n as u64, 1.0 / n as f64))
-        } else {
-            None
+        let last = self.last_average.load(Relaxed);
+        if last != NO_AVERAGE {
+            return Some(f64::from_bits(last));
         }
+        let n = self.buf.len();
+        let mean = if n == self.window {
+            self.sum.mean(n as u64, self.window_f64, self.inv_window)
+        } else if n > 0 {
+            let nf = n as f64;
+            self.sum.mean(n as u64, nf, 1.0 / nf)
+        } else {
+            return None;
+        };
+        self.last_average.store(mean.to_bits(), Relaxed);
+        Some(mean)
     }
 
     pub(crate) fn element(&self, index: usize) -> Option<T> {

@@ -29,8 +29,9 @@ pub trait RunningSum<T: Sample>: Clone + Debug + Send + Sync + 'static {
     /// The exact sum, rounded once for floats.
     fn sum(&self) -> T::Sum;
 
-    /// The correctly rounded mean of the `n >= 1` elements summed; `inv` approximates `1 / n`.
-    fn mean(&self, n: u64, inv: f64) -> f64;
+    /// The correctly rounded mean of the `n >= 1` elements summed; `nf` is `n` as an `f64`,
+    /// `inv` approximates `1 / n` (callers keep both, so that a read converts nothing).
+    fn mean(&self, n: u64, nf: f64, inv: f64) -> f64;
 }
 
 /// The running sum of an integer window: exact in an `i128`.
@@ -122,8 +123,8 @@ pub(crate) trait FloatExact {
 
     /// The mean through the certificate, or the exact path.
     #[inline(always)]
-    fn certified_mean(&self, n: u64, inv: f64) -> f64 {
-        match self.estimate().mean(n as f64, inv) {
+    fn certified_mean(&self, n: u64, nf: f64, inv: f64) -> f64 {
+        match self.estimate().mean(nf, inv) {
             Some(q) => q,
             None => self.exact(n),
         }

@@ -140,7 +140,7 @@ macro_rules! int {
                 self.0
             }
             #[inline]
-            fn mean(&self, n: u64, _: f64) -> f64 {
+            fn mean(&self, n: u64, _: f64, _: f64) -> f64 {
                 int_mean(self.0, n)
             }
         }
@@ -337,7 +337,8 @@ macro_rules! float {
             }
             #[inline]
             fn mean(&self, n: u64) -> Option<f64> {
-                let n = n as f64;
+                // Through i64: one instruction (n <= 2^30).
+                let n = n as i64 as f64;
                 Estimate::mean(self, n, 1.0 / n)
             }
             #[inline]
@@ -404,8 +405,8 @@ macro_rules! float {
                 self.certified_sum()
             }
             #[inline]
-            fn mean(&self, n: u64, inv: f64) -> f64 {
-                self.certified_mean(n, inv)
+            fn mean(&self, n: u64, nf: f64, inv: f64) -> f64 {
+                self.certified_mean(n, nf, inv)
             }
         }
     };

@@ -47,3 +47,14 @@ macro_rules! thread_local_key {
     };
 }
 pub(crate) use thread_local_key;
+
+/// Stores through `&mut`, without an atomic operation (std's `get_mut`, loom's `with_mut`).
+#[inline(always)]
+pub(crate) fn store_mut(atomic: &mut AtomicU64, value: u64) {
+    #[cfg(not(loom))]
+    {
+        *atomic.get_mut() = value;
+    }
+    #[cfg(loom)]
+    atomic.with_mut(|v| *v = value);
+}
