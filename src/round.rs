@@ -24,16 +24,31 @@ pub(crate) fn div_round(neg: bool, mut mag: u128, mut exp: i32, sticky: bool, n:
         exp -= lz as i32;
     }
     debug_assert!(mag >> 96 != 0);
-    let n = u128::from(n);
-    let (q, r) = (mag / n, mag % n);
+    let (q, r) = div_small(mag, n);
     // (mag + tail) / n = q + (r + tail) / n with 0 <= r + tail < n: the fractional part is
     // nonzero exactly when r or tail is.
-    let magnitude = round_scaled(q, exp, sticky || r != 0);
+    let magnitude = round_scaled(q, exp, sticky || r);
     if neg {
         -magnitude
     } else {
         magnitude
     }
+}
+
+/// `(mag / n, mag % n)` for `1 <= n <= 2^32`, as three 64-bit divisions, each with a dividend
+/// below `2^64` (the remainder carried in is below `n`): much cheaper than a general 128-bit
+/// division.
+#[inline]
+fn div_small(mag: u128, n: u64) -> (u128, bool) {
+    debug_assert!((1..=1 << 32).contains(&n));
+    let high = (mag >> 64) as u64;
+    let (q2, r) = (high / n, high % n);
+    let mid = (r << 32) | ((mag >> 32) as u64 & 0xffff_ffff);
+    let (q1, r) = (mid / n, mid % n);
+    let low = (r << 32) | (mag as u64 & 0xffff_ffff);
+    let (q0, r) = (low / n, low % n);
+    let q = (u128::from(q2) << 64) | (u128::from(q1) << 32) | u128::from(q0);
+    (q, r != 0)
 }
 
 /// Rounds `(q + tail) * 2^exp` to the nearest `f64`, where `q >= 2^55` and `tail` in `[0, 1)`
@@ -60,9 +75,10 @@ fn round_scaled(q: u128, exp: i32, sticky: bool) -> f64 {
         (q >> shift, q & ((1u128 << shift) - 1), 1u128 << (shift - 1))
     };
     let round_up = rem > half || (rem == half && (sticky || kept & 1 == 1));
-    // At most 2^53, so the conversion is exact; the scaling below is exact unless it overflows,
+    // At most 2^53, so the conversion (through u64: one instruction, not a 128-bit library
+    // call) is exact; the scaling below is exact unless it overflows,
     // and overflow to infinity is the correctly rounded answer.
-    let m = (kept + u128::from(round_up)) as f64;
+    let m = (kept + u128::from(round_up)) as u64 as f64;
     if lsb >= -1022 {
         m * pow2(lsb)
     } else {
@@ -92,6 +108,35 @@ mod tests {
                     "{s}/{n}"
                 );
                 assert_eq!(div_round(true, s, 0, false, n), -(s as f64) / n as f64);
+            }
+        }
+    }
+
+    #[test]
+    fn small_division_matches_u128_division() {
+        let mags = [
+            u128::MAX,
+            u128::MAX - 12345,
+            1u128 << 127,
+            (1u128 << 96) + 7,
+            0xdead_beef_0123_4567_89ab_cdef_fedc_ba98,
+        ];
+        for mag in mags {
+            for n in [
+                1u64,
+                2,
+                3,
+                7,
+                1000,
+                1023,
+                1024,
+                (1 << 30) - 1,
+                1 << 30,
+                1 << 32,
+            ] {
+                let (q, r) = div_small(mag, n);
+                assert_eq!(q, mag / u128::from(n), "{mag} / {n}");
+                assert_eq!(r, mag % u128::from(n) != 0, "{mag} % {n}");
             }
         }
     }

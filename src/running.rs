@@ -60,9 +60,7 @@ pub(crate) trait FloatExact {
     fn estimate(&self) -> &Estimate;
     fn estimate_mut(&mut self) -> &mut Estimate;
 
-    /// The exact path: the non-finite counters, then an estimate seeded from the exact value
-    /// (a bound of about `2^-100` relative), and only if that cannot decide either (the mean
-    /// lies within that of a rounding midpoint) the full division.
+    /// The exact path: the non-finite counters, then the exact limbs rounded once.
     #[cold]
     #[inline(never)]
     fn exact(&self, n: u64) -> f64 {
@@ -75,18 +73,9 @@ pub(crate) trait FloatExact {
         let Some(top) = float_top(limbs, span, Self::BIAS) else {
             return 0.0;
         };
-        let seeded = Estimate::seed(top.neg, top.mag, top.exp);
-        let certified = if n == 1 {
-            seeded.sum()
-        } else {
-            let n = n as f64;
-            seeded.mean(n, 1.0 / n)
-        };
-        certified.unwrap_or_else(|| {
-            #[cfg(test)]
-            stats::count(&stats::DIVISIONS);
-            top.div_round(n)
-        })
+        #[cfg(test)]
+        stats::count(&stats::DIVISIONS);
+        top.div_round(n)
     }
 
     /// Renormalizes the estimate, and re-seeds it from the limbs if its bound is too loose.
@@ -185,8 +174,8 @@ pub(crate) mod stats {
     std::thread_local! {
         /// Reads that took the exact path (the certificate failed or could not apply).
         pub(crate) static EXACT: Cell<u64> = const { Cell::new(0) };
-        /// Exact-path reads that also needed the full division (the mean lies within about
-        /// `2^-100` of a rounding midpoint, or the window holds non-finite values: no).
+        /// Exact-path reads that rounded the exact limbs (all but those answered by the
+        /// non-finite counters or a zero sum).
         pub(crate) static DIVISIONS: Cell<u64> = const { Cell::new(0) };
         /// Re-seeds of the estimate from the exact limbs (or attempts, while non-finite
         /// elements are in the window).
