@@ -172,13 +172,14 @@ pub(crate) fn int_limbs_value(limbs: &[i64]) -> i128 {
         .fold(0i128, |acc, (i, &l)| acc + (i128::from(l) << (32 * i)))
 }
 
-/// The correctly rounded mean of an exact integer sum over `n <= 2^30` elements.
+/// The correctly rounded mean of an exact integer sum over `n <= 2^30` elements; `nf` is `n`
+/// as an `f64`.
 #[inline]
-pub(crate) fn int_mean(sum: i128, n: u64) -> f64 {
+pub(crate) fn int_mean(sum: i128, n: u64, nf: f64) -> f64 {
     // Fast path: |sum| <= 2^53, so both operands are exact in f64 and one IEEE division is
-    // correctly rounded. The conversions go through i64, one instruction each.
+    // correctly rounded. The conversion goes through i64, one instruction.
     if (sum + (1 << 53)) as u128 <= 1 << 54 {
-        sum as i64 as f64 / n as i64 as f64
+        sum as i64 as f64 / nf
     } else {
         div_round(sum < 0, sum.unsigned_abs(), 0, false, n)
     }
@@ -207,9 +208,9 @@ mod tests {
     fn integer_limbs() {
         assert_eq!(int_limbs_value(&[-1, 1]), (1 << 32) - 1);
         assert_eq!(
-            int_mean(i128::MAX / 2, 1 << 30),
+            int_mean(i128::MAX / 2, 1 << 30, (1u64 << 30) as f64),
             (i128::MAX / 2) as f64 / (1u64 << 30) as f64
         );
-        assert_eq!(int_mean(-7, 2), -3.5);
+        assert_eq!(int_mean(-7, 2, 2.0), -3.5);
     }
 }

@@ -112,7 +112,7 @@ macro_rules! int {
             }
             #[inline]
             fn mean_of(limbs: &[i64; $limbs], _: Span, n: u64) -> f64 {
-                int_mean(int_limbs_value(limbs), n)
+                int_mean(int_limbs_value(limbs), n, n as i64 as f64)
             }
             #[inline(always)]
             fn to_bits(self) -> u64 {
@@ -140,8 +140,8 @@ macro_rules! int {
                 self.0
             }
             #[inline]
-            fn mean(&self, n: u64, _: f64, _: f64) -> f64 {
-                int_mean(self.0, n)
+            fn mean(&self, n: u64, nf: f64, _: f64) -> f64 {
+                int_mean(self.0, n, nf)
             }
         }
 
@@ -167,7 +167,7 @@ macro_rules! int {
             }
             #[inline]
             fn mean(&self, n: u64) -> Option<f64> {
-                Some(int_mean(self.0, n))
+                Some(int_mean(self.0, n, n as i64 as f64))
             }
             #[inline]
             fn sum(&self) -> Option<i128> {
