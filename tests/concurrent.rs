@@ -634,6 +634,42 @@ fn many_averages_from_long_lived_threads() {
 
 type Round = (Arc<ShardedAverage<i64>>, Arc<MutexAverage<i64>>);
 
+#[test]
+fn one_thread_keeps_many_averages_apart() {
+    // One thread adds to many averages in an order unrelated to their creation, drops some and
+    // creates more: its leases are found by id among many, purged once their averages are
+    // gone, and never confused with those of other averages.
+    let count = if MIRI { 40 } else { 3_000 };
+    let window = 4;
+    let mut live: Vec<(usize, ShardedAverage<u64>)> = (0..count)
+        .map(|k| (k, ShardedAverage::new(window).unwrap()))
+        .collect();
+    for round in 0..3u64 {
+        // A fixed permutation of the averages (stride coprime to the count).
+        let n = live.len();
+        for j in 0..n {
+            let (k, m) = &live[(j * 7 + round as usize) % n];
+            m.push(*k as u64 * 10 + round);
+        }
+        for (k, m) in &live {
+            let expected: Vec<u64> = (0..=round).map(|r| *k as u64 * 10 + r).collect();
+            assert_eq!(m.to_vec(), expected, "average {k} after round {round}");
+            assert_eq!(m.shard_count(), 1, "average {k}");
+        }
+        // Drop every third average and create as many new ones, which get larger ids.
+        let next = count + round as usize * count;
+        live.retain(|(k, _)| k % 3 != round as usize % 3 || *k >= count);
+        let added = n - live.len();
+        live.extend((0..added).map(|i| {
+            let m = ShardedAverage::new(window).unwrap();
+            for r in 0..=round {
+                m.push((next + i) as u64 * 10 + r);
+            }
+            (next + i, m)
+        }));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // clear() during adds
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 //! that ever added.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -48,13 +49,18 @@ impl Drop for Lease {
     }
 }
 
-/// A thread's leases, sorted by moving-average id, with the last one used remembered: a
-/// thread that adds to one moving average finds its shard at the first comparison, and one
-/// that adds to many (a map of per-key averages) by binary search.
+/// A thread's leases by moving-average id, with the last one used remembered: a thread that
+/// adds to one moving average finds its shard at the first comparison, and one that adds to
+/// many (a map of per-key averages) in `O(log k)` for `k` leases. Leases of moving averages
+/// that were dropped are purged when the map has doubled since the last purge, so a first add
+/// costs `O(log k)` amortized, never `O(k)`.
 #[derive(Default)]
 struct Leases {
-    sorted: Vec<Lease>,
-    last_used: usize,
+    by_owner: BTreeMap<u64, Lease>,
+    /// The owner id and shard of the lease used last.
+    last: Option<(u64, *const ())>,
+    /// Purge orphans when the map reaches this many leases.
+    purge_at: usize,
 }
 
 thread_local_key! {
@@ -68,32 +74,32 @@ thread_local_key! {
 pub(crate) fn find(owner: u64) -> Result<Option<*const ()>, ()> {
     try_with(|leases| {
         let mut leases = leases.borrow_mut();
-        if let Some(lease) = leases.sorted.get(leases.last_used) {
-            if lease.owner == owner {
-                return Some(lease.shard);
+        if let Some((id, shard)) = leases.last {
+            if id == owner {
+                return Some(shard);
             }
         }
-        let i = leases
-            .sorted
-            .binary_search_by_key(&owner, |l| l.owner)
-            .ok()?;
-        leases.last_used = i;
-        Some(leases.sorted[i].shard)
+        let shard = leases.by_owner.get(&owner)?.shard;
+        leases.last = Some((owner, shard));
+        Some(shard)
     })
 }
 
-/// Records a new lease, dropping leases of moving averages that no longer exist.
+/// Records a new lease, dropping leases of moving averages that no longer exist once the map
+/// has doubled since the last purge.
 ///
 /// Returns the lease back if the thread's lease list is gone.
 pub(crate) fn insert(lease: Lease) -> Result<(), Lease> {
     let mut lease = Some(lease);
     let stored = try_with(|leases| {
         let mut leases = leases.borrow_mut();
-        leases.sorted.retain(|l| !l.is_orphan());
+        if leases.by_owner.len() >= leases.purge_at {
+            leases.by_owner.retain(|_, l| !l.is_orphan());
+            leases.purge_at = (2 * leases.by_owner.len()).max(16);
+        }
         let lease = lease.take().expect("taken once");
-        let i = leases.sorted.partition_point(|l| l.owner < lease.owner);
-        leases.sorted.insert(i, lease);
-        leases.last_used = i;
+        leases.last = Some((lease.owner, lease.shard));
+        leases.by_owner.insert(lease.owner, lease);
     });
     match stored {
         Ok(()) => Ok(()),
