@@ -134,6 +134,14 @@ impl<T: Sample> ShardedAverage<T> {
     /// [`MAX_WINDOW`](crate::MAX_WINDOW), [`WindowError::Alloc`] if the shard cannot be
     /// allocated.
     ///
+    /// A shard's storage is allocated zeroed and not touched, so construction takes
+    /// microseconds whatever the window, and memory is committed as the window fills. On a
+    /// system that overcommits memory (Linux by default), the allocator may grant a window
+    /// larger than the machine can hold; the process then fails later, when the kernel runs out
+    /// of pages while the window fills (on Linux, the OOM killer), instead of getting
+    /// [`WindowError::Alloc`] here. Where overcommit is off, or the request exceeds what the
+    /// kernel's heuristic allows, the error comes here.
+    ///
     /// # Examples
     ///
     /// ```

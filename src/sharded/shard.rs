@@ -104,6 +104,66 @@ struct Slot {
     value: AtomicU64,
 }
 
+/// Types whose all-zero bytes are a valid value: atomics of integers, and structs of them.
+///
+/// # Safety
+///
+/// Implementors must be valid, initialized values when every byte is zero, and have no drop
+/// glue that could observe a difference from values created by `new(0)`.
+unsafe trait Zeroable {
+    /// The same value built without the allocator trick (under loom, whose atomics are not
+    /// plain integers).
+    #[cfg_attr(not(loom), allow(dead_code))]
+    fn zero() -> Self;
+}
+
+// SAFETY: `AtomicU64` has the in-memory representation of `u64` (std documents it), so zero
+// bytes are `AtomicU64::new(0)`.
+unsafe impl Zeroable for AtomicU64 {
+    fn zero() -> Self {
+        AtomicU64::new(0)
+    }
+}
+
+// SAFETY: two `AtomicU64`s (see above); zero bytes are a slot with ticket 0 and value 0.
+unsafe impl Zeroable for Slot {
+    fn zero() -> Self {
+        Slot {
+            ticket: AtomicU64::new(0),
+            value: AtomicU64::new(0),
+        }
+    }
+}
+
+/// `len` zero values, or `None` if the memory cannot be had. Outside loom the allocation is
+/// zeroed by the allocator, which for large sizes maps fresh pages without touching them, so
+/// constructing a large window costs no time and commits memory only as it is written.
+#[cfg(not(loom))]
+fn zeroed<T: Zeroable>(len: usize) -> Option<Box<[T]>> {
+    let layout = std::alloc::Layout::array::<T>(len).ok()?;
+    if layout.size() == 0 {
+        return Some(Vec::new().into_boxed_slice());
+    }
+    // SAFETY: the layout has a nonzero size.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: `ptr` comes from the global allocator with the layout of `[T; len]`, which is the
+    // layout `Box<[T]>` frees with; its `len` elements are zero bytes, valid values of `T`
+    // (`T: Zeroable`); and nothing else refers to the allocation.
+    Some(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) })
+}
+
+/// Under loom, atomics are model objects: build each one.
+#[cfg(loom)]
+fn zeroed<T: Zeroable>(len: usize) -> Option<Box<[T]>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    v.extend((0..len).map(|_| T::zero()));
+    Some(v.into_boxed_slice())
+}
+
 /// State only the owner touches.
 struct Owner<T: Sample> {
     /// Exact sum of every element this shard ever held (wrapping limbs).
@@ -156,21 +216,11 @@ impl<T: Sample> Shard<T> {
             requested: geometry.window as usize,
             bytes: geometry.shard_bytes::<T>(),
         };
-        let mut slots = Vec::new();
-        slots
-            .try_reserve_exact(geometry.cap as usize)
-            .map_err(|_| alloc_error())?;
-        slots.extend((0..geometry.cap).map(|_| Slot {
-            ticket: AtomicU64::new(0),
-            value: AtomicU64::new(0),
-        }));
+        // Zeroed and untouched: pages are committed as the ring fills. Slots start at ticket 0
+        // and checkpoint 0, the empty prefix, is all zeros.
+        let slots = zeroed::<Slot>(geometry.cap as usize).ok_or_else(alloc_error)?;
         let words = geometry.rounds as usize * limbs;
-        let mut checkpoints = Vec::new();
-        checkpoints
-            .try_reserve_exact(words)
-            .map_err(|_| alloc_error())?;
-        // Checkpoint 0, the empty prefix, is all zeros.
-        checkpoints.extend((0..words).map(|_| AtomicU64::new(0)));
+        let checkpoints = zeroed::<AtomicU64>(words).ok_or_else(alloc_error)?;
         let empty = <T::Summary as Summary<T>>::EMPTY.to_words();
         Ok(Shard {
             published: CachePadded::new(Published {
@@ -178,8 +228,8 @@ impl<T: Sample> Shard<T> {
                 start: AtomicU64::new(0),
                 summary: empty.map(AtomicU64::new),
             }),
-            slots: slots.into_boxed_slice(),
-            checkpoints: checkpoints.into_boxed_slice(),
+            slots,
+            checkpoints,
             owner: UnsafeCell::new(Owner {
                 sum: T::Limbs::ZERO,
                 summary: <T::Summary as Summary<T>>::EMPTY,
