@@ -745,6 +745,9 @@ fn ties_f32() {
 // ------------------------------------------------------------------------------------------
 
 #[test]
+// Safe float arithmetic at sizes that take minutes in Miri's interpreter; `cargo test` runs it
+// natively, and Miri has no unsafe code to check here.
+#[cfg_attr(miri, ignore)]
 fn near_ties_f64() {
     let tally = Tally::start("near_ties_f64");
     let rounds = sized(200, 6);
@@ -1112,19 +1115,27 @@ fn long_history(
 /// `[0, 1)` with 53 random bits): the exact sums have about 20 bits below a mean's last bit,
 /// so exact midpoints are rare, and nearly every read must be certified.
 #[test]
+// Safe float arithmetic at sizes that take minutes in Miri's interpreter; `cargo test` runs it
+// natively, and Miri has no unsafe code to check here.
+#[cfg_attr(miri, ignore)]
 fn long_history_f64() {
     let (c, unexplained) = long_history("long_history_f64", |rng, k, i| {
         let drift = 1.0 + ((i >> 16) % 8) as f64 * 0.125;
         let level = if k == 0 { 1000.0 } else { -3.7 };
         level * drift * rng.unit()
     });
-    assert!(
-        c.exact * 10_000 < c.reads,
-        "fallback rate too high: {} exact of {} reads ({unexplained} not near a midpoint)",
-        c.exact,
-        c.reads
-    );
-    assert!(unexplained * 10_000 < c.reads);
+    // The rates are claims about long histories in windows of 1000 and 1024; under Miri the
+    // history is 1000 adds into windows of 16 and 10, and only the bit-for-bit comparisons
+    // (in `push_ok`) apply.
+    if !cfg!(miri) {
+        assert!(
+            c.exact * 10_000 < c.reads,
+            "fallback rate too high: {} exact of {} reads ({unexplained} not near a midpoint)",
+            c.exact,
+            c.reads
+        );
+        assert!(unexplained * 10_000 < c.reads);
+    }
 }
 
 /// Slowly drifting data in a narrow band (`level + spread * u`: one or two binades). Exact
@@ -1132,18 +1143,24 @@ fn long_history_f64() {
 /// thousand is an exact midpoint and must take the exact path and the division; the reads
 /// that take the exact path for any other reason must stay rare.
 #[test]
+// Safe float arithmetic at sizes that take minutes in Miri's interpreter; `cargo test` runs it
+// natively, and Miri has no unsafe code to check here.
+#[cfg_attr(miri, ignore)]
 fn long_history_narrow_f64() {
     let (c, unexplained) = long_history("long_history_narrow_f64", |rng, k, i| {
         let drift = 1.0 + ((i >> 16) % 8) as f64 * 0.125;
         let (level, spread) = if k == 0 { (1000.0, 10.0) } else { (-3.7, 0.5) };
         level * drift + spread * rng.unit()
     });
-    assert!(
-        unexplained * 10_000 < c.reads,
-        "{unexplained} of {} reads took the exact path without being near a midpoint",
-        c.reads
-    );
-    // Midpoints need the division: the seeded estimate cannot decide them either.
+    // As above, rates only outside Miri.
+    if !cfg!(miri) {
+        assert!(
+            unexplained * 10_000 < c.reads,
+            "{unexplained} of {} reads took the exact path without being near a midpoint",
+            c.reads
+        );
+    }
+    // Midpoints need the division.
     assert!(c.divisions * 10 >= c.exact * 9);
 }
 
@@ -1285,11 +1302,17 @@ fn run_proptest<T: Float>(name: &'static str, strategy: impl Strategy<Value = (u
 }
 
 #[test]
+// Safe float arithmetic at sizes that take minutes in Miri's interpreter; `cargo test` runs it
+// natively, and Miri has no unsafe code to check here.
+#[cfg_attr(miri, ignore)]
 fn proptest_f64() {
     run_proptest::<f64>("proptest_f64", ops(f64_value()));
 }
 
 #[test]
+// Safe float arithmetic at sizes that take minutes in Miri's interpreter; `cargo test` runs it
+// natively, and Miri has no unsafe code to check here.
+#[cfg_attr(miri, ignore)]
 fn proptest_f32() {
     run_proptest::<f32>("proptest_f32", ops(f32_value()));
 }
