@@ -401,24 +401,34 @@ impl<T: Sample> ShardedAverage<T> {
         Some((total, n))
     }
 
-    /// The exact read of the average, without the fast path: for loom models of the exact
-    /// read alone (the fast path's extra loads would multiply their executions).
-    #[cfg(loom)]
-    #[doc(hidden)]
-    pub fn exact_average(&self) -> Option<f64> {
-        let (sum, n) = self.total();
-        (n > 0).then(|| T::mean_of(&sum, Self::full_span(), n))
-    }
-
-    /// The fast read of the average alone: `None` if it gave up (an add ran on a shard, a long
-    /// adjustment, or no certificate), `Some(None)` for an empty window. For loom models.
-    #[cfg(loom)]
-    #[doc(hidden)]
-    pub fn fast_average(&self) -> Option<Option<f64>> {
+    /// The fast read of the average: `None` if it gave up (an add ran on a shard, a long
+    /// adjustment, or no certificate), `Some(None)` for an empty window.
+    fn fast_mean(&self) -> Option<Option<f64>> {
         match self.summarize()? {
             (_, 0) => Some(None),
             (summary, n) => summary.mean(n).map(Some),
         }
+    }
+
+    /// The exact read of the average.
+    fn exact_mean(&self) -> Option<f64> {
+        let (sum, n) = self.total();
+        (n > 0).then(|| T::mean_of(&sum, Self::full_span(), n))
+    }
+
+    /// The exact read alone, for loom models of it (the fast read's extra loads would multiply
+    /// their executions).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn exact_average(&self) -> Option<f64> {
+        self.exact_mean()
+    }
+
+    /// The fast read alone, for loom models of it.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn fast_average(&self) -> Option<Option<f64>> {
+        self.fast_mean()
     }
 
     fn total(&self) -> (T::Limbs, u64) {
@@ -462,17 +472,7 @@ impl<T: Sample> MovingAverage<T> for ShardedAverage<T> {
     }
 
     fn average(&self) -> Option<f64> {
-        match self.summarize() {
-            Some((_, 0)) => return None,
-            Some((summary, n)) => {
-                if let Some(mean) = summary.mean(n) {
-                    return Some(mean);
-                }
-            }
-            None => {}
-        }
-        let (sum, n) = self.total();
-        (n > 0).then(|| T::mean_of(&sum, Self::full_span(), n))
+        self.fast_mean().unwrap_or_else(|| self.exact_mean())
     }
 
     fn oldest(&self) -> Option<T> {

@@ -174,7 +174,7 @@ struct Owner<T: Sample> {
     start: u64,
     /// `start % cap`.
     start_slot: usize,
-    /// Elements added so far (equal to `published` outside an add).
+    /// Elements added so far (`version / 2` outside an add).
     count: u64,
     /// `count % cap`, kept to avoid a division per add.
     slot: usize,
