@@ -49,6 +49,18 @@ pub struct FloatSum<const L: usize> {
     pub(crate) estimate: Estimate,
 }
 
+/// An estimate seeded from exact float limbs `[span]` (weights `2^(32 i - bias)`): exact zero
+/// for a zero sum, and one that certifies nothing while `non_finite` elements are counted.
+pub(crate) fn estimate_of(limbs: &[i64], span: Span, bias: i32, non_finite: bool) -> Estimate {
+    if non_finite {
+        return Estimate::POISONED;
+    }
+    match float_top(limbs, span, bias) {
+        Some(top) => Estimate::seed(top.neg, top.mag, top.exp),
+        None => Estimate::ZERO,
+    }
+}
+
 /// How a float accumulator reads its exact value (the limb weights and where the counters of
 /// non-finite values are), and the reads and maintenance built on it.
 pub(crate) trait FloatExact {
@@ -88,16 +100,10 @@ pub(crate) trait FloatExact {
         }
         #[cfg(test)]
         stats::count(&stats::SEEDS);
-        let seed = if self.non_finite().is_some() {
-            // Retried at the next maintenance, until the last non-finite element has left.
-            Estimate::POISONED
-        } else {
-            let (limbs, span) = self.limbs_and_span();
-            match float_top(limbs, span, Self::BIAS) {
-                Some(top) => Estimate::seed(top.neg, top.mag, top.exp),
-                None => Estimate::ZERO,
-            }
-        };
+        // Poisoned while non-finite elements are in the window: retried at the next
+        // maintenance, until the last of them has left.
+        let (limbs, span) = self.limbs_and_span();
+        let seed = estimate_of(limbs, span, Self::BIAS, self.non_finite().is_some());
         *self.estimate_mut() = seed;
     }
 

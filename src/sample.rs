@@ -3,10 +3,8 @@
 use std::fmt::Debug;
 
 use crate::estimate::Estimate;
-use crate::exact::{
-    add_float_digits, float_top, int_limbs_value, int_mean, round_float_limbs, Span,
-};
-use crate::running::{FloatExact, FloatSum, IntSum, RunningSum, Summary};
+use crate::exact::{add_float_digits, int_limbs_value, int_mean, round_float_limbs, Span};
+use crate::running::{estimate_of, FloatExact, FloatSum, IntSum, RunningSum, Summary};
 
 mod private {
     pub trait Sealed {}
@@ -354,13 +352,8 @@ macro_rules! float {
                 self.needs_seed()
             }
             fn seed(limbs: &[i64; $limbs]) -> Self {
-                if non_finite(limbs, $numeric).is_some() {
-                    return Estimate::POISONED;
-                }
-                match float_top(limbs, Span::full($numeric), $bias) {
-                    Some(top) => Estimate::seed(top.neg, top.mag, top.exp),
-                    None => Estimate::ZERO,
-                }
+                let non_finite = non_finite(limbs, $numeric).is_some();
+                estimate_of(limbs, Span::full($numeric), $bias, non_finite)
             }
             #[inline(always)]
             fn to_words(&self) -> [u64; 3] {
