@@ -285,14 +285,20 @@ fn ring_and_mutex_report_allocation_failure() {
     assert_eq!(ok.sum(), u64::MAX as i128);
 }
 
+/// The byte sizes of `ShardedAverage`'s large requests for a window `w` of at least 256
+/// (blocks of 64 slots): the pool's first segment of slots, and one shard's table of block
+/// numbers (both hold `(w / 64 + 4).next_power_of_two()` entries).
+fn sharded_requests(w: usize) -> (usize, usize) {
+    let blocks = (w / 64 + 4).next_power_of_two();
+    (blocks * 64 * 16, blocks * 8)
+}
+
 #[test]
 fn sharded_reports_allocation_failure_and_frees_what_it_took() {
     let w = SHARDED_WINDOW;
-    // Each shard's slot array, (w + 192) * 16 bytes, is its largest request.
-    let slots = (w + 192) * 16;
-    let big = slots;
-    // The first shard fails.
-    let (r, refused, leaked) = with_failing_alloc(big, 0, || ShardedAverage::<f64>::new(w));
+    let (segment, table) = sharded_requests(w);
+    // The pool's reservation fails.
+    let (r, refused, leaked) = with_failing_alloc(segment, 0, || ShardedAverage::<f64>::new(w));
     match r {
         Err(WindowError::Alloc { requested, bytes }) => {
             assert_eq!(requested, w);
@@ -303,19 +309,21 @@ fn sharded_reports_allocation_failure_and_frees_what_it_took() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!((refused, leaked), (slots, 0));
-    // The fourth of eight shards fails: the three built are freed.
-    for allowed in 0..4 {
+    assert_eq!((refused, leaked), (segment, 0));
+    // A shard's table fails, after the pool's three requests and some shards: whatever was
+    // built is freed.
+    for allowed in 3..8 {
         let (r, refused, leaked) =
-            with_failing_alloc(big, allowed, || ShardedAverage::<u64>::with_shards(w, 8));
+            with_failing_alloc(table, allowed, || ShardedAverage::<u64>::with_shards(w, 8));
         assert!(
             matches!(r, Err(WindowError::Alloc { requested, .. }) if requested == w),
             "{r:?}"
         );
-        assert_eq!((refused, leaked), (slots, 0), "shard {allowed} refused");
+        assert!(refused >= table, "refused {refused}");
+        assert_eq!(leaked, 0, "{allowed} requests allowed");
     }
     // Through the trait.
-    let (r, _, leaked) = with_failing_alloc(big, 0, || {
+    let (r, _, leaked) = with_failing_alloc(segment, 0, || {
         <ShardedAverage<i32> as MovingAverage<i32>>::with_window(w)
     });
     assert!(matches!(r, Err(WindowError::Alloc { .. })), "{r:?}");
@@ -327,6 +335,27 @@ fn sharded_reports_allocation_failure_and_frees_what_it_took() {
             .shard_count(),
         8
     );
+}
+
+#[test]
+fn an_add_that_cannot_get_a_block_adds_nothing() {
+    // Window 64: blocks of 16 slots, and a first segment of 8 blocks, which 8 shards take.
+    let m = ShardedAverage::<u64>::with_shards(64, 8).unwrap();
+    let mut this = &m;
+    this.extend(1..=15);
+    // The 16th add fills this thread's block and needs the next one, from a second segment
+    // (8 blocks of 16 slots of 16 bytes), which the allocator refuses.
+    let (r, refused, _) = with_failing_alloc(8 * 16 * 16, 0, || m.try_push(16));
+    assert!(
+        matches!(r, Err(WindowError::Alloc { requested: 64, .. })),
+        "{r:?}"
+    );
+    assert_eq!(refused, 8 * 16 * 16);
+    assert_eq!((m.len(), m.sum()), (15, 120));
+    // With memory it goes on, and the window slides as usual.
+    this.extend(16..=100);
+    assert_eq!(m.to_vec(), (37..=100).collect::<Vec<_>>());
+    assert_eq!(m.sum(), (37..=100).sum::<u64>() as i128);
 }
 
 #[test]
@@ -353,7 +382,7 @@ impl<T: mavg::Sample> ExtendShared<T> for ShardedAverage<T> {
 #[test]
 fn a_thread_that_cannot_get_a_shard_adds_nothing() {
     let w = SHARDED_WINDOW;
-    let big = (w + 192) * 16;
+    let (_, big) = sharded_requests(w);
     let m = ShardedAverage::<u64>::new(w).unwrap();
     // This thread takes the one preallocated shard.
     m.push(7);

@@ -26,6 +26,7 @@
 //! prove). `notes/design.md` has the protocol and its proof.
 
 mod lease;
+mod pool;
 mod shard;
 
 use std::fmt;
@@ -42,6 +43,7 @@ use crate::sync::{AtomicPtr, AtomicU64};
 use crate::{MovingAverage, Sample, SharedMovingAverage, WindowError};
 
 use lease::Lease;
+use pool::{Exhausted, Pool};
 use shard::{Geometry, Shard, Stale, View};
 
 /// A lock-free moving average that any number of threads add to at once.
@@ -112,6 +114,8 @@ pub struct ShardedAverage<T: Sample> {
     /// The most recently added shard; each links to the one added before it.
     head: AtomicPtr<CachePadded<Shard<T>>>,
     geometry: Geometry,
+    /// The blocks every shard stores its elements in.
+    pool: Pool,
     /// Identifies this moving average in thread-local leases.
     id: u64,
     _samples: PhantomData<T>,
@@ -172,17 +176,28 @@ impl<T: Sample> ShardedAverage<T> {
     /// ```
     pub fn with_shards(window: usize, shards: usize) -> Result<Self, WindowError> {
         check_window(window)?;
+        let geometry = Geometry::new(window);
+        let limbs = T::Limbs::ZERO.as_ref().len();
+        // The first segment holds enough blocks for one shard holding the whole window; it is
+        // reserved now, and its pages are committed as blocks are first used.
+        let pool = Pool::new(geometry.block() as usize, limbs, geometry.table()).ok_or(
+            WindowError::Alloc {
+                requested: window,
+                bytes: geometry.table() * (geometry.block() as usize * 16 + (limbs + 1) * 8),
+            },
+        )?;
         let this = ShardedAverage {
             next_ticket: CachePadded::new(AtomicU64::new(0)),
             cleared_below: CachePadded::new(AtomicU64::new(0)),
             head: AtomicPtr::new(std::ptr::null_mut()),
-            geometry: Geometry::new(window),
+            geometry,
+            pool,
             id: lease::next_owner_id(),
             _samples: PhantomData,
         };
         for _ in 0..shards {
             // On error, `this` is dropped and frees the shards linked so far.
-            this.link(Shard::new(this.geometry, false)?);
+            this.link(Shard::new(this.geometry, &this.pool, false)?);
         }
         Ok(this)
     }
@@ -239,8 +254,7 @@ impl<T: Sample> ShardedAverage<T> {
                 // SAFETY: a lease with our id points to one of our shards, alive while `self`
                 // is, and claimed by this thread.
                 let shard = unsafe { &*shard.cast::<CachePadded<Shard<T>>>() };
-                self.push_to(shard, value);
-                Ok(())
+                self.push_to(shard, value)
             }
             Ok(None) => {
                 let shard = self.claim()?;
@@ -249,33 +263,40 @@ impl<T: Sample> ShardedAverage<T> {
                     std::ptr::from_ref(shard).cast(),
                     shard.claimed.clone(),
                 );
-                self.push_to(shard, value);
+                let pushed = self.push_to(shard, value);
                 // If the thread is exiting, the lease drops here and releases the shard.
                 drop(lease::insert(lease));
-                Ok(())
+                pushed
             }
             Err(()) => {
                 // The thread is exiting and has no lease list: claim for this one add.
                 let shard = self.claim()?;
-                self.push_to(shard, value);
+                let pushed = self.push_to(shard, value);
                 shard.release();
-                Ok(())
+                pushed
             }
         }
     }
 
     #[inline(always)]
-    fn push_to(&self, shard: &Shard<T>, value: T) {
-        // SeqCst keeps tickets, clears and readers' loads in one total order (free on x86,
-        // where every read-modify-write is a full barrier).
-        let ticket = self.next_ticket.fetch_add(1, SeqCst);
-        // Elements with tickets below this are outside the window of every read that loads a
-        // ticket counter past `ticket`. (Clears are left to readers: after one, they walk
-        // forward past the cleared elements, or take the exact read until the owner's own
-        // window has moved past them.)
-        let evict_below = (ticket + 1).saturating_sub(self.geometry.window);
-        // SAFETY: the calling thread claimed `shard` (lease or `claim`) and has not released it.
-        unsafe { shard.push(ticket, value, evict_below) };
+    fn push_to(&self, shard: &Shard<T>, value: T) -> Result<(), WindowError> {
+        let window = self.geometry.window;
+        let draw = || {
+            // SeqCst keeps tickets, clears and readers' loads in one total order (free on x86,
+            // where every read-modify-write is a full barrier).
+            let ticket = self.next_ticket.fetch_add(1, SeqCst);
+            // Elements with tickets below this are outside the window of every read that loads
+            // a ticket counter past `ticket`. (Clears are left to readers: after one, they walk
+            // forward past the cleared elements, or take the exact read until the owner's own
+            // window has moved past them.)
+            (ticket, (ticket + 1).saturating_sub(window))
+        };
+        // SAFETY: the calling thread claimed `shard` (lease or `claim`) and has not released
+        // it, and every shard of this moving average was created with `self.pool`.
+        unsafe { shard.push(&self.pool, value, draw) }.map_err(|Exhausted| WindowError::Alloc {
+            requested: window as usize,
+            bytes: self.pool.block_bytes(),
+        })
     }
 
     /// Claims a free shard or links a new one.
@@ -285,7 +306,7 @@ impl<T: Sample> ShardedAverage<T> {
                 return Ok(shard);
             }
         }
-        Ok(self.link(Shard::new(self.geometry, true)?))
+        Ok(self.link(Shard::new(self.geometry, &self.pool, true)?))
     }
 
     /// Pushes a shard onto the list and returns it.
@@ -337,19 +358,34 @@ impl<T: Sample> ShardedAverage<T> {
         self.shards().count()
     }
 
-    /// Heap and inline bytes held: the structure plus every shard.
+    /// Bytes in use: the structure, every shard's header and table, and the most blocks that
+    /// were ever in use at once. It grows as the window fills, and stays at its high-water mark:
+    /// blocks that leave the window are reused, not returned to the allocator.
+    ///
+    /// The first block segment, enough blocks for the whole window, is reserved (allocated
+    /// zeroed) at construction but not counted: its pages are committed only as blocks are
+    /// written.
     ///
     /// # Examples
     ///
     /// ```
-    /// use mavg::ShardedAverage;
+    /// use mavg::{ShardedAverage, SharedMovingAverage};
     ///
     /// let m = ShardedAverage::<f64>::new(1024)?;
-    /// assert!(m.memory_bytes() > 1024 * 16);
+    /// let empty = m.memory_bytes();
+    /// assert!(empty < 20_000);
+    /// for i in 0..10_000 {
+    ///     m.push(f64::from(i));
+    /// }
+    /// // The window's 1,024 elements at 16 bytes each, plus a few blocks and checkpoints.
+    /// let full = m.memory_bytes();
+    /// assert!(full > empty + 1024 * 16 && full < 2 * 1024 * 16 + empty + 10_000);
     /// # Ok::<(), mavg::WindowError>(())
     /// ```
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.shard_count() * self.geometry.shard_bytes::<T>()
+        std::mem::size_of::<Self>()
+            + self.shard_count() * self.geometry.shard_bytes::<T>()
+            + self.pool.bytes_in_use()
     }
 
     /// Runs one read: `visit` is called for each shard with the range of its elements in the
@@ -369,7 +405,7 @@ impl<T: Sample> ShardedAverage<T> {
             let mut acc = init();
             let complete = self.shards().all(|shard| {
                 shard
-                    .read(|view| {
+                    .read(&self.pool, |view| {
                         let range = view.range(from, to)?;
                         visit(&mut acc, view, range, from);
                         Ok::<(), Stale>(())
@@ -394,7 +430,7 @@ impl<T: Sample> ShardedAverage<T> {
         let mut total = <T::Summary as Summary<T>>::EMPTY;
         let mut n = 0;
         for shard in self.shards() {
-            let (summary, count) = shard.summary(from, to)?;
+            let (summary, count) = shard.summary(&self.pool, from, to)?;
             total.merge(&summary);
             n += count;
         }

@@ -1,49 +1,46 @@
-//! One thread's shard: a ring of ticketed elements and checkpoints of its exact prefix sums.
+//! One thread's shard: its elements in blocks from the pool, with checkpoints of its exact
+//! prefix sums.
 //!
 //! A shard is written by exactly one thread at a time, its owner (see `lease.rs`), and read by
-//! any number of readers without locks. The owner's writes follow a sequence-lock discipline
-//! adapted to a ring: readers never wait for the owner; they check, after reading, that what
-//! they read cannot have been overwritten, and start over otherwise.
+//! any number of readers without locks. Readers never wait for the owner; they check, after
+//! reading, that nothing they read was reused, and start over otherwise.
 //!
 //! # What the fields encode
 //!
 //! The owner numbers its elements `0, 1, 2, ...` (the element's *seq*). Element `seq` lives in
-//! `slots[seq % cap]` with the global ticket that orders it among all threads' elements.
-//! `published` is the number of elements whose slot is fully written. Checkpoint `j` is the
-//! exact prefix sum of elements `0 .. j * BLOCK` of this shard (wrapping limbs, see
-//! `exact.rs`), stored in `checkpoints[(j % rounds) * limbs ..]`. The exact sum of elements
-//! `lo .. hi` is then `prefix(hi) - prefix(lo)`, where `prefix(k)` is checkpoint `k / BLOCK`
-//! plus at most `BLOCK - 1` elements.
+//! slot `seq % B` of the shard's block `seq / B`, with the global ticket that orders it among
+//! all threads' elements. The shard's block `j` is pool block `table[j % R]`, and its checkpoint
+//! is the exact prefix sum of elements `0 .. j * B` of this shard (wrapping limbs, see
+//! `exact.rs`). The exact sum of elements `lo .. hi` is then `prefix(hi) - prefix(lo)`, where
+//! `prefix(k)` is block `k / B`'s checkpoint plus at most `B - 1` elements. A block is written
+//! once while the shard holds it: its checkpoint when the shard starts it (as the previous block
+//! fills), then each slot by the add of that slot's element.
 //!
-//! # Overwrite detection
+//! # Retirement
 //!
-//! Slot `seq % cap` is next written for element `seq + cap`; the owner starts writing it only
-//! after `published` has reached `seq + cap`. Checkpoint `j`'s storage is next written for
-//! checkpoint `j + rounds`, during the add of element `(j + rounds) * BLOCK - 1`, so only
-//! after `published` has reached that. A reader loads `published` (Acquire) before reading,
-//! reads with Relaxed loads, issues an Acquire fence and loads `published` again. Every add
-//! begins with a Release fence that orders the previous add's `published` store before the
-//! add's own data stores. If any data load observed an overwrite, that fence synchronizes
-//! with the reader's Acquire fence, so the second load of `published` sees the value the owner
-//! had stored before overwriting, and the reader discards what it read.
+//! Once every element of the shard's block `j` has left the window (the summary's `start`, the
+//! oldest element that may still be in it, has passed block `j + 1`), the owner stores
+//! `retired_below = j + 1` and gives the block back to the pool, from which any shard may take
+//! it. A reader loads `version` (Acquire), reads blocks with Relaxed loads, issues an Acquire
+//! fence and loads `retired_below`. Whoever takes a block issues a Release fence after taking it
+//! and before writing it, and taking synchronizes with the giving back (Acquire/Release on the
+//! pool's free list). So if any load of the reader saw a write of the block's next user, that
+//! user's fence synchronizes with the reader's fence, the owner's `retired_below` store happens
+//! before the reader's last load, and the reader sees that the block it used is retired and
+//! starts over. `notes/design.md` has the full argument.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
+use super::pool::{zeroed, Block, Exhausted, Pool, Slot};
 use crate::exact::Span;
 use crate::running::Summary;
 use crate::sample::Limbs;
 use crate::sync::{fence, AtomicBool, AtomicU64, UnsafeCell};
 use crate::{Sample, WindowError};
-
-/// Elements per checkpoint. Small under loom so that models reach checkpoints and ring wraps
-/// in a few adds.
-#[cfg(not(loom))]
-pub(crate) const BLOCK: u64 = 64;
-#[cfg(loom)]
-pub(crate) const BLOCK: u64 = 2;
 
 /// The ordering of the store that publishes an element. Release is required; building with
 /// `--cfg mavg_planted_bug="relaxed_publish"` weakens it, so that the loom models can show
@@ -53,9 +50,10 @@ const PUBLISH: std::sync::atomic::Ordering = Release;
 #[cfg(mavg_planted_bug = "relaxed_publish")]
 const PUBLISH: std::sync::atomic::Ordering = Relaxed;
 
-/// Whether readers check for overwrites; `--cfg mavg_planted_bug="no_overwrite_check"`
-/// removes the check, which the loom models must catch.
-const CHECK_OVERWRITES: bool = !cfg!(mavg_planted_bug = "no_overwrite_check");
+/// Whether readers check that the blocks they read were not reused;
+/// `--cfg mavg_planted_bug="no_retire_check"` removes the check, which the loom models must
+/// catch.
+const CHECK_RETIRED: bool = !cfg!(mavg_planted_bug = "no_retire_check");
 
 /// Whether fast readers check that no add ran during their read; building with
 /// `--cfg mavg_planted_bug="no_summary_check"` removes the check, which the loom models must
@@ -67,101 +65,43 @@ const CHECK_SUMMARY: bool = !cfg!(mavg_planted_bug = "no_summary_check");
 pub(crate) struct Geometry {
     /// The window `N`.
     pub(crate) window: u64,
-    /// Slots per shard: the window, plus a block so that a prefix can start a block early,
-    /// plus a block for the window's start to be searched below, plus a block of tolerance
-    /// for adds that complete while a reader reads.
-    pub(crate) cap: u64,
-    /// How many of the newest elements a reader searches for the window's start.
-    pub(crate) visible: u64,
-    /// Checkpoints per shard.
-    pub(crate) rounds: u64,
+    /// log2 of `B`, the slots per block and elements per checkpoint.
+    shift: u32,
+    /// `R - 1`, for the table of `R` block numbers per shard (a power of two, at least
+    /// `ceil(N / B) + 4`: the blocks a shard can hold at once, see `retire`).
+    table_mask: u64,
 }
 
 impl Geometry {
     pub(crate) fn new(window: usize) -> Self {
         let window = window as u64;
-        let cap = window + 3 * BLOCK;
+        // Blocks of 64 slots (4 under loom, so models retire blocks within a few adds), smaller
+        // for small windows so that a small moving average stays small.
+        let most = if cfg!(loom) { 2 } else { 64 };
+        let block = (window.next_power_of_two() / 4).clamp(2, most);
+        let table = (window.div_ceil(block) + 4).next_power_of_two();
         Geometry {
             window,
-            cap,
-            visible: window + BLOCK,
-            rounds: cap.div_ceil(BLOCK) + 3,
+            shift: block.trailing_zeros(),
+            table_mask: table - 1,
         }
     }
 
-    /// Heap bytes of one shard holding samples of type `T`.
+    /// Slots per block.
+    pub(crate) fn block(&self) -> u64 {
+        1 << self.shift
+    }
+
+    /// Entries in each shard's table, which is also enough blocks for one shard holding the
+    /// whole window: the size of the pool's first segment.
+    pub(crate) fn table(&self) -> usize {
+        self.table_mask as usize + 1
+    }
+
+    /// Heap bytes of one shard, blocks aside.
     pub(crate) fn shard_bytes<T: Sample>(&self) -> usize {
-        let limbs = std::mem::size_of::<T::Limbs>();
-        std::mem::size_of::<CachePadded<Shard<T>>>()
-            + self.cap as usize * std::mem::size_of::<Slot>()
-            + self.rounds as usize * limbs
+        std::mem::size_of::<CachePadded<Shard<T>>>() + self.table() * 8
     }
-}
-
-/// One element: its global ticket and its bits.
-struct Slot {
-    ticket: AtomicU64,
-    value: AtomicU64,
-}
-
-/// Types whose all-zero bytes are a valid value: atomics of integers, and structs of them.
-///
-/// # Safety
-///
-/// Implementors must be valid, initialized values when every byte is zero, and have no drop
-/// glue that could observe a difference from values created by `new(0)`.
-unsafe trait Zeroable {
-    /// The same value built without the allocator trick (under loom, whose atomics are not
-    /// plain integers).
-    #[cfg_attr(not(loom), allow(dead_code))]
-    fn zero() -> Self;
-}
-
-// SAFETY: `AtomicU64` has the in-memory representation of `u64` (std documents it), so zero
-// bytes are `AtomicU64::new(0)`.
-unsafe impl Zeroable for AtomicU64 {
-    fn zero() -> Self {
-        AtomicU64::new(0)
-    }
-}
-
-// SAFETY: two `AtomicU64`s (see above); zero bytes are a slot with ticket 0 and value 0.
-unsafe impl Zeroable for Slot {
-    fn zero() -> Self {
-        Slot {
-            ticket: AtomicU64::new(0),
-            value: AtomicU64::new(0),
-        }
-    }
-}
-
-/// `len` zero values, or `None` if the memory cannot be had. Outside loom the allocation is
-/// zeroed by the allocator, which for large sizes maps fresh pages without touching them, so
-/// constructing a large window costs no time and commits memory only as it is written.
-#[cfg(not(loom))]
-fn zeroed<T: Zeroable>(len: usize) -> Option<Box<[T]>> {
-    let layout = std::alloc::Layout::array::<T>(len).ok()?;
-    if layout.size() == 0 {
-        return Some(Vec::new().into_boxed_slice());
-    }
-    // SAFETY: the layout has a nonzero size.
-    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
-    if ptr.is_null() {
-        return None;
-    }
-    // SAFETY: `ptr` comes from the global allocator with the layout of `[T; len]`, which is the
-    // layout `Box<[T]>` frees with; its `len` elements are zero bytes, valid values of `T`
-    // (`T: Zeroable`); and nothing else refers to the allocation.
-    Some(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) })
-}
-
-/// Under loom, atomics are model objects: build each one.
-#[cfg(loom)]
-fn zeroed<T: Zeroable>(len: usize) -> Option<Box<[T]>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).ok()?;
-    v.extend((0..len).map(|_| T::zero()));
-    Some(v.into_boxed_slice())
 }
 
 /// State only the owner touches.
@@ -172,17 +112,19 @@ struct Owner<T: Sample> {
     summary: T::Summary,
     /// The oldest element the summary covers.
     start: u64,
-    /// `start % cap`.
-    start_slot: usize,
     /// Elements added so far (`version / 2` outside an add).
     count: u64,
-    /// `count % cap`, kept to avoid a division per add.
-    slot: usize,
-    /// Index of the next checkpoint's storage: `(count / BLOCK + 1) % rounds`.
-    checkpoint: usize,
+    /// The pool block holding element `count`'s slot.
+    current: u64,
+    /// A block taken ahead for the next block, so that an add never fails after drawing its
+    /// ticket.
+    spare: Option<u64>,
+    /// The shard's blocks below this one were given back (the value of `retired_below`).
+    retired: u64,
 }
 
-/// What readers load first and last: the sequence lock and the summary it guards.
+/// What readers load first and last: the sequence lock, the summary it guards, and the
+/// retirement mark.
 struct Published {
     /// Twice the number of elements fully written, plus one while an add is writing.
     version: AtomicU64,
@@ -190,12 +132,14 @@ struct Published {
     start: AtomicU64,
     /// The summary's words ([`Summary::to_words`]).
     summary: [AtomicU64; 3],
+    /// The shard's blocks below this one may have been reused.
+    retired_below: AtomicU64,
 }
 
 pub(crate) struct Shard<T: Sample> {
     published: CachePadded<Published>,
-    slots: Box<[Slot]>,
-    checkpoints: Box<[AtomicU64]>,
+    /// The pool block of the shard's block `j`, at `j % R`.
+    table: Box<[AtomicU64]>,
     owner: UnsafeCell<Owner<T>>,
     /// Set while a thread owns the shard; shared with that thread's lease.
     pub(crate) claimed: Arc<AtomicBool>,
@@ -204,40 +148,46 @@ pub(crate) struct Shard<T: Sample> {
     geometry: Geometry,
 }
 
-/// The shard was overwritten while being read: the read must start over.
+/// The shard was changed while being read: the read must start over.
 #[derive(Debug)]
 pub(crate) struct Stale;
 
 impl<T: Sample> Shard<T> {
-    /// An empty shard, claimed or not, allocated fallibly.
-    pub(crate) fn new(geometry: Geometry, claimed: bool) -> Result<Self, WindowError> {
-        let limbs = T::Limbs::ZERO.as_ref().len();
+    /// An empty shard, claimed or not, allocated fallibly, with its first block taken from
+    /// `pool`.
+    pub(crate) fn new(geometry: Geometry, pool: &Pool, claimed: bool) -> Result<Self, WindowError> {
         let alloc_error = || WindowError::Alloc {
             requested: geometry.window as usize,
-            bytes: geometry.shard_bytes::<T>(),
+            bytes: geometry.shard_bytes::<T>() + pool.block_bytes(),
         };
-        // Zeroed and untouched: pages are committed as the ring fills. Slots start at ticket 0
-        // and checkpoint 0, the empty prefix, is all zeros.
-        let slots = zeroed::<Slot>(geometry.cap as usize).ok_or_else(alloc_error)?;
-        let words = geometry.rounds as usize * limbs;
-        let checkpoints = zeroed::<AtomicU64>(words).ok_or_else(alloc_error)?;
+        let table = zeroed::<AtomicU64>(geometry.table()).ok_or_else(alloc_error)?;
+        let first = pool.take().map_err(|Exhausted| alloc_error())?;
+        // The block may have been another shard's: its readers must see it was reused before
+        // they can see our writes (see `retire`).
+        fence(Release);
+        let block = pool.block(first).expect("a taken block exists");
+        for word in block.checkpoint {
+            // Checkpoint 0 is the empty prefix.
+            word.store(0, Relaxed);
+        }
+        table[0].store(first, Relaxed);
         let empty = <T::Summary as Summary<T>>::EMPTY.to_words();
         Ok(Shard {
             published: CachePadded::new(Published {
                 version: AtomicU64::new(0),
                 start: AtomicU64::new(0),
                 summary: empty.map(AtomicU64::new),
+                retired_below: AtomicU64::new(0),
             }),
-            slots,
-            checkpoints,
+            table,
             owner: UnsafeCell::new(Owner {
                 sum: T::Limbs::ZERO,
                 summary: <T::Summary as Summary<T>>::EMPTY,
                 start: 0,
-                start_slot: 0,
                 count: 0,
-                slot: 0,
-                checkpoint: 1,
+                current: first,
+                spare: None,
+                retired: 0,
             }),
             claimed: Arc::new(AtomicBool::new(claimed)),
             next: std::ptr::null_mut(),
@@ -261,23 +211,51 @@ impl<T: Sample> Shard<T> {
         self.claimed.store(false, Release);
     }
 
-    /// Appends an element with its global ticket, and drops from the summary the elements with
-    /// tickets below `evict_below`, which no read that sees this add can count.
+    /// The pool block of the shard's block `j`, as the table says now.
+    #[inline(always)]
+    fn block<'p>(&self, pool: &'p Pool, j: u64) -> Option<Block<'p>> {
+        pool.block(self.table[(j & self.geometry.table_mask) as usize].load(Relaxed))
+    }
+
+    /// Appends an element: takes a block if the add will need one, then calls `draw` for the
+    /// element's global ticket and the ticket below which elements have left the window of
+    /// every read that sees this add, adds the element and drops from the summary the
+    /// elements that left.
+    ///
+    /// On error (no block could be had), `draw` was not called and nothing changed.
     ///
     /// # Safety
     ///
     /// The calling thread must own the shard (have claimed it and not released it), so that
-    /// no other thread runs `push` on it at the same time.
+    /// no other thread runs `push` on it at the same time, and `pool` must be the pool the
+    /// shard was created with.
     #[inline]
-    pub(crate) unsafe fn push(&self, ticket: u64, value: T, evict_below: u64) {
+    pub(crate) unsafe fn push(
+        &self,
+        pool: &Pool,
+        value: T,
+        draw: impl FnOnce() -> (u64, u64),
+    ) -> Result<(), Exhausted> {
         // SAFETY: the caller owns the shard, so this is the only access to `owner`; ownership
         // passed between threads through the Acquire/Release pair on `claimed`.
         self.owner
-            .with_mut(|owner| unsafe { self.push_owned(&mut *owner, ticket, value, evict_below) });
+            .with_mut(|owner| self.push_owned(unsafe { &mut *owner }, pool, value, draw))
     }
 
     #[inline(always)]
-    fn push_owned(&self, owner: &mut Owner<T>, ticket: u64, value: T, evict_below: u64) {
+    fn push_owned(
+        &self,
+        owner: &mut Owner<T>,
+        pool: &Pool,
+        value: T,
+        draw: impl FnOnce() -> (u64, u64),
+    ) -> Result<(), Exhausted> {
+        let block_len = self.geometry.block();
+        if (owner.count + 1) % block_len == 0 && owner.spare.is_none() {
+            // This add fills the block: have the next one before drawing a ticket.
+            owner.spare = Some(pool.take()?);
+        }
+        let (ticket, evict_below) = draw();
         let published = &*self.published;
         // Odd: the add is writing. The fast read discards what it read if it sees this value
         // (or any store below); the exact read takes it as `count` elements published.
@@ -285,65 +263,103 @@ impl<T: Sample> Shard<T> {
         // `count`, and a later Relaxed store would not continue the release sequence of the
         // previous add's even store (C++20 and loom drop same-thread stores from it).
         published.version.store(2 * owner.count + 1, Release);
-        // Orders the store above (and the previous add's stores) before the stores below, which
-        // may overwrite data a reader is reading: pairs with the Acquire fence in `read` and in
+        self.evict(owner, pool, value, evict_below);
+        // Orders the stores above (this add's `retired_below`, and the previous add's stores)
+        // and the taking of blocks before the stores below, which may write to a block another
+        // shard's readers are still reading: pairs with the Acquire fence in `read` and in
         // `summary`.
         fence(Release);
-        let slot = &self.slots[owner.slot];
+        let current = pool.block(owner.current).expect("the current block exists");
+        let slot = &current.slots[(owner.count % block_len) as usize];
         slot.ticket.store(ticket, Relaxed);
         slot.value.store(value.to_bits(), Relaxed);
-        owner.slot += 1;
-        if owner.slot as u64 == self.geometry.cap {
-            owner.slot = 0;
-        }
         value.add_to(&mut owner.sum);
         owner.count += 1;
-        if owner.count % BLOCK == 0 {
+        if owner.count % block_len == 0 {
+            let next = owner.spare.take().expect("taken before the ticket");
             let limbs = owner.sum.as_ref();
-            let base = owner.checkpoint * limbs.len();
-            let words = &self.checkpoints[base..base + limbs.len()];
-            for (word, &limb) in words.iter().zip(limbs) {
+            let block = pool.block(next).expect("a taken block exists");
+            for (word, &limb) in block.checkpoint.iter().zip(limbs) {
                 word.store(limb as u64, Relaxed);
             }
-            owner.checkpoint += 1;
-            if owner.checkpoint as u64 == self.geometry.rounds {
-                owner.checkpoint = 0;
-            }
+            let j = owner.count >> self.geometry.shift;
+            // The entry's previous block, `j - R`, was retired (`retire` keeps at most `R - 1`
+            // blocks).
+            debug_assert!(owner.retired + self.geometry.table() as u64 > j);
+            self.table[(j & self.geometry.table_mask) as usize].store(next, Relaxed);
+            owner.current = next;
         }
-        self.summarize(owner, value, evict_below);
+        if owner.summary.maintenance_due() && owner.summary.maintain() {
+            self.reseed(owner, pool);
+        }
         published.start.store(owner.start, Relaxed);
         let words = owner.summary.to_words();
         for (word, &w) in published.summary.iter().zip(&words[..T::Summary::WORDS]) {
             word.store(w, Relaxed);
         }
         // Pairs with the Acquire loads at the start of `read` and `summary`: a reader that sees
-        // the new version sees the slot, checkpoint and summary written above.
+        // the new version sees the slot, checkpoint, table entry and summary written above.
         published.version.store(2 * owner.count, PUBLISH);
+        Ok(())
     }
 
-    /// Adds the new element to the summary and evicts the old ones; the first eviction and the
-    /// add are one update.
+    /// Adds the new element to the summary and evicts the elements with tickets below
+    /// `evict_below`; the first eviction and the add are one update. Retires the blocks the
+    /// evictions emptied. (Only the summary: the slot and the exact sum are written after the
+    /// add's Release fence.)
     #[inline(always)]
-    fn summarize(&self, owner: &mut Owner<T>, value: T, evict_below: u64) {
+    fn evict(&self, owner: &mut Owner<T>, pool: &Pool, value: T, evict_below: u64) {
         let mut pending = Some(value);
-        // The new element's ticket is at least `evict_below`, so the loop stops at it.
-        while self.slots[owner.start_slot].ticket.load(Relaxed) < evict_below {
-            let old = T::from_bits(self.slots[owner.start_slot].value.load(Relaxed));
+        let shift = self.geometry.shift;
+        let mask = self.geometry.block() - 1;
+        let mut block = None;
+        while owner.start < owner.count {
+            let block = match block {
+                Some(b) if owner.start & mask != 0 => b,
+                _ => *block.insert(
+                    self.block(pool, owner.start >> shift)
+                        .expect("the owner's blocks exist"),
+                ),
+            };
+            let slot = &block.slots[(owner.start & mask) as usize];
+            if slot.ticket.load(Relaxed) >= evict_below {
+                break;
+            }
+            let old = T::from_bits(slot.value.load(Relaxed));
             match pending.take() {
                 Some(new) => owner.summary.replace(old, new),
                 None => owner.summary.remove(old),
             }
             owner.start += 1;
-            owner.start_slot += 1;
-            if owner.start_slot as u64 == self.geometry.cap {
-                owner.start_slot = 0;
-            }
         }
         if let Some(new) = pending {
             owner.summary.add(new);
         }
-        if owner.summary.maintenance_due() && owner.summary.maintain() {
-            self.reseed(owner);
+        if (owner.start >> shift) > owner.retired + 1 {
+            self.retire(owner, pool);
+        }
+    }
+
+    /// Gives back the blocks below the one before `start`'s: every element in them has left
+    /// the window. (The block before `start`'s is kept so that readers a few adds behind
+    /// rarely find their window's start retired.)
+    ///
+    /// The shard then holds blocks `start / B - 1 ..= count / B` and at most one spare. Since
+    /// the elements `start .. count` all lie in the last add's window, `count - start <= N`,
+    /// so that is at most `N / B + 3` blocks, fewer than the table's `R` entries.
+    #[cold]
+    fn retire(&self, owner: &mut Owner<T>, pool: &Pool) {
+        let keep = (owner.start >> self.geometry.shift) - 1;
+        while owner.retired < keep {
+            let j = owner.retired;
+            let number = self.table[(j & self.geometry.table_mask) as usize].load(Relaxed);
+            owner.retired += 1;
+            // Before the block can be taken: a reader that sees the block's next use sees this.
+            self.published.retired_below.store(owner.retired, Relaxed);
+            match owner.spare {
+                None => owner.spare = Some(number),
+                Some(_) => pool.give_back(number),
+            }
         }
     }
 
@@ -351,49 +367,45 @@ impl<T: Sample> Shard<T> {
     /// less the prefix at `start`.
     #[cold]
     #[inline(never)]
-    fn reseed(&self, owner: &mut Owner<T>) {
-        // At most `window` elements lie in `start .. count` (their tickets are distinct and in
-        // the window of the last add), so the checkpoint and slots read here are intact.
+    fn reseed(&self, owner: &mut Owner<T>, pool: &Pool) {
+        // Block `start / B` is held by the shard (see `retire`).
         let mut limbs = owner.sum;
-        let j = owner.start / BLOCK;
-        let len = limbs.as_ref().len();
-        let base = (j % self.geometry.rounds) as usize * len;
-        for (limb, word) in limbs
-            .as_mut()
-            .iter_mut()
-            .zip(&self.checkpoints[base..base + len])
-        {
+        let j = owner.start >> self.geometry.shift;
+        let block = self.block(pool, j).expect("the owner's blocks exist");
+        for (limb, word) in limbs.as_mut().iter_mut().zip(block.checkpoint) {
             *limb = limb.wrapping_sub(word.load(Relaxed) as i64);
         }
-        for seq in j * BLOCK..owner.start {
-            let bits = self.slots[(seq % self.geometry.cap) as usize]
-                .value
-                .load(Relaxed);
-            T::from_bits(bits).sub_from(&mut limbs);
+        let first = j << self.geometry.shift;
+        for slot in &block.slots[..(owner.start - first) as usize] {
+            T::from_bits(slot.value.load(Relaxed)).sub_from(&mut limbs);
         }
         owner.summary = <T::Summary as Summary<T>>::seed(&limbs);
     }
 
     /// Runs `f` on a consistent view of the shard, or reports that the shard moved on while
     /// `f` read it.
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&View<'_, T>) -> R) -> Result<R, Stale> {
+    pub(crate) fn read<R>(
+        &self,
+        pool: &Pool,
+        f: impl FnOnce(&View<'_, T>) -> R,
+    ) -> Result<R, Stale> {
+        let published = &*self.published;
         // Pairs with the Release store in `push_owned`: elements below `c0` are fully written.
-        let c0 = self.published.version.load(Acquire) / 2;
+        let c0 = published.version.load(Acquire) / 2;
+        let retired = published.retired_below.load(Relaxed);
         let view = View {
             shard: self,
+            pool,
             published: c0,
-            min_seq: std::cell::Cell::new(c0),
-            min_checkpoint: std::cell::Cell::new(c0 / BLOCK),
+            oldest: (retired << self.geometry.shift).min(c0),
+            min_block: Cell::new(u64::MAX),
         };
         let result = f(&view);
-        // Pairs with the Release fence at the start of `push_owned`: if a load above saw an
-        // overwrite, the load below sees the count that preceded it.
+        // Pairs with the Release fence in `push_owned` (and in `Shard::new`): if a load above
+        // saw a block's next use, the load below sees that the block was retired.
         fence(Acquire);
-        let c1 = self.published.version.load(Relaxed) / 2;
-        let g = &self.geometry;
-        let slots_intact = c1 < view.min_seq.get() + g.cap;
-        let checkpoints_intact = c1 + 1 < (view.min_checkpoint.get() + g.rounds) * BLOCK;
-        if (slots_intact && checkpoints_intact) || !CHECK_OVERWRITES {
+        let retired = published.retired_below.load(Relaxed);
+        if view.min_block.get() >= retired || !CHECK_RETIRED {
             Ok(result)
         } else {
             Err(Stale)
@@ -410,17 +422,19 @@ impl<T: Sample> Shard<T> {
     /// from the published summary adjusted by at most [`WALK`] elements at either end; `None`
     /// if an add ran during the read or the adjustment would be longer.
     #[inline]
-    pub(crate) fn summary(&self, from: u64, to: u64) -> Option<(T::Summary, u64)> {
+    pub(crate) fn summary(&self, pool: &Pool, from: u64, to: u64) -> Option<(T::Summary, u64)> {
         let published = &*self.published;
-        // Pairs with the Release store that ends an add: the summary, `start` and the slots of
-        // the elements below `end` are those that add wrote (or later ones, detected below).
+        // Pairs with the Release store that ends an add: the summary, `start`, the table and the
+        // slots of the elements below `end` are those that add wrote (or later ones, detected
+        // below).
         let version = published.version.load(Acquire);
         if version % 2 == 1 {
             return None;
         }
         let end = version / 2;
         let start = published.start.load(Relaxed);
-        if start > end {
+        let oldest = published.retired_below.load(Relaxed) << self.geometry.shift;
+        if start > end || oldest > start {
             // Written by a later add: the check at the end would fail.
             return None;
         }
@@ -432,10 +446,14 @@ impl<T: Sample> Shard<T> {
             *w = word.load(Relaxed);
         }
         let mut summary = <T::Summary as Summary<T>>::from_words(words);
-        let cap = self.geometry.cap;
-        let slot = |seq: u64| &self.slots[(seq % cap) as usize];
-        let ticket = |seq: u64| slot(seq).ticket.load(Relaxed);
-        let value = |seq: u64| T::from_bits(slot(seq).value.load(Relaxed));
+        let shift = self.geometry.shift;
+        let mask = self.geometry.block() - 1;
+        let slot = |seq: u64| {
+            let block = self.block(pool, seq >> shift)?;
+            Some(&block.slots[(seq & mask) as usize])
+        };
+        let ticket = |seq: u64| Some(slot(seq)?.ticket.load(Relaxed));
+        let value = |seq: u64| Some(T::from_bits(slot(seq)?.value.load(Relaxed)));
         let mut budget = WALK;
         let mut step = || {
             budget = budget.checked_sub(1)?;
@@ -443,17 +461,23 @@ impl<T: Sample> Shard<T> {
         };
         // Elements at the end that were added after the read loaded `to`.
         let mut hi = end;
-        while hi > start && ticket(hi - 1) >= to {
+        while hi > start && ticket(hi - 1)? >= to {
             step()?;
             hi -= 1;
-            summary.remove(value(hi));
+            summary.remove(value(hi)?);
         }
         let mut lo = start;
-        if lo < hi && ticket(lo) < from {
+        if lo < hi && ticket(lo)? < from {
+            if ticket(hi - 1)? < from {
+                // The shard's thread stopped adding while others went on: nothing it holds is
+                // in the window.
+                summary = <T::Summary as Summary<T>>::EMPTY;
+                lo = hi;
+            }
             // Elements that left the window through other shards' adds.
-            while lo < hi && ticket(lo) < from {
+            while lo < hi && ticket(lo)? < from {
                 step()?;
-                summary.remove(value(lo));
+                summary.remove(value(lo)?);
                 lo += 1;
             }
         } else if lo == hi && hi < end {
@@ -461,40 +485,53 @@ impl<T: Sample> Shard<T> {
             return None;
         } else {
             // Elements the owner dropped that are still in this read's window (`to` was loaded
-            // before the owner's last add drew its ticket). Slots below `end - cap` may be
-            // overwritten: finding the window's start there means giving up.
-            let oldest = end.saturating_sub(cap);
-            while lo > 0 && ticket(lo - 1) >= from {
+            // before the owner's last add drew its ticket). Blocks below `oldest` may have been
+            // reused: finding the window's start there means giving up.
+            while lo > 0 && ticket(lo - 1)? >= from {
                 if lo == oldest {
                     return None;
                 }
                 step()?;
                 lo -= 1;
-                summary.add(value(lo));
+                summary.add(value(lo)?);
             }
         }
-        // Pairs with the Release fence at the start of `push_owned`: if any load above saw a
-        // store of a later add, the load below sees that add's odd version (or a later one).
+        // Pairs with the Release fence in `push_owned`: if any load above saw a store of a
+        // later add, the load below sees that add's odd version (or a later one). No add ran,
+        // so no block at or above `oldest` was retired.
         fence(Acquire);
         let unchanged = published.version.load(Relaxed) == version;
         (unchanged || !CHECK_SUMMARY).then_some((summary, hi - lo))
     }
 }
 
-/// A reader's view of one shard: elements `..published`, validated when the read ends.
+/// A reader's view of one shard: elements `oldest .. published`, validated when the read
+/// ends.
 pub(crate) struct View<'a, T: Sample> {
     shard: &'a Shard<T>,
+    pool: &'a Pool,
     /// Elements published when the read began.
     pub(crate) published: u64,
-    min_seq: std::cell::Cell<u64>,
-    min_checkpoint: std::cell::Cell<u64>,
+    /// The oldest element not retired when the read began.
+    oldest: u64,
+    /// The lowest block read, checked against `retired_below` when the read ends.
+    min_block: Cell<u64>,
 }
 
-impl<T: Sample> View<'_, T> {
-    fn slot(&self, seq: u64) -> &Slot {
+impl<'a, T: Sample> View<'a, T> {
+    /// The shard's block `j`, recorded as read.
+    fn block(&self, j: u64) -> Block<'a> {
+        self.min_block.set(self.min_block.get().min(j));
+        // Table entries only ever hold blocks taken from the pool, whose segments exist.
+        self.shard
+            .block(self.pool, j)
+            .expect("table entries name taken blocks")
+    }
+
+    fn slot(&self, seq: u64) -> &'a Slot {
         debug_assert!(seq < self.published);
-        self.min_seq.set(self.min_seq.get().min(seq));
-        &self.shard.slots[(seq % self.shard.geometry.cap) as usize]
+        let block = self.block(seq >> self.shard.geometry.shift);
+        &block.slots[(seq & (self.shard.geometry.block() - 1)) as usize]
     }
 
     pub(crate) fn ticket(&self, seq: u64) -> u64 {
@@ -505,16 +542,17 @@ impl<T: Sample> View<'_, T> {
         T::from_bits(self.slot(seq).value.load(Relaxed))
     }
 
-    /// The range of elements, searched among the newest `visible`, whose tickets lie in
-    /// `[from, to)`; `Stale` if older elements than those searched could lie in it too.
+    /// The range of elements, searched among those not retired, whose tickets lie in
+    /// `[from, to)`; `Stale` if retired elements could lie in it too.
     pub(crate) fn range(&self, from: u64, to: u64) -> Result<(u64, u64), Stale> {
-        let start = self.published.saturating_sub(self.shard.geometry.visible);
+        let start = self.oldest;
         let lo = self.partition(start, self.published, from);
         let hi = self.partition(lo, self.published, to);
         if lo == start && start > 0 {
-            // Every searched element is at or past `from`, so older ones may be too. It means
-            // the shard added at least `BLOCK` elements with tickets past `to` since `to` was
-            // read (at most `to - from <= window` elements lie in the range).
+            // Every searched element is at or past `from`, so retired ones may be too. It
+            // means the shard retired elements whose tickets were at or past `from`, which it
+            // does only after a later add drew a ticket at least `N` past them, after `to` was
+            // read.
             return Err(Stale);
         }
         Ok((lo, hi))
@@ -536,12 +574,10 @@ impl<T: Sample> View<'_, T> {
 
     /// Adds (or subtracts) the exact sum of this shard's elements `0 .. k` to `limbs`.
     pub(crate) fn add_prefix(&self, k: u64, limbs: &mut T::Limbs, negative: bool) {
-        let j = k / BLOCK;
-        self.min_checkpoint.set(self.min_checkpoint.get().min(j));
+        let shift = self.shard.geometry.shift;
+        let block = self.block(k >> shift);
         let out = limbs.as_mut();
-        let base = (j % self.shard.geometry.rounds) as usize * out.len();
-        let words = &self.shard.checkpoints[base..base + out.len()];
-        for (limb, word) in out.iter_mut().zip(words) {
+        for (limb, word) in out.iter_mut().zip(block.checkpoint) {
             let w = word.load(Relaxed) as i64;
             *limb = if negative {
                 limb.wrapping_sub(w)
@@ -549,8 +585,9 @@ impl<T: Sample> View<'_, T> {
                 limb.wrapping_add(w)
             };
         }
-        for seq in j * BLOCK..k {
-            let v = self.value(seq);
+        let first = (k >> shift) << shift;
+        for slot in &block.slots[..(k - first) as usize] {
+            let v = T::from_bits(slot.value.load(Relaxed));
             if negative {
                 v.sub_from(limbs);
             } else {
