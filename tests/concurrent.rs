@@ -1133,3 +1133,57 @@ fn sharded_reads_behind_many_idle_shards_see_the_whole_window() {
         .collect();
     check_quiescent("ShardedAverage", &m, &ends).unwrap();
 }
+
+/// Threads that stay alive but stop adding give their blocks back: eight threads take turns
+/// adding bursts of several windows to one average, each keeping its shard after its burst
+/// (they all wait on a barrier at the end), and reads while and after they add stay exact. A
+/// shard that holds on to its blocks would need about a window of blocks per thread; stealing
+/// keeps the total near one window.
+#[test]
+fn idle_shards_give_their_blocks_back() {
+    let window = if MIRI { 64 } else { 4096 };
+    let burst = 3 * window;
+    let threads = 8;
+    let m = ShardedAverage::<u64>::new(window).unwrap();
+    let turn = AtomicUsize::new(0);
+    let all_done = Barrier::new(threads);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (m, turn, all_done) = (&m, &turn, &all_done);
+            s.spawn(move || {
+                while turn.load(SeqCst) != t {
+                    std::thread::yield_now();
+                }
+                for i in 0..burst {
+                    m.push((t * burst + i) as u64);
+                }
+                // Every element of the window is this thread's last burst.
+                let first = (t * burst + burst - window) as u64;
+                let expected: Vec<u64> = (first..first + window as u64).collect();
+                assert_eq!(m.to_vec(), expected, "thread {t}");
+                assert_eq!(
+                    m.sum(),
+                    expected.iter().map(|&x| i128::from(x)).sum::<i128>()
+                );
+                turn.store(t + 1, SeqCst);
+                all_done.wait();
+            });
+        }
+    });
+    assert_eq!(m.shard_count(), threads);
+    // A block is 64 slots of 16 bytes plus 24 bytes of checkpoint and link; the window needs
+    // `window / 64` of them, each shard a few more. Without stealing, each idle shard would
+    // keep about `window / 64` blocks: eight times the window.
+    let block = 64 * 16 + 24;
+    let blocks = (m.memory_bytes() - threads * 1024) / block;
+    let bound = if MIRI {
+        40
+    } else {
+        2 * window / 64 + 4 * threads
+    };
+    assert!(
+        blocks <= bound,
+        "{blocks} blocks in use for a window of {} blocks",
+        window / 64
+    );
+}

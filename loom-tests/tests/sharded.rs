@@ -363,3 +363,48 @@ fn reader_during_block_reuse() {
         assert_eq!(m.average(), Some(150.0));
     });
 }
+
+/// A shard's thread stops adding while its elements leave the window; another shard steals its
+/// oldest block and writes into it while the first thread resumes and evicts from that block.
+/// The main thread adds `1..=6` to a window of 6 (blocks of 2 under loom) and waits; a second
+/// thread adds five elements, stealing the main thread's first block at its fourth add and
+/// writing into it at its fifth, while the main thread adds two more. The owner must notice
+/// the steal: the final window, its sum and both reads' averages are exact.
+#[test]
+fn owner_resumes_while_its_blocks_are_stolen() {
+    use loom::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    let window = 6;
+    let late = vec![10i64, 20, 30, 40, 50];
+    let threads = vec![vec![7i64, 8], late.clone()];
+    let finals: Vec<Vec<i64>> = reference::interleavings(&threads)
+        .into_iter()
+        .map(|order| reference::window_after(&order, window))
+        .collect();
+    reference::model("owner_resumes_while_its_blocks_are_stolen", 2, move || {
+        let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
+        for v in 1..=6 {
+            m.push(v);
+        }
+        let done = Arc::new(AtomicU64::new(0));
+        let h = {
+            let (m, done, late) = (m.clone(), done.clone(), late.clone());
+            thread::spawn(move || {
+                for (k, v) in late.into_iter().enumerate() {
+                    m.push(v);
+                    done.store(k as u64 + 1, SeqCst);
+                }
+            })
+        };
+        while done.load(SeqCst) < 3 {
+            thread::yield_now();
+        }
+        m.push(7);
+        m.push(8);
+        h.join().unwrap();
+        let w = m.to_vec();
+        assert!(finals.contains(&w), "final {w:?}");
+        assert_eq!(m.sum(), w.iter().map(|&x| i128::from(x)).sum::<i128>());
+        assert_eq!(m.exact_average(), int_mean(&w));
+        assert_eq!(m.fast_average(), Some(int_mean(&w)));
+    });
+}

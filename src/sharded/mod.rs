@@ -116,6 +116,10 @@ pub struct ShardedAverage<T: Sample> {
     geometry: Geometry,
     /// The blocks every shard stores its elements in.
     pool: Pool,
+    /// Shards steal blocks from each other only once the pool has handed out this many fresh
+    /// ones; raised after a search that found nothing, so searches cost `O(1)` per block
+    /// amortized.
+    steal_above: AtomicU64,
     /// Identifies this moving average in thread-local leases.
     id: u64,
     _samples: PhantomData<T>,
@@ -192,12 +196,18 @@ impl<T: Sample> ShardedAverage<T> {
             head: AtomicPtr::new(std::ptr::null_mut()),
             geometry,
             pool,
+            // Under loom, from the start, so that models reach it within a few adds.
+            steal_above: AtomicU64::new(if cfg!(loom) {
+                0
+            } else {
+                geometry.table() as u64
+            }),
             id: lease::next_owner_id(),
             _samples: PhantomData,
         };
         for _ in 0..shards {
             // On error, `this` is dropped and frees the shards linked so far.
-            this.link(Shard::new(this.geometry, &this.pool, false)?);
+            this.new_shard(false)?;
         }
         Ok(this)
     }
@@ -293,9 +303,12 @@ impl<T: Sample> ShardedAverage<T> {
         };
         // SAFETY: the calling thread claimed `shard` (lease or `claim`) and has not released
         // it, and every shard of this moving average was created with `self.pool`.
-        unsafe { shard.push(&self.pool, value, draw) }.map_err(|Exhausted| WindowError::Alloc {
-            requested: window as usize,
-            bytes: self.pool.block_bytes(),
+        let take = || self.take_block(Some(shard));
+        unsafe { shard.push(&self.pool, value, take, draw) }.map_err(|Exhausted| {
+            WindowError::Alloc {
+                requested: window as usize,
+                bytes: self.pool.block_bytes(),
+            }
         })
     }
 
@@ -306,7 +319,53 @@ impl<T: Sample> ShardedAverage<T> {
                 return Ok(shard);
             }
         }
-        Ok(self.link(Shard::new(self.geometry, &self.pool, true)?))
+        self.new_shard(true)
+    }
+
+    /// Links a new shard, claimed or not.
+    fn new_shard(&self, claimed: bool) -> Result<&Shard<T>, WindowError> {
+        let first = self
+            .take_block(None)
+            .map_err(|Exhausted| WindowError::Alloc {
+                requested: self.geometry.window as usize,
+                bytes: self.pool.block_bytes(),
+            })?;
+        match Shard::new(self.geometry, &self.pool, first, claimed) {
+            Ok(shard) => Ok(self.link(shard)),
+            Err(e) => {
+                self.pool.give_back(first);
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes a block for shard `own` (`None`: a new shard): one returned to the pool, else one
+    /// stolen from a shard whose thread stopped adding while its elements left the window,
+    /// else a fresh one.
+    fn take_block(&self, own: Option<&Shard<T>>) -> Result<u64, Exhausted> {
+        if let Some(number) = self.pool.take_free() {
+            return Ok(number);
+        }
+        let fresh = self.pool.fresh_count();
+        if fresh >= self.steal_above.load(Relaxed) {
+            // Any value will do: a smaller one only finds fewer blocks out of the window.
+            let to = self.next_ticket.load(Relaxed);
+            let mut shards = 0;
+            for shard in self.shards() {
+                shards += 1;
+                if own.is_some_and(|own| std::ptr::eq(own, shard)) {
+                    continue;
+                }
+                if let Some(number) = shard.steal(&self.pool, to) {
+                    return Ok(number);
+                }
+            }
+            // Nothing to steal: let memory grow by a quarter, and a block per shard, before
+            // searching again. (Relaxed: a heuristic; any value is safe.)
+            self.steal_above
+                .fetch_max(fresh + fresh / 4 + shards, Relaxed);
+        }
+        self.pool.take_fresh()
     }
 
     /// Pushes a shard onto the list and returns it.

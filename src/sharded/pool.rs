@@ -236,24 +236,30 @@ impl Pool {
         &segment.next_free[i]
     }
 
-    /// Takes a block: the most recently returned one, or a fresh one.
+    /// Takes the most recently returned block, if any.
     ///
-    /// The caller must issue a Release fence between this call and its first store to the
-    /// block: that fence is what tells a reader of the block's previous shard that it was
-    /// reused (see `shard.rs`).
-    pub(crate) fn take(&self) -> Result<u64, Exhausted> {
+    /// The caller must issue a Release fence between taking a block (from here, from
+    /// [`take_fresh`](Self::take_fresh) or by stealing it) and its first store to the block:
+    /// that fence is what tells a reader of the block's previous shard that it was reused (see
+    /// `shard.rs`).
+    pub(crate) fn take_free(&self) -> Option<u64> {
         // Acquire pairs with the Release of the push that returned the block: the link read
-        // below, and the returning shard's `retired_below` store, happen before our use.
+        // below, and the returning shard's `retired_below` update, happen before our use.
         let mut head = self.free.load(Acquire);
         while head as u32 != 0 {
             let top = u64::from(head as u32 - 1);
             let below = self.link(top).load(Relaxed);
             let new = (head >> 32).wrapping_add(1) << 32 | below;
             match self.free.compare_exchange_weak(head, new, Acquire, Acquire) {
-                Ok(_) => return Ok(top),
+                Ok(_) => return Some(top),
                 Err(current) => head = current,
             }
         }
+        None
+    }
+
+    /// Takes a block never used before, allocating its segment if needed.
+    pub(crate) fn take_fresh(&self) -> Result<u64, Exhausted> {
         // Only uniqueness matters for fresh numbers.
         let number = self.fresh.fetch_add(1, Relaxed);
         if number >= u64::from(u32::MAX) {
@@ -262,6 +268,11 @@ impl Pool {
         let (k, _) = self.locate(number);
         self.segment(k).ok_or(Exhausted)?;
         Ok(number)
+    }
+
+    /// Blocks handed out fresh so far.
+    pub(crate) fn fresh_count(&self) -> u64 {
+        self.fresh.load(Relaxed)
     }
 
     /// Returns a block whose elements have all left the window.

@@ -30,7 +30,7 @@
 //! starts over. `notes/design.md` has the full argument.
 
 use std::cell::Cell;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
@@ -54,6 +54,11 @@ const PUBLISH: std::sync::atomic::Ordering = Relaxed;
 /// `--cfg mavg_planted_bug="no_retire_check"` removes the check, which the loom models must
 /// catch.
 const CHECK_RETIRED: bool = !cfg!(mavg_planted_bug = "no_retire_check");
+
+/// Whether the owner checks that the blocks it read while evicting were not stolen;
+/// `--cfg mavg_planted_bug="no_owner_check"` removes the check, which the loom models must
+/// catch.
+const CHECK_OWNER: bool = !cfg!(mavg_planted_bug = "no_owner_check");
 
 /// Whether fast readers check that no add ran during their read; building with
 /// `--cfg mavg_planted_bug="no_summary_check"` removes the check, which the loom models must
@@ -153,16 +158,19 @@ pub(crate) struct Shard<T: Sample> {
 pub(crate) struct Stale;
 
 impl<T: Sample> Shard<T> {
-    /// An empty shard, claimed or not, allocated fallibly, with its first block taken from
-    /// `pool`.
-    pub(crate) fn new(geometry: Geometry, pool: &Pool, claimed: bool) -> Result<Self, WindowError> {
-        let alloc_error = || WindowError::Alloc {
+    /// An empty shard, claimed or not, allocated fallibly, with `first`, a block just taken
+    /// from `pool`, as its first block. On error the caller still holds `first`.
+    pub(crate) fn new(
+        geometry: Geometry,
+        pool: &Pool,
+        first: u64,
+        claimed: bool,
+    ) -> Result<Self, WindowError> {
+        let table = zeroed::<AtomicU64>(geometry.table()).ok_or(WindowError::Alloc {
             requested: geometry.window as usize,
-            bytes: geometry.shard_bytes::<T>() + pool.block_bytes(),
-        };
-        let table = zeroed::<AtomicU64>(geometry.table()).ok_or_else(alloc_error)?;
-        let first = pool.take().map_err(|Exhausted| alloc_error())?;
-        // The block may have been another shard's: its readers must see it was reused before
+            bytes: geometry.shard_bytes::<T>(),
+        })?;
+        // The block may have been another shard's: its readers must see it was retired before
         // they can see our writes (see `retire`).
         fence(Release);
         let block = pool.block(first).expect("a taken block exists");
@@ -217,10 +225,10 @@ impl<T: Sample> Shard<T> {
         pool.block(self.table[(j & self.geometry.table_mask) as usize].load(Relaxed))
     }
 
-    /// Appends an element: takes a block if the add will need one, then calls `draw` for the
-    /// element's global ticket and the ticket below which elements have left the window of
-    /// every read that sees this add, adds the element and drops from the summary the
-    /// elements that left.
+    /// Appends an element: takes a block with `take` if the add will need one, then calls
+    /// `draw` for the element's global ticket and the ticket below which elements have left
+    /// the window of every read that sees this add, adds the element and drops from the
+    /// summary the elements that left.
     ///
     /// On error (no block could be had), `draw` was not called and nothing changed.
     ///
@@ -234,12 +242,13 @@ impl<T: Sample> Shard<T> {
         &self,
         pool: &Pool,
         value: T,
+        take: impl FnOnce() -> Result<u64, Exhausted>,
         draw: impl FnOnce() -> (u64, u64),
     ) -> Result<(), Exhausted> {
         // SAFETY: the caller owns the shard, so this is the only access to `owner`; ownership
         // passed between threads through the Acquire/Release pair on `claimed`.
         self.owner
-            .with_mut(|owner| self.push_owned(unsafe { &mut *owner }, pool, value, draw))
+            .with_mut(|owner| self.push_owned(unsafe { &mut *owner }, pool, value, take, draw))
     }
 
     #[inline(always)]
@@ -248,12 +257,13 @@ impl<T: Sample> Shard<T> {
         owner: &mut Owner<T>,
         pool: &Pool,
         value: T,
+        take: impl FnOnce() -> Result<u64, Exhausted>,
         draw: impl FnOnce() -> (u64, u64),
     ) -> Result<(), Exhausted> {
         let block_len = self.geometry.block();
         if (owner.count + 1) % block_len == 0 && owner.spare.is_none() {
             // This add fills the block: have the next one before drawing a ticket.
-            owner.spare = Some(pool.take()?);
+            owner.spare = Some(take()?);
         }
         let (ticket, evict_below) = draw();
         let published = &*self.published;
@@ -307,33 +317,63 @@ impl<T: Sample> Shard<T> {
     /// `evict_below`; the first eviction and the add are one update. Retires the blocks the
     /// evictions emptied. (Only the summary: the slot and the exact sum are written after the
     /// add's Release fence.)
+    ///
+    /// Other shards may steal this shard's oldest blocks at any time (see [`steal`](Self::steal)),
+    /// so the owner validates its own reads as readers do: it loads `retired_below`, reads,
+    /// issues an Acquire fence and loads it again. If a block it read was stolen meanwhile, what
+    /// it read may belong to the block's next user: it starts over from the exact sum, at the
+    /// first block not stolen.
     #[inline(always)]
     fn evict(&self, owner: &mut Owner<T>, pool: &Pool, value: T, evict_below: u64) {
-        let mut pending = Some(value);
         let shift = self.geometry.shift;
         let mask = self.geometry.block() - 1;
-        let mut block = None;
-        while owner.start < owner.count {
-            let block = match block {
-                Some(b) if owner.start & mask != 0 => b,
-                _ => *block.insert(
-                    self.block(pool, owner.start >> shift)
-                        .expect("the owner's blocks exist"),
-                ),
-            };
-            let slot = &block.slots[(owner.start & mask) as usize];
-            if slot.ticket.load(Relaxed) >= evict_below {
+        let published = &*self.published;
+        let mut resync = false;
+        loop {
+            // Acquire pairs with the AcqRel compare-exchange of a steal: nothing needed from the
+            // stealer but the number, and the fence below does the validating.
+            let retired = published.retired_below.load(Acquire);
+            owner.retired = owner.retired.max(retired);
+            if resync || retired << shift > owner.start {
+                // Blocks this shard's summary still covered were stolen: their elements had
+                // left the window, and the exact sum less the checkpoint of the first block not
+                // stolen is the sum of everything after them.
+                owner.start = retired << shift;
+                self.reseed(owner, pool);
+            }
+            let first_read = owner.start >> shift;
+            let mut pending = Some(value);
+            let mut block = None;
+            while owner.start < owner.count {
+                let block = match block {
+                    Some(b) if owner.start & mask != 0 => b,
+                    _ => *block.insert(
+                        self.block(pool, owner.start >> shift)
+                            .expect("table entries name taken blocks"),
+                    ),
+                };
+                let slot = &block.slots[(owner.start & mask) as usize];
+                if slot.ticket.load(Relaxed) >= evict_below {
+                    break;
+                }
+                let old = T::from_bits(slot.value.load(Relaxed));
+                match pending.take() {
+                    Some(new) => owner.summary.replace(old, new),
+                    None => owner.summary.remove(old),
+                }
+                owner.start += 1;
+            }
+            if let Some(new) = pending {
+                owner.summary.add(new);
+            }
+            // Pairs with the Release fence of whoever wrote a stolen block after taking it: if a
+            // load above saw such a write, the load below sees the steal.
+            fence(Acquire);
+            let retired = published.retired_below.load(Relaxed);
+            if retired <= first_read || !CHECK_OWNER {
                 break;
             }
-            let old = T::from_bits(slot.value.load(Relaxed));
-            match pending.take() {
-                Some(new) => owner.summary.replace(old, new),
-                None => owner.summary.remove(old),
-            }
-            owner.start += 1;
-        }
-        if let Some(new) = pending {
-            owner.summary.add(new);
+            resync = true;
         }
         if (owner.start >> shift) > owner.retired + 1 {
             self.retire(owner, pool);
@@ -353,14 +393,64 @@ impl<T: Sample> Shard<T> {
         while owner.retired < keep {
             let j = owner.retired;
             let number = self.table[(j & self.geometry.table_mask) as usize].load(Relaxed);
-            owner.retired += 1;
-            // Before the block can be taken: a reader that sees the block's next use sees this.
-            self.published.retired_below.store(owner.retired, Relaxed);
-            match owner.spare {
-                None => owner.spare = Some(number),
-                Some(_) => pool.give_back(number),
+            // A compare-exchange, not a store: a steal may retire the same block. Whoever
+            // moves the mark past `j` owns the block. AcqRel as in `steal`.
+            match self
+                .published
+                .retired_below
+                .compare_exchange(j, j + 1, AcqRel, Acquire)
+            {
+                Ok(_) => {
+                    owner.retired = j + 1;
+                    match owner.spare {
+                        None => owner.spare = Some(number),
+                        Some(_) => pool.give_back(number),
+                    }
+                }
+                Err(current) => owner.retired = current,
             }
         }
+    }
+
+    /// Retires this shard's oldest block for another shard, if every element in it has left
+    /// the window of every read that loads a ticket counter at or past `to` and it is not one
+    /// of the two newest: lets shards whose threads stopped adding give their memory back.
+    /// Returns the block, now the caller's.
+    ///
+    /// Safe to call from any thread at any time: the owner detects the steal (see `evict`).
+    pub(crate) fn steal(&self, pool: &Pool, to: u64) -> Option<u64> {
+        let published = &*self.published;
+        // Acquire pairs with the Release store that ends an add: the table entries and slots
+        // of the elements below `count` are written.
+        let count = published.version.load(Acquire) / 2;
+        let j = published.retired_below.load(Acquire);
+        if j + 2 > count >> self.geometry.shift {
+            return None;
+        }
+        let number = self.table[(j & self.geometry.table_mask) as usize].load(Relaxed);
+        // The oldest element that would remain, the first of block `j + 1`, must have left the
+        // window too: a reader that finds the oldest remaining element in its window cannot
+        // tell whether retired ones are, and starts over with a newer ticket counter, which
+        // then puts that element out of it (see `View::range`). The owner's own retirement
+        // keeps the same rule.
+        let next = self.block(pool, j + 1)?;
+        if next.slots[0]
+            .ticket
+            .load(Relaxed)
+            .saturating_add(self.geometry.window)
+            >= to
+        {
+            return None;
+        }
+        // If the block was retired and reused since `j` was loaded, the mark moved and this
+        // fails. AcqRel: Release so that whoever later takes the block from us orders the mark
+        // before its writes (through our own fence before writing, or the pool's Release);
+        // Acquire to order the reads above before our use.
+        published
+            .retired_below
+            .compare_exchange(j, j + 1, AcqRel, Relaxed)
+            .ok()
+            .map(|_| number)
     }
 
     /// Re-seeds the summary from the exact sum of elements `start .. count`: the running sum
@@ -392,7 +482,10 @@ impl<T: Sample> Shard<T> {
         let published = &*self.published;
         // Pairs with the Release store in `push_owned`: elements below `c0` are fully written.
         let c0 = published.version.load(Acquire) / 2;
-        let retired = published.retired_below.load(Relaxed);
+        // Acquire pairs with the compare-exchange that retired the block below: if `range`
+        // finds a retired element could be in the window, the retry's load of the ticket
+        // counter is at least the one the retirement was decided on.
+        let retired = published.retired_below.load(Acquire);
         let view = View {
             shard: self,
             pool,
@@ -433,7 +526,8 @@ impl<T: Sample> Shard<T> {
         }
         let end = version / 2;
         let start = published.start.load(Relaxed);
-        let oldest = published.retired_below.load(Relaxed) << self.geometry.shift;
+        let retired = published.retired_below.load(Relaxed);
+        let oldest = retired << self.geometry.shift;
         if start > end || oldest > start {
             // Written by a later add: the check at the end would fail.
             return None;
@@ -497,10 +591,11 @@ impl<T: Sample> Shard<T> {
             }
         }
         // Pairs with the Release fence in `push_owned`: if any load above saw a store of a
-        // later add, the load below sees that add's odd version (or a later one). No add ran,
-        // so no block at or above `oldest` was retired.
+        // later add, the load below sees that add's odd version (or a later one); if it saw a
+        // store of a block's next user, the second load sees the block stolen.
         fence(Acquire);
-        let unchanged = published.version.load(Relaxed) == version;
+        let unchanged = published.version.load(Relaxed) == version
+            && published.retired_below.load(Relaxed) == retired;
         (unchanged || !CHECK_SUMMARY).then_some((summary, hi - lo))
     }
 }
@@ -549,10 +644,12 @@ impl<'a, T: Sample> View<'a, T> {
         let lo = self.partition(start, self.published, from);
         let hi = self.partition(lo, self.published, to);
         if lo == start && start > 0 {
-            // Every searched element is at or past `from`, so retired ones may be too. It
-            // means the shard retired elements whose tickets were at or past `from`, which it
-            // does only after a later add drew a ticket at least `N` past them, after `to` was
-            // read.
+            // Every searched element is at or past `from`, so retired ones may be too. A
+            // block is retired only once the element after it, `start`, has a ticket below
+            // `to' - N` for a ticket counter `to'` loaded before the retirement (by the owner's
+            // add or the steal). Our `to` is older than that, and the retry's load of the
+            // counter is at least `to'` (the Acquire load of `retired_below` orders it), so
+            // the retry finds `start` out of its window: one retry per retirement seen.
             return Err(Stale);
         }
         Ok((lo, hi))
