@@ -380,7 +380,7 @@ fn owner_resumes_while_its_blocks_are_stolen() {
         .into_iter()
         .map(|order| reference::window_after(&order, window))
         .collect();
-    reference::model("owner_resumes_while_its_blocks_are_stolen", 2, move || {
+    reference::model("owner_resumes_while_its_blocks_are_stolen", 3, move || {
         let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
         for v in 1..=6 {
             m.push(v);
