@@ -382,6 +382,7 @@ fn owner_resumes_while_its_blocks_are_stolen() {
         .collect();
     reference::model("owner_resumes_while_its_blocks_are_stolen", 3, move || {
         let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
+        m.steal_from_the_start();
         for v in 1..=6 {
             m.push(v);
         }

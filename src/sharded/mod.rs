@@ -4,9 +4,11 @@
 //!
 //! Adds are ordered by a global ticket, one `fetch_add` on a shared counter: the one write
 //! to a cache line other threads also write. Everything else an add writes lives in the
-//! calling thread's own shard: the element and its ticket go into the shard's ring, the
-//! element's digits into the shard's private exact running sum, and every `BLOCK` adds a
-//! copy of that running sum into the shard's checkpoint ring (see `shard.rs`).
+//! calling thread's own shard: the element and its ticket go into the shard's current block,
+//! the element's digits into the shard's private exact running sum, and as each block starts a
+//! copy of that running sum into the block's checkpoint (see `shard.rs`). Blocks come from a
+//! pool shared by the shards (`pool.rs`) and go back to it once their elements have left the
+//! window, so memory follows the window, not the number of threads.
 //!
 //! The window is the elements whose tickets lie in `[T - N, T)`, where `T` is the ticket
 //! counter (and above the ticket at the last [`clear`](ShardedAverage::clear)). No add ever
@@ -14,10 +16,10 @@
 //! by other threads. A reader therefore finds, in each shard, the range of elements with
 //! tickets in the window (two binary searches, tickets increase within a shard) and takes the
 //! exact sum of that range as a difference of two prefix sums, each a checkpoint plus fewer
-//! than `BLOCK` elements. Summing those differences over the shards gives the window's exact
+//! than `B` elements. Summing those differences over the shards gives the window's exact
 //! sum, which is rounded once.
 //!
-//! Reads cost `O(S * (log N + BLOCK + L))` for `S` shards and `L` limbs, independent of how
+//! Reads cost `O(S * (log N + B + L))` for `S` shards and `L` limbs, independent of how
 //! many elements the window holds beyond the logarithm. Most reads are cheaper still: each
 //! shard also publishes, under a sequence lock, a summary of its own recent elements (their
 //! exact sum for integers, a certified estimate for floats, see `estimate.rs`), which a reader
@@ -50,18 +52,19 @@ use shard::{Geometry, Shard, Stale, View};
 ///
 /// # Progress and cost
 ///
-/// * **Adds are wait-free** once the thread holds a shard: one `fetch_add` on the shared
-///   ticket counter, then a bounded number of writes to memory only this thread writes. A
-///   thread's first add to a given moving average claims a shard without locks (an atomic
-///   compare-and-swap over the shard list), allocating one if none is free.
+/// * **Adds are wait-free** once the thread holds a shard, except one in `B` (64 for windows
+///   of 256 and more) that starts a new block: one `fetch_add` on the shared ticket counter,
+///   then a bounded number of writes to memory only this thread writes. Starting a block is
+///   lock-free: a block is popped from a shared free list, stolen from an idle shard, or
+///   allocated. A thread's first add to a given moving average claims a shard without locks
+///   (an atomic compare-and-swap over the shard list), allocating one if none is free.
 /// * **Reads are lock-free**: they never wait for an add. A read starts over only when a
-///   shard added at least 64 elements during that read (or overwrote what the read was
-///   looking at), which means other threads made progress.
+///   block it was reading was retired during the read, which means other threads added.
 /// * Reads take `O(S)` for `S` shards when every shard has added recently and no add is in
 ///   flight: each shard's published summary, adjusted by a few elements, and a certificate
 ///   for floats. Otherwise `O(S * (log N + 64 + L))`: they never scan the window. A shard whose
-///   thread stopped adding while others went on keeps counting elements that have left the
-///   window in its summary, so reads take the second path until it adds again.
+///   thread stopped adding while others went on costs nothing once all its elements have left
+///   the window; while only some have, reads take the second path.
 ///
 /// # Concurrent reads
 ///
@@ -76,14 +79,17 @@ use shard::{Geometry, Shard, Stale, View};
 ///
 /// # Memory
 ///
-/// One shard per thread that holds one. A thread holds its shard from its first add until its
-/// thread-local storage is destroyed as it exits (std does that after `join` or
-/// `thread::scope` returns, so threads spawned in quick succession may briefly need a shard
-/// each). The next thread to add then takes the shard over, so memory is bounded by the largest
-/// number of threads holding shards at the same time, never by the number that ever added. Each shard
-/// holds `N + 192` slots of 16 bytes plus checkpoints of the exact sum (`(N + 192) / 64 + 4`
-/// copies of 16 bytes for integers, 104 bytes for `f32`, 552 bytes for `f64`); see
-/// [`memory_bytes`](ShardedAverage::memory_bytes).
+/// Bounded by the window, not by the number of threads. Each shard keeps its elements in
+/// blocks of `B` slots of 16 bytes drawn from one pool; a block goes back to the pool once
+/// every element in it has left the window, and blocks of a shard whose thread stopped adding
+/// are stolen by the others. In use: about `N / B + 4` blocks per shard-share of the window,
+/// `16 * (N + 4 * S * B)` bytes of slots for `S` shards, plus one checkpoint of the exact sum
+/// per block (16 bytes for 64-bit integers, 552 for `f64`) and per shard a header and a table
+/// of `8 * N / B` bytes. Memory is committed as the window fills and stays at its high-water
+/// mark (blocks are reused, not freed). One shard per thread that holds one: a thread holds
+/// its shard from its first add until its thread-local storage is destroyed as it exits, and
+/// the next thread to add takes it over. See [`memory_bytes`](ShardedAverage::memory_bytes)
+/// and `notes/benchmarks.md` for measured figures.
 ///
 /// # Examples
 ///
@@ -142,13 +148,14 @@ impl<T: Sample> ShardedAverage<T> {
     /// [`MAX_WINDOW`](crate::MAX_WINDOW), [`WindowError::Alloc`] if the shard cannot be
     /// allocated.
     ///
-    /// A shard's storage is allocated zeroed and not touched, so construction takes
-    /// microseconds whatever the window, and memory is committed as the window fills. On a
-    /// system that overcommits memory (Linux by default), the allocator may grant a window
-    /// larger than the machine can hold; the process then fails later, when the kernel runs out
-    /// of pages while the window fills (on Linux, the OOM killer), instead of getting
-    /// [`WindowError::Alloc`] here. Where overcommit is off, or the request exceeds what the
-    /// kernel's heuristic allows, the error comes here.
+    /// Room for the whole window is reserved here, allocated zeroed and not touched, so
+    /// construction takes microseconds whatever the window, and memory is committed as the
+    /// window fills. On a system that overcommits memory (Linux by default), the allocator may
+    /// grant a window larger than the machine can hold; the process then fails later, when the
+    /// kernel runs out of pages while the window fills (on Linux, the OOM killer), instead of
+    /// getting [`WindowError::Alloc`] here. Where overcommit is off, or the request exceeds
+    /// what the kernel's heuristic allows (on this crate's 24 GiB test machine, `f64` windows
+    /// of `2^30`), the error comes here.
     ///
     /// # Examples
     ///
@@ -196,12 +203,7 @@ impl<T: Sample> ShardedAverage<T> {
             head: AtomicPtr::new(std::ptr::null_mut()),
             geometry,
             pool,
-            // Under loom, from the start, so that models reach it within a few adds.
-            steal_above: AtomicU64::new(if cfg!(loom) {
-                0
-            } else {
-                geometry.table() as u64
-            }),
+            steal_above: AtomicU64::new(geometry.table() as u64),
             id: lease::next_owner_id(),
             _samples: PhantomData,
         };
@@ -217,9 +219,9 @@ impl<T: Sample> ShardedAverage<T> {
     /// # Panics
     ///
     /// If this is the calling thread's first add and no shard is free, a shard is allocated;
-    /// if that allocation fails, this panics with the [`WindowError`]. Use
-    /// [`try_push`](Self::try_push), or reserve shards with [`with_shards`](Self::with_shards),
-    /// to avoid it.
+    /// an add that starts a block may need to allocate one (a segment of the pool). If that
+    /// allocation fails, this panics with the [`WindowError`], having added nothing. Use
+    /// [`try_push`](Self::try_push) to get the error instead.
     ///
     /// # Examples
     ///
@@ -241,11 +243,11 @@ impl<T: Sample> ShardedAverage<T> {
     }
 
     /// Adds an element, reporting instead of panicking if the calling thread needs a new
-    /// shard and it cannot be allocated. On error nothing was added.
+    /// shard or block and it cannot be allocated. On error nothing was added.
     ///
     /// # Errors
     ///
-    /// [`WindowError::Alloc`] if a new shard was needed and could not be allocated.
+    /// [`WindowError::Alloc`] if a new shard or block was needed and could not be allocated.
     ///
     /// # Examples
     ///
@@ -517,6 +519,14 @@ impl<T: Sample> ShardedAverage<T> {
     #[doc(hidden)]
     pub fn exact_average(&self) -> Option<f64> {
         self.exact_mean()
+    }
+
+    /// Lets shards steal blocks from the first block on, for loom models of stealing (which
+    /// cannot afford the adds it otherwise takes to get there).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn steal_from_the_start(&self) {
+        self.steal_above.store(0, Relaxed);
     }
 
     /// The fast read alone, for loom models of it.
