@@ -227,6 +227,17 @@ impl Pool {
         })
     }
 
+    /// The slots of block `number`: [`block`](Self::block) without the checkpoint.
+    #[inline]
+    pub(crate) fn slots(&self, number: u64) -> Option<&[Slot]> {
+        let (k, i) = self.locate(number);
+        // Acquire, as in `segment`.
+        let ptr = self.segments.get(k)?.load(Acquire);
+        // SAFETY: installed segments are freed only by `Drop`.
+        let segment = unsafe { ptr.as_ref()? };
+        segment.slots.get(i * self.block..(i + 1) * self.block)
+    }
+
     /// The free-list link of block `number`, which was handed out and so exists.
     fn link(&self, number: u64) -> &AtomicU64 {
         let (k, i) = self.locate(number);

@@ -153,6 +153,55 @@ pub(crate) struct Shard<T: Sample> {
     geometry: Geometry,
 }
 
+/// Reads a shard's slots by seq, remembering the last block looked up: walks touch one or two
+/// blocks, and the table and pool lookups cost more than the slot load.
+struct Cursor<'a> {
+    table: &'a [AtomicU64],
+    table_mask: u64,
+    shift: u32,
+    pool: &'a Pool,
+    /// The shard's block number and slots of the last lookup (`u64::MAX`: none yet).
+    block: u64,
+    slots: &'a [Slot],
+}
+
+impl<'a> Cursor<'a> {
+    fn new<T: Sample>(shard: &'a Shard<T>, pool: &'a Pool) -> Self {
+        Cursor {
+            table: &shard.table,
+            table_mask: shard.geometry.table_mask,
+            shift: shard.geometry.shift,
+            pool,
+            block: u64::MAX,
+            slots: &[],
+        }
+    }
+
+    fn ticket(&mut self, seq: u64) -> u64 {
+        self.slot(seq).ticket.load(Relaxed)
+    }
+
+    fn value<T: Sample>(&mut self, seq: u64) -> T {
+        T::from_bits(self.slot(seq).value.load(Relaxed))
+    }
+
+    /// The slot of element `seq`, in the block the table names for it now.
+    #[inline(always)]
+    fn slot(&mut self, seq: u64) -> &'a Slot {
+        let j = seq >> self.shift;
+        if j != self.block {
+            let number = self.table[(j & self.table_mask) as usize].load(Relaxed);
+            // Table entries only ever hold blocks taken from the pool, whose segments exist.
+            self.slots = self
+                .pool
+                .slots(number)
+                .expect("table entries name taken blocks");
+            self.block = j;
+        }
+        &self.slots[(seq & ((1 << self.shift) - 1)) as usize]
+    }
+}
+
 /// The shard was changed while being read: the read must start over.
 #[derive(Debug)]
 pub(crate) struct Stale;
@@ -260,8 +309,9 @@ impl<T: Sample> Shard<T> {
         take: impl FnOnce() -> Result<u64, Exhausted>,
         draw: impl FnOnce() -> (u64, u64),
     ) -> Result<(), Exhausted> {
-        let block_len = self.geometry.block();
-        if (owner.count + 1) % block_len == 0 && owner.spare.is_none() {
+        // `B` is a power of two: masks, not divisions, on the add path.
+        let in_block = self.geometry.block() - 1;
+        if (owner.count + 1) & in_block == 0 && owner.spare.is_none() {
             // This add fills the block: have the next one before drawing a ticket.
             owner.spare = Some(take()?);
         }
@@ -279,13 +329,13 @@ impl<T: Sample> Shard<T> {
         // shard's readers are still reading: pairs with the Acquire fence in `read` and in
         // `summary`.
         fence(Release);
-        let current = pool.block(owner.current).expect("the current block exists");
-        let slot = &current.slots[(owner.count % block_len) as usize];
+        let current = pool.slots(owner.current).expect("the current block exists");
+        let slot = &current[(owner.count & in_block) as usize];
         slot.ticket.store(ticket, Relaxed);
         slot.value.store(value.to_bits(), Relaxed);
         value.add_to(&mut owner.sum);
         owner.count += 1;
-        if owner.count % block_len == 0 {
+        if owner.count & in_block == 0 {
             let next = owner.spare.take().expect("taken before the ticket");
             let limbs = owner.sum.as_ref();
             let block = pool.block(next).expect("a taken block exists");
@@ -326,7 +376,6 @@ impl<T: Sample> Shard<T> {
     #[inline(always)]
     fn evict(&self, owner: &mut Owner<T>, pool: &Pool, value: T, evict_below: u64) {
         let shift = self.geometry.shift;
-        let mask = self.geometry.block() - 1;
         let published = &*self.published;
         let mut resync = false;
         loop {
@@ -343,16 +392,9 @@ impl<T: Sample> Shard<T> {
             }
             let first_read = owner.start >> shift;
             let mut pending = Some(value);
-            let mut block = None;
+            let mut cursor = Cursor::new(self, pool);
             while owner.start < owner.count {
-                let block = match block {
-                    Some(b) if owner.start & mask != 0 => b,
-                    _ => *block.insert(
-                        self.block(pool, owner.start >> shift)
-                            .expect("table entries name taken blocks"),
-                    ),
-                };
-                let slot = &block.slots[(owner.start & mask) as usize];
+                let slot = cursor.slot(owner.start);
                 if slot.ticket.load(Relaxed) >= evict_below {
                     break;
                 }
@@ -540,14 +582,7 @@ impl<T: Sample> Shard<T> {
             *w = word.load(Relaxed);
         }
         let mut summary = <T::Summary as Summary<T>>::from_words(words);
-        let shift = self.geometry.shift;
-        let mask = self.geometry.block() - 1;
-        let slot = |seq: u64| {
-            let block = self.block(pool, seq >> shift)?;
-            Some(&block.slots[(seq & mask) as usize])
-        };
-        let ticket = |seq: u64| Some(slot(seq)?.ticket.load(Relaxed));
-        let value = |seq: u64| Some(T::from_bits(slot(seq)?.value.load(Relaxed)));
+        let mut cursor = Cursor::new(self, pool);
         let mut budget = WALK;
         let mut step = || {
             budget = budget.checked_sub(1)?;
@@ -555,23 +590,23 @@ impl<T: Sample> Shard<T> {
         };
         // Elements at the end that were added after the read loaded `to`.
         let mut hi = end;
-        while hi > start && ticket(hi - 1)? >= to {
+        while hi > start && cursor.ticket(hi - 1) >= to {
             step()?;
             hi -= 1;
-            summary.remove(value(hi)?);
+            summary.remove(cursor.value::<T>(hi));
         }
         let mut lo = start;
-        if lo < hi && ticket(lo)? < from {
-            if ticket(hi - 1)? < from {
+        if lo < hi && cursor.ticket(lo) < from {
+            if cursor.ticket(hi - 1) < from {
                 // The shard's thread stopped adding while others went on: nothing it holds is
                 // in the window.
                 summary = <T::Summary as Summary<T>>::EMPTY;
                 lo = hi;
             }
             // Elements that left the window through other shards' adds.
-            while lo < hi && ticket(lo)? < from {
+            while lo < hi && cursor.ticket(lo) < from {
                 step()?;
-                summary.remove(value(lo)?);
+                summary.remove(cursor.value::<T>(lo));
                 lo += 1;
             }
         } else if lo == hi && hi < end {
@@ -581,13 +616,13 @@ impl<T: Sample> Shard<T> {
             // Elements the owner dropped that are still in this read's window (`to` was loaded
             // before the owner's last add drew its ticket). Blocks below `oldest` may have been
             // reused: finding the window's start there means giving up.
-            while lo > 0 && ticket(lo - 1)? >= from {
+            while lo > 0 && cursor.ticket(lo - 1) >= from {
                 if lo == oldest {
                     return None;
                 }
                 step()?;
                 lo -= 1;
-                summary.add(value(lo)?);
+                summary.add(cursor.value::<T>(lo));
             }
         }
         // Pairs with the Release fence in `push_owned`: if any load above saw a store of a
