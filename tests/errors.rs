@@ -234,9 +234,11 @@ fn max_window_is_accepted() {
 // Alloc
 // ---------------------------------------------------------------------------------------------
 
-/// A window whose shards are worth refusing; smaller under Miri, which initializes every slot
-/// slowly.
-const SHARDED_WINDOW: usize = if cfg!(miri) { 1 << 10 } else { 1 << 16 };
+/// A window whose shards are worth refusing; smaller under Miri, which initializes memory
+/// slowly. Large enough that a shard's table (`8 * (N / 64 + 4).next_power_of_two()` bytes, 4
+/// KiB at `2^14`) is a bigger request than the shard's header, which is boxed infallibly: a
+/// refusal must hit the table.
+const SHARDED_WINDOW: usize = if cfg!(miri) { 1 << 14 } else { 1 << 16 };
 
 #[test]
 fn ring_and_mutex_report_allocation_failure() {

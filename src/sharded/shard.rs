@@ -119,13 +119,44 @@ struct Owner<T: Sample> {
     start: u64,
     /// Elements added so far (`version / 2` outside an add).
     count: u64,
-    /// The pool block holding element `count`'s slot.
-    current: u64,
+    /// The slots of the block holding element `count`'s slot.
+    current: SlotsPtr,
+    /// The shard's block `start / B` and its slots, as last looked up (`u64::MAX`: none).
+    start_block: (u64, SlotsPtr),
     /// A block taken ahead for the next block, so that an add never fails after drawing its
     /// ticket.
     spare: Option<u64>,
     /// The shard's blocks below this one were given back (the value of `retired_below`).
     retired: u64,
+}
+
+/// The first slot of a block, kept by the owner so that an add does not look its blocks up in
+/// the table and the pool each time.
+///
+/// It points into a pool segment, which lives until the pool is dropped; the pool outlives the
+/// shards (the moving average frees its shards first), and the owner dereferences it only in
+/// `push`, whose caller passes that pool. A block the owner still points to may have been
+/// stolen and reused: reading it is then a stale read of atomics, which the owner's
+/// validation in `evict` detects, as for a fresh lookup.
+#[derive(Clone, Copy)]
+struct SlotsPtr(*const Slot);
+
+impl SlotsPtr {
+    fn of(slots: &[Slot]) -> Self {
+        SlotsPtr(slots.as_ptr())
+    }
+
+    /// The slot at `index` (below `B`).
+    ///
+    /// # Safety
+    ///
+    /// The pool the pointer came from must be alive (see the type's documentation).
+    #[inline(always)]
+    unsafe fn slot<'a>(self, index: u64) -> &'a Slot {
+        // SAFETY: `index < B` keeps the pointer within the block's `B` slots, in a segment the
+        // caller guarantees is alive; slots are atomics, valid to share.
+        unsafe { &*self.0.add(index as usize) }
+    }
 }
 
 /// What readers load first and last: the sequence lock, the summary it guards, and the
@@ -242,7 +273,8 @@ impl<T: Sample> Shard<T> {
                 summary: <T::Summary as Summary<T>>::EMPTY,
                 start: 0,
                 count: 0,
-                current: first,
+                current: SlotsPtr::of(block.slots),
+                start_block: (u64::MAX, SlotsPtr(std::ptr::null())),
                 spare: None,
                 retired: 0,
             }),
@@ -329,8 +361,8 @@ impl<T: Sample> Shard<T> {
         // shard's readers are still reading: pairs with the Acquire fence in `read` and in
         // `summary`.
         fence(Release);
-        let current = pool.slots(owner.current).expect("the current block exists");
-        let slot = &current[(owner.count & in_block) as usize];
+        // SAFETY: `pool` is the shard's pool (the caller of `push` guarantees it), alive here.
+        let slot = unsafe { owner.current.slot(owner.count & in_block) };
         slot.ticket.store(ticket, Relaxed);
         slot.value.store(value.to_bits(), Relaxed);
         value.add_to(&mut owner.sum);
@@ -347,7 +379,7 @@ impl<T: Sample> Shard<T> {
             // blocks).
             debug_assert!(owner.retired + self.geometry.table() as u64 > j);
             self.table[(j & self.geometry.table_mask) as usize].store(next, Relaxed);
-            owner.current = next;
+            owner.current = SlotsPtr::of(block.slots);
         }
         if owner.summary.maintenance_due() && owner.summary.maintain() {
             self.reseed(owner, pool);
@@ -392,9 +424,16 @@ impl<T: Sample> Shard<T> {
             }
             let first_read = owner.start >> shift;
             let mut pending = Some(value);
-            let mut cursor = Cursor::new(self, pool);
+            let in_block = self.geometry.block() - 1;
             while owner.start < owner.count {
-                let slot = cursor.slot(owner.start);
+                let j = owner.start >> shift;
+                if owner.start_block.0 != j {
+                    let number = self.table[(j & self.geometry.table_mask) as usize].load(Relaxed);
+                    let slots = pool.slots(number).expect("table entries name taken blocks");
+                    owner.start_block = (j, SlotsPtr::of(slots));
+                }
+                // SAFETY: `pool` is the shard's pool (the caller of `push` guarantees it).
+                let slot = unsafe { owner.start_block.1.slot(owner.start & in_block) };
                 if slot.ticket.load(Relaxed) >= evict_below {
                     break;
                 }
