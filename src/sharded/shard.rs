@@ -208,10 +208,12 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[inline(always)]
     fn ticket(&mut self, seq: u64) -> u64 {
         self.slot(seq).ticket.load(Relaxed)
     }
 
+    #[inline(always)]
     fn value<T: Sample>(&mut self, seq: u64) -> T {
         T::from_bits(self.slot(seq).value.load(Relaxed))
     }
