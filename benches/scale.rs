@@ -31,6 +31,8 @@ use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovin
 
 const ADDS_PER_THREAD: usize = 4_000_000;
 const THREAD_COUNTS: [usize; 5] = [1, 2, 8, 64, 256];
+/// The window of each per-key average.
+const KEY_WINDOW: usize = 16;
 
 /// A line chart of resident MB (log scale) against threads alive at once.
 fn svg(series: &[(String, Vec<f64>)]) -> String {
@@ -195,11 +197,18 @@ fn case_threads(kind: &str, n: usize, window: usize, mode: &str) -> String {
     format!("{grown} {}", bytes.map_or("-".into(), |b| b.to_string()))
 }
 
+/// Adds `x` to key `k`'s ring, creating it on the key's first add.
+fn add_to_ring(map: &mut HashMap<usize, RingAverage<u64>>, k: usize, x: u64) {
+    let ring = map
+        .entry(k)
+        .or_insert_with(|| RingAverage::new(KEY_WINDOW).unwrap());
+    MovingAverage::push(ring, x);
+}
+
 /// One shard of a striped map: a mutex-guarded `HashMap`.
 type Stripe<K, V> = crossbeam_utils::CachePadded<Mutex<HashMap<K, V>>>;
 
 fn case_keys(kind: &str, keys: usize, threads: usize) -> String {
-    const WINDOW: usize = 16;
     let before = rss();
     let key_of = |state: &mut u64| {
         // xorshift64*
@@ -222,58 +231,43 @@ fn case_keys(kind: &str, keys: usize, threads: usize) -> String {
         });
         start.elapsed()
     };
-    // Every key once, so that memory per key is that of a used average.
     let touch_all = |add: &(dyn Fn(usize, u64) + Sync)| {
         for k in 0..keys {
             add(k, 1);
         }
     };
+    // Adds to every key once (so that memory per key is that of a used average), then runs
+    // the timed adds; returns their wall time and the resident growth.
+    let measure = |add: &(dyn Fn(usize, u64) + Sync)| {
+        touch_all(add);
+        let elapsed = run(add);
+        (elapsed, rss() - before)
+    };
     let (elapsed, grown) = match kind {
         "ShardedAverage" => {
             let v: Vec<ShardedAverage<u64>> = (0..keys)
-                .map(|_| ShardedAverage::new(WINDOW).unwrap())
+                .map(|_| ShardedAverage::new(KEY_WINDOW).unwrap())
                 .collect();
-            let add = |k: usize, x: u64| v[k].push(x);
-            touch_all(&add);
-            let e = run(&add);
-            (e, rss() - before)
+            measure(&|k: usize, x: u64| v[k].push(x))
         }
         "MutexAverage" => {
             let v: Vec<MutexAverage<u64>> = (0..keys)
-                .map(|_| MutexAverage::new(WINDOW).unwrap())
+                .map(|_| MutexAverage::new(KEY_WINDOW).unwrap())
                 .collect();
-            let add = |k: usize, x: u64| SharedMovingAverage::push(&v[k], x);
-            touch_all(&add);
-            let e = run(&add);
-            (e, rss() - before)
+            measure(&|k: usize, x: u64| SharedMovingAverage::push(&v[k], x))
         }
         "Mutex<HashMap<RingAverage>>" => {
             let map: Mutex<HashMap<usize, RingAverage<u64>>> = Mutex::new(HashMap::new());
-            let add = |k: usize, x: u64| {
-                let mut map = map.lock().unwrap();
-                let ring = map
-                    .entry(k)
-                    .or_insert_with(|| RingAverage::new(WINDOW).unwrap());
-                MovingAverage::push(ring, x);
-            };
-            touch_all(&add);
-            let e = run(&add);
-            (e, rss() - before)
+            measure(&|k: usize, x: u64| add_to_ring(&mut map.lock().unwrap(), k, x))
         }
         "striped map of RingAverage" => {
             let hasher = RandomState::new();
             let stripes: Vec<Stripe<usize, RingAverage<u64>>> =
                 (0..64).map(|_| Default::default()).collect();
-            let add = |k: usize, x: u64| {
-                let mut map = stripes[(hasher.hash_one(k) % 64) as usize].lock().unwrap();
-                let ring = map
-                    .entry(k)
-                    .or_insert_with(|| RingAverage::new(WINDOW).unwrap());
-                MovingAverage::push(ring, x);
-            };
-            touch_all(&add);
-            let e = run(&add);
-            (e, rss() - before)
+            measure(&|k: usize, x: u64| {
+                let stripe = &stripes[(hasher.hash_one(k) % 64) as usize];
+                add_to_ring(&mut stripe.lock().unwrap(), k, x);
+            })
         }
         _ => unreachable!("{kind}"),
     };
@@ -339,6 +333,25 @@ fn run_case(case: &str) -> String {
     }
 }
 
+/// Resident bytes grown for a `MutexAverage` and a `ShardedAverage` that `n` threads add to
+/// (the threads' own stacks subtracted), and the sharded one's `memory_bytes()`.
+fn shared_memory(n: usize, window: usize, mode: &str) -> (f64, f64, f64) {
+    let grown = |kind: &str| -> Vec<f64> {
+        child(&format!("threads,{kind},{n},{window},{mode}"))
+            .iter()
+            .map(|v| v.parse().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let control = grown("none")[0];
+    let mutex = grown("MutexAverage")[0];
+    let sharded = grown("ShardedAverage");
+    (
+        (mutex - control).max(0.0),
+        (sharded[0] - control).max(0.0),
+        sharded[1],
+    )
+}
+
 /// Runs one case in a child process and returns its output line, split on spaces.
 fn child(case: &str) -> Vec<String> {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
@@ -379,24 +392,16 @@ fn main() {
                     .unwrap();
                 let (mut mutexes, mut shardeds) = (Vec::new(), Vec::new());
                 for n in THREAD_COUNTS {
-                    let control: f64 = child(&format!("threads,none,{n},{window},{mode}"))[0]
-                        .parse()
-                        .unwrap();
-                    let mutex: f64 = child(&format!("threads,MutexAverage,{n},{window},{mode}"))[0]
-                        .parse()
-                        .unwrap();
-                    let sharded = child(&format!("threads,ShardedAverage,{n},{window},{mode}"));
-                    let s: f64 = sharded[0].parse().unwrap();
-                    let bytes: f64 = sharded[1].parse().unwrap();
+                    let (mutex, sharded, bytes) = shared_memory(n, window, mode);
                     println!(
                         "| {n} | {} | {} | {} | {} |",
                         mb(ring),
-                        mb((mutex - control).max(0.0)),
-                        mb((s - control).max(0.0)),
+                        mb(mutex),
+                        mb(sharded),
                         mb(bytes)
                     );
-                    mutexes.push((mutex - control).max(0.0));
-                    shardeds.push((s - control).max(0.0));
+                    mutexes.push(mutex);
+                    shardeds.push(sharded);
                 }
                 println!();
                 if window == 100_000 {
@@ -420,23 +425,15 @@ fn main() {
         println!("| window | RingAverage | MutexAverage | ShardedAverage | ShardedAverage memory_bytes |");
         println!("| ---: | ---: | ---: | ---: | ---: |");
         for window in [1_000, 10_000, 100_000, 1_000_000, 10_000_000] {
-            let control: f64 = child(&format!("threads,none,2,{window},fill"))[0]
-                .parse()
-                .unwrap();
             let ring: f64 = child(&format!("threads,RingAverage,1,{window},fill"))[0]
                 .parse()
                 .unwrap();
-            let mutex: f64 = child(&format!("threads,MutexAverage,2,{window},fill"))[0]
-                .parse()
-                .unwrap();
-            let sharded = child(&format!("threads,ShardedAverage,2,{window},fill"));
-            let s: f64 = sharded[0].parse().unwrap();
-            let bytes: f64 = sharded[1].parse().unwrap();
+            let (mutex, sharded, bytes) = shared_memory(2, window, "fill");
             println!(
                 "| {window} | {} | {} | {} | {} |",
                 mb(ring),
-                mb((mutex - control).max(0.0)),
-                mb((s - control).max(0.0)),
+                mb(mutex),
+                mb(sharded),
                 mb(bytes)
             );
         }
