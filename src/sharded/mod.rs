@@ -698,3 +698,38 @@ impl<T: Sample> fmt::Debug for ShardedAverage<T> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shard whose thread stopped adding, whose elements all left the window and whose older
+    /// blocks were stolen, costs the fast read nothing: it is skipped by its newest element
+    /// instead of making every read take the exact path.
+    #[test]
+    fn fast_reads_skip_idle_shards_whose_blocks_were_stolen() {
+        let window = 256;
+        let m = ShardedAverage::<u64>::new(window).unwrap();
+        let added = std::sync::Barrier::new(2);
+        let done = std::sync::Barrier::new(2);
+        let (shards, exact, fast) = std::thread::scope(|s| {
+            // The other thread adds, then stays alive (holding its shard) until this one has
+            // read.
+            s.spawn(|| {
+                (0..1_000).for_each(|i| m.push(i));
+                added.wait();
+                done.wait();
+            });
+            added.wait();
+            // This thread's adds push the other shard's elements out of the window and, once
+            // the pool has handed out a window's worth of fresh blocks, steal its older blocks.
+            (0..5_000).for_each(|i| m.push(1_000_000 + i));
+            let read = (m.shard_count(), m.exact_mean(), m.fast_mean());
+            done.wait();
+            read
+        });
+        assert_eq!(shards, 2);
+        assert_eq!(exact, Some(1_000_000.0 + (4_744.0 + 4_999.0) / 2.0));
+        assert_eq!(fast, Some(exact), "the fast read gave up");
+    }
+}

@@ -611,8 +611,28 @@ impl<T: Sample> Shard<T> {
         let start = published.start.load(Relaxed);
         let retired = published.retired_below.load(Relaxed);
         let oldest = retired << self.geometry.shift;
-        if start > end || oldest > start {
+        if start > end {
             // Written by a later add: the check at the end would fail.
+            return None;
+        }
+        let mut cursor = Cursor::new(self, pool);
+        let validated = |found| {
+            // Pairs with the Release fence in `push_owned`: if any load above saw a store of a
+            // later add, the load below sees that add's odd version (or a later one); if it
+            // saw a store of a block's next user, the second load sees the block retired.
+            fence(Acquire);
+            let unchanged = published.version.load(Relaxed) == version
+                && published.retired_below.load(Relaxed) == retired;
+            (unchanged || !CHECK_SUMMARY).then_some(found)
+        };
+        if end > 0 && cursor.ticket(end - 1) < from {
+            // The shard's thread stopped adding while others went on: nothing it holds is in
+            // the window. (Its newest element's block is never retired: a steal leaves the two
+            // newest blocks, the owner the blocks from the one before `start`'s.)
+            return validated((<T::Summary as Summary<T>>::EMPTY, 0));
+        }
+        if oldest > start {
+            // Blocks the summary covers were stolen (or `retired_below` is from a later add).
             return None;
         }
         let mut words = [0; 3];
@@ -623,7 +643,6 @@ impl<T: Sample> Shard<T> {
             *w = word.load(Relaxed);
         }
         let mut summary = <T::Summary as Summary<T>>::from_words(words);
-        let mut cursor = Cursor::new(self, pool);
         let mut budget = WALK;
         let mut step = || {
             budget = budget.checked_sub(1)?;
@@ -666,13 +685,7 @@ impl<T: Sample> Shard<T> {
                 summary.add(cursor.value::<T>(lo));
             }
         }
-        // Pairs with the Release fence in `push_owned`: if any load above saw a store of a
-        // later add, the load below sees that add's odd version (or a later one); if it saw a
-        // store of a block's next user, the second load sees the block stolen.
-        fence(Acquire);
-        let unchanged = published.version.load(Relaxed) == version
-            && published.retired_below.load(Relaxed) == retired;
-        (unchanged || !CHECK_SUMMARY).then_some((summary, hi - lo))
+        validated((summary, hi - lo))
     }
 }
 
