@@ -483,12 +483,11 @@ fn main() -> ExitCode {
     println!("generated in {gen_secs:.2} s (not timed below)");
 
     // Per-merchant moving averages are kept only for the `hot` busiest merchants: ids 0..hot,
-    // which the Zipf ranks make the top `hot` by expected volume. A ShardedAverage holds one
-    // shard per pushing thread, each sized to the window (`memory_bytes`, printed below: about
-    // 15.5 KB at window 256 with two workers), so one per merchant for the whole long tail costs
-    // merchants x that (155 MB for 10,000) and, once the averages no longer fit in cache, slows
-    // every push; the tail rarely has a live widget open, and its numbers come from the minute
-    // rollups instead. Shards for every worker are reserved up front so that no push allocates.
+    // which the Zipf ranks make the top `hot` by expected volume. A ShardedAverage costs a few
+    // KB even at a small window (`memory_bytes`, printed below), and once the averages no longer
+    // fit in cache every push slows; the tail rarely has a live widget open, and its numbers come
+    // from the minute rollups instead. (For a million keys, a MutexAverage per key is the
+    // cheaper choice; see the README.) Shards for every worker are reserved up front.
     let made = if cfg.mutex {
         (0..cfg.hot)
             .map(|_| MutexAverage::new(cfg.window))

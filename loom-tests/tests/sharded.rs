@@ -111,7 +111,7 @@ fn wrap_allowed(avg: Option<f64>, completed: i64, adds: i64) -> bool {
 /// One writer adds `1..=adds` to a window of 2; it adds the first `before` alone, then the rest
 /// while the main thread runs `read`, which returns the elements completed when it began and
 /// what it read. The writer's first adds do not race with anything, which keeps the model
-/// small while the ring wraps during the read.
+/// small while the writer retires and reuses its blocks during the read.
 fn run_wrap_model<R>(
     name: &'static str,
     bound: usize,
@@ -145,9 +145,9 @@ fn run_wrap_model<R>(
     });
 }
 
-/// One writer wraps its shard's ring and its checkpoint ring (window 2: 8 slots and 7
-/// checkpoints of 2 elements under loom) while a reader runs the exact read, so the reader
-/// meets overwritten slots and checkpoints and must start over.
+/// One writer retires its shard's blocks (2 elements each under loom, window 2) and reuses them
+/// as it goes on adding, while a reader runs the exact read: the reader meets rewritten slots
+/// and checkpoints and must start over. (The model's name is from when shards were rings.)
 #[test]
 fn reader_during_ring_wrap() {
     const ADDS: i64 = 16;
@@ -166,9 +166,9 @@ fn reader_during_ring_wrap() {
     );
 }
 
-/// The fast read while one writer wraps the ring: the shard's summary changes under the reader,
-/// which walks slots that the writer may be overwriting. A fast read either gives up or returns
-/// an allowed average.
+/// The fast read while one writer retires and reuses its blocks: the shard's summary changes
+/// under the reader, which walks slots that the writer may be rewriting. A fast read either
+/// gives up or returns an allowed average.
 #[test]
 fn fast_read_during_ring_wrap() {
     const ADDS: i64 = 10;
