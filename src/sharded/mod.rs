@@ -194,7 +194,7 @@ impl<T: Sample> ShardedAverage<T> {
         let pool = Pool::new(geometry.block() as usize, limbs, geometry.table()).ok_or(
             WindowError::Alloc {
                 requested: window,
-                bytes: geometry.table() * (geometry.block() as usize * 16 + (limbs + 1) * 8),
+                bytes: geometry.table() * Pool::bytes_per_block(geometry.block() as usize, limbs),
             },
         )?;
         let this = ShardedAverage {

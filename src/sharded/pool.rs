@@ -154,7 +154,12 @@ impl Pool {
 
     /// Bytes one block takes.
     pub(crate) fn block_bytes(&self) -> usize {
-        self.block * std::mem::size_of::<Slot>() + (self.limbs + 1) * 8
+        Self::bytes_per_block(self.block, self.limbs)
+    }
+
+    /// Bytes a block of `block` slots and `limbs` checkpoint words takes, with its link.
+    pub(crate) fn bytes_per_block(block: usize, limbs: usize) -> usize {
+        block * std::mem::size_of::<Slot>() + (limbs + 1) * 8
     }
 
     /// Bytes of the blocks handed out so far: the most blocks ever in use at once, which are
@@ -214,15 +219,10 @@ impl Pool {
     /// loaded a number from a table entry being rewritten may ask; it then starts over).
     #[inline]
     pub(crate) fn block(&self, number: u64) -> Option<Block<'_>> {
-        let (k, i) = self.locate(number);
-        // Acquire, as in `segment`.
-        let ptr = self.segments.get(k)?.load(Acquire);
-        // SAFETY: installed segments are freed only by `Drop`.
-        let segment = unsafe { ptr.as_ref()? };
-        let b = self.block;
+        let (segment, i) = self.installed(number)?;
         let l = self.limbs;
         Some(Block {
-            slots: segment.slots.get(i * b..(i + 1) * b)?,
+            slots: segment.slots.get(i * self.block..(i + 1) * self.block)?,
             checkpoint: segment.checkpoints.get(i * l..(i + 1) * l)?,
         })
     }
@@ -230,12 +230,19 @@ impl Pool {
     /// The slots of block `number`: [`block`](Self::block) without the checkpoint.
     #[inline]
     pub(crate) fn slots(&self, number: u64) -> Option<&[Slot]> {
+        let (segment, i) = self.installed(number)?;
+        segment.slots.get(i * self.block..(i + 1) * self.block)
+    }
+
+    /// The installed segment holding block `number`, and the block's index in it; `None` if
+    /// that segment was never allocated. (Unlike [`segment`](Self::segment), never allocates.)
+    #[inline(always)]
+    fn installed(&self, number: u64) -> Option<(&Segment, usize)> {
         let (k, i) = self.locate(number);
         // Acquire, as in `segment`.
         let ptr = self.segments.get(k)?.load(Acquire);
         // SAFETY: installed segments are freed only by `Drop`.
-        let segment = unsafe { ptr.as_ref()? };
-        segment.slots.get(i * self.block..(i + 1) * self.block)
+        Some((unsafe { ptr.as_ref()? }, i))
     }
 
     /// The free-list link of block `number`, which was handed out and so exists.

@@ -186,22 +186,18 @@ pub(crate) struct Shard<T: Sample> {
 
 /// Reads a shard's slots by seq, remembering the last block looked up: walks touch one or two
 /// blocks, and the table and pool lookups cost more than the slot load.
-struct Cursor<'a> {
-    table: &'a [AtomicU64],
-    table_mask: u64,
-    shift: u32,
+struct Cursor<'a, T: Sample> {
+    shard: &'a Shard<T>,
     pool: &'a Pool,
     /// The shard's block number and slots of the last lookup (`u64::MAX`: none yet).
     block: u64,
     slots: &'a [Slot],
 }
 
-impl<'a> Cursor<'a> {
-    fn new<T: Sample>(shard: &'a Shard<T>, pool: &'a Pool) -> Self {
+impl<'a, T: Sample> Cursor<'a, T> {
+    fn new(shard: &'a Shard<T>, pool: &'a Pool) -> Self {
         Cursor {
-            table: &shard.table,
-            table_mask: shard.geometry.table_mask,
-            shift: shard.geometry.shift,
+            shard,
             pool,
             block: u64::MAX,
             slots: &[],
@@ -214,24 +210,20 @@ impl<'a> Cursor<'a> {
     }
 
     #[inline(always)]
-    fn value<T: Sample>(&mut self, seq: u64) -> T {
+    fn value(&mut self, seq: u64) -> T {
         T::from_bits(self.slot(seq).value.load(Relaxed))
     }
 
     /// The slot of element `seq`, in the block the table names for it now.
     #[inline(always)]
     fn slot(&mut self, seq: u64) -> &'a Slot {
-        let j = seq >> self.shift;
+        let shift = self.shard.geometry.shift;
+        let j = seq >> shift;
         if j != self.block {
-            let number = self.table[(j & self.table_mask) as usize].load(Relaxed);
-            // Table entries only ever hold blocks taken from the pool, whose segments exist.
-            self.slots = self
-                .pool
-                .slots(number)
-                .expect("table entries name taken blocks");
+            self.slots = self.shard.slots(self.pool, j);
             self.block = j;
         }
-        &self.slots[(seq & ((1 << self.shift) - 1)) as usize]
+        &self.slots[(seq & ((1 << shift) - 1)) as usize]
     }
 }
 
@@ -306,6 +298,14 @@ impl<T: Sample> Shard<T> {
     #[inline(always)]
     fn block<'p>(&self, pool: &'p Pool, j: u64) -> Option<Block<'p>> {
         pool.block(self.table[(j & self.geometry.table_mask) as usize].load(Relaxed))
+    }
+
+    /// The slots of the shard's block `j`, as the table says now.
+    #[inline(always)]
+    fn slots<'p>(&self, pool: &'p Pool, j: u64) -> &'p [Slot] {
+        let number = self.table[(j & self.geometry.table_mask) as usize].load(Relaxed);
+        // Table entries only ever hold blocks taken from the pool, whose segments exist.
+        pool.slots(number).expect("table entries name taken blocks")
     }
 
     /// Appends an element: takes a block with `take` if the add will need one, then calls
@@ -430,9 +430,7 @@ impl<T: Sample> Shard<T> {
             while owner.start < owner.count {
                 let j = owner.start >> shift;
                 if owner.start_block.0 != j {
-                    let number = self.table[(j & self.geometry.table_mask) as usize].load(Relaxed);
-                    let slots = pool.slots(number).expect("table entries name taken blocks");
-                    owner.start_block = (j, SlotsPtr::of(slots));
+                    owner.start_block = (j, SlotsPtr::of(self.slots(pool, j)));
                 }
                 // SAFETY: `pool` is the shard's pool (the caller of `push` guarantees it).
                 let slot = unsafe { owner.start_block.1.slot(owner.start & in_block) };
@@ -653,7 +651,7 @@ impl<T: Sample> Shard<T> {
         while hi > start && cursor.ticket(hi - 1) >= to {
             step()?;
             hi -= 1;
-            summary.remove(cursor.value::<T>(hi));
+            summary.remove(cursor.value(hi));
         }
         let mut lo = start;
         if lo < hi && cursor.ticket(lo) < from {
@@ -666,7 +664,7 @@ impl<T: Sample> Shard<T> {
             // Elements that left the window through other shards' adds.
             while lo < hi && cursor.ticket(lo) < from {
                 step()?;
-                summary.remove(cursor.value::<T>(lo));
+                summary.remove(cursor.value(lo));
                 lo += 1;
             }
         } else if lo == hi && hi < end {
@@ -682,7 +680,7 @@ impl<T: Sample> Shard<T> {
                 }
                 step()?;
                 lo -= 1;
-                summary.add(cursor.value::<T>(lo));
+                summary.add(cursor.value(lo));
             }
         }
         validated((summary, hi - lo))
