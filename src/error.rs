@@ -62,3 +62,35 @@ pub(crate) fn check_window(window: usize) -> Result<(), WindowError> {
         Ok(())
     }
 }
+
+/// Why words could not be read back as the state of an [`ExactSum`](crate::ExactSum).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The state of a sum of this type has a different number of words.
+    Length {
+        /// [`ExactSum::STATE_LEN`](crate::ExactSum::STATE_LEN) for the type.
+        expected: usize,
+        /// The number of words given.
+        found: usize,
+    },
+    /// The words are not a state that [`ExactSum::write_state`](crate::ExactSum::write_state)
+    /// writes: a digit is out of range.
+    NotCanonical,
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::Length { expected, found } => write!(
+                f,
+                "an exact-sum state has {expected} words for this type, not {found}"
+            ),
+            StateError::NotCanonical => {
+                f.write_str("the words are not an exact-sum state: a digit is out of range")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StateError {}

@@ -86,7 +86,7 @@ pub(crate) fn add_float_digits<const L: usize>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Top {
     pub(crate) neg: bool,
-    /// At least `2^96`: its first 32-bit digit is nonzero.
+    /// At least `2^127`: its top bit is set.
     pub(crate) mag: u128,
     pub(crate) exp: i32,
     pub(crate) sticky: bool,
@@ -143,17 +143,24 @@ pub(crate) fn float_top(limbs: &[i64], span: Span, bias: i32) -> Option<Top> {
         }
     }
     let h = (span.lo..=top).rev().find(|&i| digits[i] != 0)?;
-    // The top four digits (128 bits, the first of them nonzero) and a sticky bit for the rest.
+    // The top 128 bits, starting at the highest one bit, and a sticky bit for the rest.
+    let digit = |j: usize| if h >= span.lo + j { digits[h - j] } else { 0 };
     let mut mag: u128 = 0;
     for j in 0..4 {
-        let d = if h >= span.lo + j { digits[h - j] } else { 0 };
-        mag = (mag << 32) | u128::from(d);
+        mag = (mag << 32) | u128::from(digit(j));
     }
-    let sticky = h >= span.lo + 4 && digits[span.lo..h - 3].iter().any(|&d| d != 0);
+    // Below 32: the first digit is nonzero.
+    let lz = mag.leading_zeros();
+    let fifth = digit(4);
+    if lz > 0 {
+        mag = (mag << lz) | u128::from(fifth >> (32 - lz));
+    }
+    let sticky = (u64::from(fifth) << lz) as u32 != 0
+        || (h >= span.lo + 5 && digits[span.lo..h - 4].iter().any(|&d| d != 0));
     Some(Top {
         neg,
         mag,
-        exp: 32 * (h as i32 - 3) - bias,
+        exp: 32 * (h as i32 - 3) - bias - lz as i32,
         sticky,
     })
 }
@@ -161,6 +168,37 @@ pub(crate) fn float_top(limbs: &[i64], span: Span, bias: i32) -> Option<Top> {
 /// The value of float limbs rounded once: the correctly rounded `sum / n`.
 pub(crate) fn round_float_limbs(limbs: &[i64], span: Span, bias: i32, n: u64) -> f64 {
     float_top(limbs, span, bias).map_or(0.0, |top| top.div_round(n))
+}
+
+/// Propagates carries through numeric limbs so that every limb but the top one lies in
+/// `[0, 2^32)`, leaving the value unchanged; returns the range of limbs now nonzero.
+///
+/// The result is canonical: limbs of equal value carry to equal limbs.
+pub(crate) fn carry_limbs(limbs: &mut [i64]) -> Span {
+    let top = limbs.len() - 1;
+    let mut span = Span::EMPTY;
+    let mut carry = 0i64;
+    for (i, limb) in limbs.iter_mut().enumerate() {
+        // |limb| < 2^62 and |carry| < 2^31: no overflow.
+        let v = limb.wrapping_add(carry);
+        if i == top {
+            *limb = v;
+        } else {
+            *limb = i64::from(v as u32);
+            carry = v >> 32;
+        }
+        if *limb != 0 {
+            span.cover(i, i);
+        }
+    }
+    span
+}
+
+/// Whether numeric limbs are as [`carry_limbs`] leaves them, with the top limb below `2^62`
+/// in magnitude.
+pub(crate) fn is_carried(limbs: &[i64]) -> bool {
+    let (top, rest) = limbs.split_last().expect("numeric limbs");
+    top.unsigned_abs() < 1 << 62 && rest.iter().all(|&l| (0..1 << 32).contains(&l))
 }
 
 /// The exact value of integer limbs (weights `2^(32 i)`).
@@ -180,6 +218,16 @@ pub(crate) fn int_mean(sum: i128, n: u64, nf: f64) -> f64 {
     // correctly rounded. The conversion goes through i64, one instruction.
     if (sum + (1 << 53)) as u128 <= 1 << 54 {
         sum as i64 as f64 / nf
+    } else {
+        div_round(sum < 0, sum.unsigned_abs(), 0, false, n)
+    }
+}
+
+/// The correctly rounded mean of an exact integer sum over any number `n >= 1` of elements.
+pub(crate) fn int_mean_any(sum: i128, n: u64) -> f64 {
+    if n <= 1 << 53 {
+        // `n` is exact in f64.
+        int_mean(sum, n, n as f64)
     } else {
         div_round(sum < 0, sum.unsigned_abs(), 0, false, n)
     }

@@ -5,6 +5,7 @@
 mod error;
 mod estimate;
 mod exact;
+mod exact_sum;
 #[cfg(test)]
 mod fast_path_tests;
 mod mutex;
@@ -16,11 +17,12 @@ mod sharded;
 mod sync;
 mod traits;
 
-pub use error::WindowError;
+pub use error::{StateError, WindowError};
 #[doc(hidden)]
 pub use estimate::Estimate;
 #[doc(hidden)]
 pub use exact::Span;
+pub use exact_sum::ExactSum;
 pub use mutex::MutexAverage;
 pub use ring::RingAverage;
 #[doc(hidden)]

@@ -8,11 +8,11 @@
 /// Returns `(-1)^neg * (mag + tail) * 2^exp / n` rounded to nearest, ties to even, where
 /// `tail` lies in `[0, 1)` and is nonzero exactly when `sticky` is set.
 ///
-/// Requires `1 <= n <= 2^30` (the crate's [`MAX_WINDOW`](crate::MAX_WINDOW)) and, when
-/// `sticky` is set, `mag >= 2^96`, so that the integer quotient keeps at least 66 significant
+/// Requires `n >= 1` and, when `sticky` is set, `mag >= 2^96` for `n <= 2^32` and
+/// `mag >= 2^127` for larger `n`, so that the integer quotient keeps at least 63 significant
 /// bits and everything below its 55th bit may be folded into a sticky bit.
 pub(crate) fn div_round(neg: bool, mut mag: u128, mut exp: i32, sticky: bool, n: u64) -> f64 {
-    debug_assert!((1..=1 << 30).contains(&n));
+    debug_assert!(n >= 1);
     if mag == 0 {
         debug_assert!(!sticky);
         return 0.0;
@@ -24,7 +24,14 @@ pub(crate) fn div_round(neg: bool, mut mag: u128, mut exp: i32, sticky: bool, n:
         exp -= lz as i32;
     }
     debug_assert!(mag >> 96 != 0);
-    let (q, r) = div_small(mag, n);
+    let (q, r) = if n <= 1 << 32 {
+        div_small(mag, n)
+    } else {
+        // Only sums over more than 2^32 elements (ExactSum) come here: rare enough for the
+        // 128-bit library division.
+        debug_assert!(mag >> 127 != 0);
+        (mag / u128::from(n), mag % u128::from(n) != 0)
+    };
     // (mag + tail) / n = q + (r + tail) / n with 0 <= r + tail < n: the fractional part is
     // nonzero exactly when r or tail is.
     let magnitude = round_scaled(q, exp, sticky || r);

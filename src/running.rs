@@ -32,6 +32,28 @@ pub trait RunningSum<T: Sample>: Clone + Debug + Send + Sync + 'static {
     /// The correctly rounded mean of the `n >= 1` elements summed; `nf` is `n` as an `f64`,
     /// `inv` approximates `1 / n` (callers keep both, so that a read converts nothing).
     fn mean(&self, n: u64, nf: f64, inv: f64) -> f64;
+
+    /// Removes an element: the inverse of [`add`](Self::add).
+    fn remove(&mut self, old: T);
+
+    /// Adds every element of `other`. Both must have room for one more update.
+    fn merge(&mut self, other: &Self);
+
+    /// Propagates carries between the limbs without changing the value, so that the sum can
+    /// take [`MAX_WINDOW`](crate::MAX_WINDOW) more updates.
+    fn normalize(&mut self);
+
+    /// The number of words [`write_state`](Self::write_state) appends.
+    const STATE_LEN: usize;
+
+    /// Appends the sum's canonical words: equal sums give equal words.
+    fn write_state(&self, out: &mut Vec<i64>);
+
+    /// The sum whose canonical words these are, or `None` if they are not canonical.
+    fn read_state(words: &[i64]) -> Option<Self>;
+
+    /// The correctly rounded mean of `n >= 1` elements, for any `n`.
+    fn mean_of(&self, n: u64) -> f64;
 }
 
 /// The running sum of an integer window: exact in an `i128`.

@@ -3,7 +3,10 @@
 use std::fmt::Debug;
 
 use crate::estimate::Estimate;
-use crate::exact::{add_float_digits, int_limbs_value, int_mean, round_float_limbs, Span};
+use crate::exact::{
+    add_float_digits, carry_limbs, int_limbs_value, int_mean, int_mean_any, is_carried,
+    round_float_limbs, Span,
+};
 use crate::running::{estimate_of, FloatExact, FloatSum, IntSum, RunningSum, Summary};
 
 mod private {
@@ -54,8 +57,8 @@ pub trait Sample: Copy + PartialEq + Debug + Send + Sync + 'static + private::Se
     fn add_to(self, limbs: &mut Self::Limbs) -> Span;
 
     #[doc(hidden)]
-    /// Removes `self` from limbs it was previously added to.
-    fn sub_from(self, limbs: &mut Self::Limbs);
+    /// Removes `self` from the limbs and returns the range of numeric limbs it touched.
+    fn sub_from(self, limbs: &mut Self::Limbs) -> Span;
 
     #[doc(hidden)]
     /// The sum encoded by the limbs, given the range of numeric limbs that may be nonzero.
@@ -98,11 +101,12 @@ macro_rules! int {
                 Span { lo: 0, hi: $limbs - 1 }
             }
             #[inline(always)]
-            fn sub_from(self, limbs: &mut [i64; $limbs]) {
+            fn sub_from(self, limbs: &mut [i64; $limbs]) -> Span {
                 let digits: [i64; $limbs] = $digits(self);
                 for (limb, digit) in limbs.iter_mut().zip(digits) {
                     *limb = limb.wrapping_sub(digit);
                 }
+                Span { lo: 0, hi: $limbs - 1 }
             }
             #[inline]
             fn sum_of(limbs: &[i64; $limbs], _: Span) -> i128 {
@@ -140,6 +144,28 @@ macro_rules! int {
             #[inline]
             fn mean(&self, n: u64, nf: f64, _: f64) -> f64 {
                 int_mean(self.0, n, nf)
+            }
+            #[inline(always)]
+            fn remove(&mut self, old: $t) {
+                self.0 -= old as i128;
+            }
+            #[inline]
+            fn merge(&mut self, other: &Self) {
+                self.0 += other.0;
+            }
+            fn normalize(&mut self) {}
+            const STATE_LEN: usize = 2;
+            fn write_state(&self, out: &mut Vec<i64>) {
+                out.extend([self.0 as i64, (self.0 >> 64) as i64]);
+            }
+            fn read_state(words: &[i64]) -> Option<Self> {
+                match *words {
+                    [lo, hi] => Some(IntSum(i128::from(lo as u64) | (i128::from(hi) << 64))),
+                    _ => None,
+                }
+            }
+            fn mean_of(&self, n: u64) -> f64 {
+                int_mean_any(self.0, n)
             }
         }
 
@@ -262,8 +288,8 @@ macro_rules! float {
                 accumulate::<$limbs>(u64::from(self.to_bits()), limbs, false)
             }
             #[inline(always)]
-            fn sub_from(self, limbs: &mut [i64; $limbs]) {
-                accumulate::<$limbs>(u64::from(self.to_bits()), limbs, true);
+            fn sub_from(self, limbs: &mut [i64; $limbs]) -> Span {
+                accumulate::<$limbs>(u64::from(self.to_bits()), limbs, true)
             }
             #[inline]
             fn sum_of(limbs: &[i64; $limbs], span: Span) -> f64 {
@@ -400,6 +426,61 @@ macro_rules! float {
             #[inline]
             fn mean(&self, n: u64, nf: f64, inv: f64) -> f64 {
                 self.certified_mean(n, nf, inv)
+            }
+            #[inline(always)]
+            fn remove(&mut self, old: $t) {
+                let touched = old.sub_from(&mut self.limbs);
+                self.span.cover(touched.lo, touched.hi);
+                self.estimate.replace(f64::from(old), 0.0);
+                if self.estimate.maintenance_due() {
+                    self.maintain();
+                }
+            }
+            fn merge(&mut self, other: &Self) {
+                for (limb, theirs) in self.limbs.iter_mut().zip(&other.limbs) {
+                    *limb = limb.wrapping_add(*theirs);
+                }
+                if other.span.lo <= other.span.hi {
+                    self.span.cover(other.span.lo, other.span.hi);
+                }
+                self.estimate.merge(&other.estimate);
+                self.maintain();
+            }
+            fn normalize(&mut self) {
+                self.span = carry_limbs(&mut self.limbs[..$numeric]);
+            }
+            const STATE_LEN: usize = $limbs;
+            fn write_state(&self, out: &mut Vec<i64>) {
+                let mut limbs = self.limbs;
+                carry_limbs(&mut limbs[..$numeric]);
+                out.extend_from_slice(&limbs);
+            }
+            fn read_state(words: &[i64]) -> Option<Self> {
+                let limbs: [i64; $limbs] = words.try_into().ok()?;
+                if !is_carried(&limbs[..$numeric]) {
+                    return None;
+                }
+                let mut sum = FloatSum {
+                    limbs,
+                    span: Span::EMPTY,
+                    estimate: Estimate::ZERO,
+                };
+                sum.span = carry_limbs(&mut sum.limbs[..$numeric]);
+                sum.estimate = estimate_of(
+                    &sum.limbs,
+                    sum.span,
+                    $bias,
+                    non_finite(&sum.limbs, $numeric).is_some(),
+                );
+                Some(sum)
+            }
+            fn mean_of(&self, n: u64) -> f64 {
+                if n <= crate::MAX_WINDOW as u64 {
+                    let nf = n as f64;
+                    self.certified_mean(n, nf, 1.0 / nf)
+                } else {
+                    self.exact(n)
+                }
             }
         }
     };

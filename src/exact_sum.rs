@@ -1,0 +1,294 @@
+//! [`ExactSum`]: the crate's exact accumulator on its own, without a window.
+
+use std::fmt;
+
+use crate::error::StateError;
+use crate::running::RunningSum;
+use crate::sample::Sample;
+
+/// How many updates a sum takes between two carry propagations. Each update moves a limb by
+/// less than `2^32`, so limbs whose carries were propagated stay below `2^62` in magnitude
+/// for this many updates (see `notes/design.md`, *Exact sums*). Small in unit tests, so that
+/// they cross it.
+const UPDATES_BETWEEN_CARRIES: u32 = if cfg!(test) { 1 << 6 } else { 1 << 30 };
+
+/// An exact sum of values that can be added and removed in any order: the accumulator behind
+/// every moving average of the crate, for callers that keep their own windows, groups or
+/// partitions (a query engine's sliding frames and partial aggregates, for example).
+///
+/// * **Exact.** [`sum`](Self::sum) is the exact `i128` sum for integers and the exact sum
+///   rounded once to `f64` for floats; [`mean`](Self::mean) divides the exact sum and rounds
+///   once. Neither depends on the order of the updates or on values that were removed: adding
+///   `2^54`, then `1`, then removing `2^54` leaves exactly `1`.
+/// * **O(1) updates.** [`add`](Self::add) and [`remove`](Self::remove) are a few integer
+///   additions (three for an `f64`); reads are usually answered by a certified estimate and
+///   otherwise by the exact digits.
+/// * **Mergeable.** [`merge`](Self::merge) adds another sum, and the canonical state words
+///   ([`write_state`](Self::write_state), [`from_state`](Self::from_state)) let partial sums
+///   computed elsewhere be combined exactly: any partition of the same values gives the same
+///   sum, bit for bit.
+/// * **Non-finite floats** follow the crate's contract: while the values summed include a
+///   NaN, or both infinities, the sum and mean are NaN; while they include infinities of one
+///   sign only, that infinity. Removing the last of them makes the results exact again.
+///
+/// `remove` is meant to undo an `add`. Removing a value that was never added is allowed and
+/// exact too: the sum is then that of a signed collection of values.
+///
+/// # Limits
+///
+/// Integer sums are held in an `i128`, which cannot overflow before `2^64` updates of the
+/// largest 64-bit values. A float sum stays exact while the sum of the magnitudes of the values
+/// in it stays below `2^1060`, far beyond `f64::MAX` (about `2^1024`); past that it may wrap.
+///
+/// # Examples
+///
+/// ```
+/// use mavg::ExactSum;
+///
+/// let mut s = ExactSum::new();
+/// s.add(2f64.powi(54));
+/// s.add(1.0);
+/// s.remove(2f64.powi(54)); // a float running sum would be left with 0
+/// assert_eq!(s.sum(), 1.0);
+///
+/// // Partial sums merge exactly, here through their serialized state.
+/// let mut words = Vec::new();
+/// let mut part = ExactSum::new();
+/// part.add(0.1);
+/// part.write_state(&mut words);
+/// s.merge(&ExactSum::from_state(&words).unwrap());
+/// assert_eq!(s.sum(), 1.1);
+/// assert_eq!(s.mean(2), Some(0.55));
+/// ```
+pub struct ExactSum<T: Sample> {
+    sum: T::Running,
+    /// Updates since the carries were last propagated.
+    updates: u32,
+}
+
+impl<T: Sample> ExactSum<T> {
+    /// The number of `i64` words in the serialized state of a sum of `T`: 2 for integers, 13
+    /// for `f32`, 69 for `f64`.
+    pub const STATE_LEN: usize = <T::Running as RunningSum<T>>::STATE_LEN;
+
+    /// The empty sum.
+    pub fn new() -> Self {
+        ExactSum {
+            sum: T::Running::EMPTY,
+            updates: 0,
+        }
+    }
+
+    /// Adds a value.
+    #[inline]
+    pub fn add(&mut self, value: T) {
+        self.count_update();
+        self.sum.add(value);
+    }
+
+    /// Removes a value: the inverse of [`add`](Self::add).
+    #[inline]
+    pub fn remove(&mut self, value: T) {
+        self.count_update();
+        self.sum.remove(value);
+    }
+
+    /// Adds every value summed in `other`.
+    pub fn merge(&mut self, other: &Self) {
+        if other.updates > 1 {
+            let mut other = other.sum.clone();
+            other.normalize();
+            self.merge_carried(&other);
+        } else {
+            self.merge_carried(&other.sum);
+        }
+    }
+
+    /// The sum: exact for integers, the exact sum rounded once for floats.
+    #[inline]
+    pub fn sum(&self) -> T::Sum {
+        self.sum.sum()
+    }
+
+    /// The exact sum divided by `n` and rounded once, for any `n >= 1`; `None` for `n = 0`.
+    ///
+    /// The sum does not count its values: callers pass the count they keep (for a mean, the
+    /// number of values added less the number removed).
+    #[inline]
+    pub fn mean(&self, n: u64) -> Option<f64> {
+        (n > 0).then(|| self.sum.mean_of(n))
+    }
+
+    /// Appends the sum's state: [`STATE_LEN`](Self::STATE_LEN) words, canonical (equal sums
+    /// give equal words, whatever values and partitions they came from), for
+    /// [`from_state`](Self::from_state) or [`merge_state`](Self::merge_state) to read back,
+    /// possibly in another process of the same crate version.
+    ///
+    /// The words are the sum's fixed-point digits: for integers the `i128` sum, low word
+    /// first; for floats 32-bit digits of the exact sum in units of the smallest subnormal,
+    /// lowest first, then the counts of NaNs, `+inf` and `-inf`.
+    pub fn write_state(&self, out: &mut Vec<i64>) {
+        self.sum.write_state(out);
+    }
+
+    /// The sum whose state [`write_state`](Self::write_state) wrote.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Length`] if `words` is not [`STATE_LEN`](Self::STATE_LEN) long,
+    /// [`StateError::NotCanonical`] if the words are not a state `write_state` can write.
+    pub fn from_state(words: &[i64]) -> Result<Self, StateError> {
+        if words.len() != Self::STATE_LEN {
+            return Err(StateError::Length {
+                expected: Self::STATE_LEN,
+                found: words.len(),
+            });
+        }
+        let sum = T::Running::read_state(words).ok_or(StateError::NotCanonical)?;
+        Ok(ExactSum { sum, updates: 1 })
+    }
+
+    /// Adds the sum whose state [`write_state`](Self::write_state) wrote, without building
+    /// it first; on error, `self` is unchanged.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_state`](Self::from_state).
+    pub fn merge_state(&mut self, words: &[i64]) -> Result<(), StateError> {
+        let other = Self::from_state(words)?;
+        self.merge_carried(&other.sum);
+        Ok(())
+    }
+
+    /// Counts one update, propagating the carries first if the limbs could otherwise grow
+    /// past `2^62`.
+    #[inline(always)]
+    fn count_update(&mut self) {
+        if self.updates >= UPDATES_BETWEEN_CARRIES {
+            self.carry();
+        }
+        self.updates += 1;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn carry(&mut self) {
+        self.sum.normalize();
+        self.updates = 0;
+    }
+
+    /// Adds a sum whose limbs are carried: one update's worth of growth.
+    fn merge_carried(&mut self, other: &T::Running) {
+        self.count_update();
+        self.sum.merge(other);
+    }
+}
+
+impl<T: Sample> Default for ExactSum<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Sample> Clone for ExactSum<T> {
+    fn clone(&self) -> Self {
+        ExactSum {
+            sum: self.sum.clone(),
+            updates: self.updates,
+        }
+    }
+}
+
+impl<T: Sample> fmt::Debug for ExactSum<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExactSum")
+            .field("sum", &self.sum())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carries_keep_long_streams_exact() {
+        // Far more updates than UPDATES_BETWEEN_CARRIES under test, with values that move the
+        // top limbs: the sum stays exact.
+        let mut s = ExactSum::<f64>::new();
+        let big = f64::MAX / 4.0;
+        for _ in 0..1000 {
+            s.add(big);
+            s.add(1.0);
+        }
+        for _ in 0..1000 {
+            s.remove(big);
+        }
+        assert_eq!(s.sum(), 1000.0);
+        let mut i = ExactSum::<i64>::new();
+        for _ in 0..1000 {
+            i.add(i64::MIN);
+        }
+        assert_eq!(i.sum(), 1000 * i128::from(i64::MIN));
+    }
+
+    #[test]
+    fn states_are_canonical_whatever_the_history() {
+        let mut a = ExactSum::<f64>::new();
+        let mut b = ExactSum::<f64>::new();
+        for k in 0..500 {
+            a.add(k as f64 * 0.1);
+        }
+        for k in (0..500).rev() {
+            b.add(k as f64 * 0.1);
+            b.add(1e300);
+            b.remove(1e300);
+        }
+        let (mut wa, mut wb) = (Vec::new(), Vec::new());
+        a.write_state(&mut wa);
+        b.write_state(&mut wb);
+        assert_eq!(wa, wb);
+        assert_eq!(wa.len(), ExactSum::<f64>::STATE_LEN);
+        assert_eq!(ExactSum::<f64>::from_state(&wa).unwrap().sum(), a.sum());
+    }
+
+    #[test]
+    fn means_over_more_than_2_pow_32_values() {
+        // A sum of 3 * 2^40 values of 1.5 (exactly representable), divided by their count.
+        let mut s = ExactSum::<f64>::new();
+        s.add(1.5 * 3.0 * 2f64.powi(40));
+        assert_eq!(s.mean(3 << 40), Some(1.5));
+        // 2^64 - 1 is odd: 1 / (2^64 - 1) rounds to 2^-64.
+        let mut one = ExactSum::<u8>::new();
+        one.add(1);
+        assert_eq!(one.mean(u64::MAX), Some(2f64.powi(-64)));
+        assert_eq!(one.mean(0), None);
+        // A sticky tail far below the top bits, divided by a large count.
+        let mut t = ExactSum::<f64>::new();
+        t.add(2f64.powi(200));
+        t.add(2f64.powi(-200));
+        let n = (1u64 << 33) + 1;
+        assert_eq!(t.mean(n), Some(2f64.powi(200) / n as f64));
+    }
+
+    #[test]
+    fn bad_states_are_refused() {
+        assert_eq!(
+            ExactSum::<i32>::from_state(&[1]).unwrap_err(),
+            StateError::Length {
+                expected: 2,
+                found: 1
+            }
+        );
+        let mut words = vec![0i64; ExactSum::<f32>::STATE_LEN];
+        words[0] = 1 << 32;
+        assert_eq!(
+            ExactSum::<f32>::from_state(&words).unwrap_err(),
+            StateError::NotCanonical
+        );
+        let mut s = ExactSum::<f32>::new();
+        s.add(1.0);
+        assert!(s.merge_state(&words).is_err());
+        assert_eq!(s.sum(), 1.0);
+    }
+}
