@@ -80,7 +80,7 @@ trait Subject<V>: Send + 'static {
 impl<T: mavg::Sample> Subject<T> for RingAverage<T> {
     #[inline]
     fn add(&mut self, v: T) {
-        RingAverage::push(self, v);
+        self.push(v);
     }
     #[inline]
     fn read(&self) -> Option<f64> {
@@ -102,7 +102,7 @@ impl<T: mavg::Sample> Subject<T> for MutexAverage<T> {
 impl<T: mavg::Sample> Subject<T> for ShardedAverage<T> {
     #[inline]
     fn add(&mut self, v: T) {
-        ShardedAverage::push(&*self, v);
+        SharedMovingAverage::push(&*self, v);
     }
     #[inline]
     fn read(&self) -> Option<f64> {

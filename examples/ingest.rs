@@ -366,7 +366,7 @@ fn flush(sink: &Sink, worker: u16, minute: u64, rows: FastMap<u32, Partial>) {
 
 /// One consumer: event-time minute rollups closed by a watermark, plus the shared hot-merchant
 /// moving averages.
-fn run_worker<A: SharedMovingAverage<u64>>(
+fn run_worker<A: SharedMovingAverage<Item = u64>>(
     worker: u16,
     events: &[Event],
     hot: &[A],
@@ -517,7 +517,7 @@ fn main() -> ExitCode {
 
 /// Runs the workers over the generated streams, times them, checks the rollups and prints the
 /// results. `avg_bytes` is the memory one hot merchant's moving average holds, if known.
-fn report<A: SharedMovingAverage<u64>>(
+fn report<A: SharedMovingAverage<Item = u64>>(
     cfg: &Config,
     zipf: &Zipf,
     streams: &[Vec<Event>],

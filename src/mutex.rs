@@ -90,7 +90,9 @@ impl<T: Sample> MutexAverage<T> {
     }
 }
 
-impl<T: Sample> MovingAverage<T> for MutexAverage<T> {
+impl<T: Sample> MovingAverage for MutexAverage<T> {
+    type Item = T;
+
     fn with_window(window: usize) -> Result<Self, WindowError> {
         Self::new(window)
     }
@@ -136,7 +138,7 @@ impl<T: Sample> MovingAverage<T> for MutexAverage<T> {
     }
 }
 
-impl<T: Sample> SharedMovingAverage<T> for MutexAverage<T> {
+impl<T: Sample> SharedMovingAverage for MutexAverage<T> {
     #[inline]
     fn push(&self, value: T) {
         self.lock().push(value);

@@ -126,7 +126,7 @@ fn sample_as_f64<T: RefSample>(x: T) -> f64 {
 
 /// Checks `m` after `pushed[t]` adds from each thread `t` (sequence `tag(t, 0..pushed[t])`),
 /// all finished, with no clear.
-fn check_quiescent<T: Tagged, M: SharedMovingAverage<T>>(
+fn check_quiescent<T: Tagged, M: SharedMovingAverage<Item = T>>(
     name: &str,
     m: &M,
     pushed: &[usize],
@@ -174,7 +174,7 @@ fn check_quiescent<T: Tagged, M: SharedMovingAverage<T>>(
 
 /// Adds `tag(t, 0..per_thread)` from `threads` scoped threads at once, yielding now and then
 /// so that the threads interleave even on few cores.
-fn push_from_threads<T: Tagged, M: SharedMovingAverage<T>>(
+fn push_from_threads<T: Tagged, M: SharedMovingAverage<Item = T>>(
     m: &M,
     threads: std::ops::Range<usize>,
     per_thread: usize,
@@ -204,7 +204,7 @@ fn per_thread_adds() -> usize {
     }
 }
 
-fn stress_threads<T: Tagged, M: SharedMovingAverage<T>>(name: &str) {
+fn stress_threads<T: Tagged, M: SharedMovingAverage<Item = T>>(name: &str) {
     let p = per_thread_adds();
     let configs: &[(usize, &[usize])] = if MIRI {
         &[(2, &[1, 7, 40]), (3, &[64])]
@@ -247,7 +247,7 @@ fn scoped_threads_sharded() {
 
 /// The same through a rayon pool with more threads than cores: each task is one "thread" of
 /// the check (a task runs start to finish on one worker).
-fn stress_rayon<T: Tagged, M: SharedMovingAverage<T>>(name: &str) {
+fn stress_rayon<T: Tagged, M: SharedMovingAverage<Item = T>>(name: &str) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(if MIRI { 2 } else { 8 })
         .build()
@@ -297,7 +297,7 @@ fn rayon_sharded() {
 /// any set of elements that were in the window: the average is never NaN and lies within the
 /// smallest and largest value added, the length and `to_vec()` stay within the window, every
 /// element read is one that was added, and each thread's elements are in its order.
-fn reads_during_adds<T: Tagged, M: SharedMovingAverage<T>>(
+fn reads_during_adds<T: Tagged, M: SharedMovingAverage<Item = T>>(
     name: &str,
     window: usize,
     writers: usize,
@@ -420,7 +420,7 @@ fn is_cyclic_run(mask: u64) -> bool {
 /// yet: at most one per writer, and always that writer's newest. So after every writer has
 /// added more than `N` elements, each read's sum is made of one contiguous run per writer, and
 /// `N - writers <= count <= N`. For `MutexAverage` (linearizable) the count is exactly `N`.
-fn sums_during_adds_are_exact<M: SharedMovingAverage<u64>>(
+fn sums_during_adds_are_exact<M: SharedMovingAverage<Item = u64>>(
     name: &str,
     window: usize,
     writers: usize,
@@ -679,7 +679,7 @@ fn one_thread_keeps_many_averages_apart() {
 /// the clearing thread notes which adds had returned before it called `clear()` and which had
 /// not started when `clear()` returned. At quiescence (window larger than every add), the
 /// former must be gone and the latter all present.
-fn clear_during_adds<T: Tagged, M: SharedMovingAverage<T>>(name: &str) {
+fn clear_during_adds<T: Tagged, M: SharedMovingAverage<Item = T>>(name: &str) {
     let writers = 3;
     let p = if MIRI { 40 } else { 6_000 };
     for round in 0..if MIRI { 1 } else { 6 } {
@@ -821,7 +821,11 @@ fn run_lengths(
 /// the window is full (`slack`: adds that had drawn a ticket but not published, at most one per
 /// writer for ShardedAverage; zero for the linearizable MutexAverage). A read that used
 /// overwritten slots or checkpoints would almost surely give a sum with no such decomposition.
-fn sums_during_adds_are_runs<M: SharedMovingAverage<u64>>(name: &str, window: usize, slack: usize) {
+fn sums_during_adds_are_runs<M: SharedMovingAverage<Item = u64>>(
+    name: &str,
+    window: usize,
+    slack: usize,
+) {
     const WRITERS: usize = 2;
     const READERS: usize = 2;
     let most = if MIRI { 300 } else { 1_000_000 };
@@ -943,7 +947,7 @@ fn mutex_sums_during_adds_are_sums_of_runs() {
 /// had completed after; and, once the window is full, there are between `N - writers` and `N`
 /// of them (exactly `N` for the linearizable `MutexAverage`). Reading a whole window takes
 /// long enough that writers often overwrite what a read is reading, which the read must notice.
-fn to_vec_during_adds<M: SharedMovingAverage<f64>>(
+fn to_vec_during_adds<M: SharedMovingAverage<Item = f64>>(
     name: &str,
     window: usize,
     writers: usize,

@@ -411,7 +411,7 @@ fn expectations<T: RefSample>(window: usize, ops: &[Op<T>]) -> Vec<Option<Expect
 }
 
 /// Performs one read on `m` and compares it with the expectation.
-fn check_read<T: RefSample, M: MovingAverage<T>>(
+fn check_read<T: RefSample, M: MovingAverage<Item = T>>(
     m: &M,
     read: Read,
     expect: &Expect<T>,
@@ -452,7 +452,7 @@ fn check_read<T: RefSample, M: MovingAverage<T>>(
 }
 
 /// Checks length, sum and average after a burst of adds.
-fn check_after_burst<T: RefSample, M: MovingAverage<T>>(
+fn check_after_burst<T: RefSample, M: MovingAverage<Item = T>>(
     m: &M,
     expect: Option<&Expect<T>>,
 ) -> Result<(), String> {
@@ -478,7 +478,7 @@ fn check_after_burst<T: RefSample, M: MovingAverage<T>>(
 
 /// Runs the operations on a fresh `M` and checks every read, the length after every burst and
 /// clear, and every read at the end.
-fn run<T: RefSample, M: MovingAverage<T>>(
+fn run<T: RefSample, M: MovingAverage<Item = T>>(
     name: &str,
     window: usize,
     ops: &[Op<T>],
@@ -636,7 +636,7 @@ fn turn_scenario<T: Arb>() -> impl Strategy<Value = (usize, Vec<TurnOp<T>>)> {
 /// synchronize between adds) produces exactly the elements, sum and average that
 /// `RingAverage` produces for the same sequence". Each add here happens on the thread the
 /// operation names and is acknowledged over a channel before the next operation starts.
-fn run_turns<T: RefSample, M: SharedMovingAverage<T>>(
+fn run_turns<T: RefSample, M: SharedMovingAverage<Item = T>>(
     name: &str,
     window: usize,
     ops: &[TurnOp<T>],
@@ -731,7 +731,7 @@ proptest! {
 // Deterministic tests
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `f` for the three implementations of `MovingAverage<T>`.
+/// Runs `f` for the three implementations of `MovingAverage<Item = T>`.
 macro_rules! for_each_impl {
     ($t:ty, $f:ident) => {
         $f::<RingAverage<$t>>("RingAverage");
@@ -744,14 +744,14 @@ const WINDOWS: &[usize] = &[
     1, 2, 3, 5, 63, 64, 65, 100, 127, 128, 129, 191, 192, 193, 255, 256, 257, 1000,
 ];
 
-fn feed<T: RefSample, M: MovingAverage<T>>(m: &mut M, model: &mut Model<T>, xs: &[T]) {
+fn feed<T: RefSample, M: MovingAverage<Item = T>>(m: &mut M, model: &mut Model<T>, xs: &[T]) {
     for &x in xs {
         m.push(x);
         model.push(x);
     }
 }
 
-fn assert_matches<T: RefSample, M: MovingAverage<T>>(name: &str, m: &M, model: &Model<T>) {
+fn assert_matches<T: RefSample, M: MovingAverage<Item = T>>(name: &str, m: &M, model: &Model<T>) {
     if let Err(e) = check_all_reads(m, model) {
         panic!("{name}: {e}");
     }
@@ -759,7 +759,7 @@ fn assert_matches<T: RefSample, M: MovingAverage<T>>(name: &str, m: &M, model: &
 
 #[test]
 fn empty_window_has_no_average_and_a_zero_sum() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS {
             let mut m = M::with_window(w).unwrap();
             let mut model = Model::new(w);
@@ -783,7 +783,7 @@ fn empty_window_has_no_average_and_a_zero_sum() {
             assert_matches(name, &m, &model);
         }
     }
-    fn check_int<M: MovingAverage<i64>>(name: &str) {
+    fn check_int<M: MovingAverage<Item = i64>>(name: &str) {
         let mut m = M::with_window(3).unwrap();
         assert_eq!((m.sum(), m.average()), (0, None), "{name}");
         m.push(i64::MIN);
@@ -796,7 +796,7 @@ fn empty_window_has_no_average_and_a_zero_sum() {
 
 #[test]
 fn a_huge_value_that_left_the_window_leaves_the_average_exactly_one() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS {
             for big in [1e17, -1e17, 1e300, f64::MAX, exp2(60) + exp2(8)] {
                 let mut m = M::with_window(w).unwrap();
@@ -817,7 +817,7 @@ fn a_huge_value_that_left_the_window_leaves_the_average_exactly_one() {
             }
         }
     }
-    fn check_f32<M: MovingAverage<f32>>(name: &str) {
+    fn check_f32<M: MovingAverage<Item = f32>>(name: &str) {
         for &w in WINDOWS {
             let mut m = M::with_window(w).unwrap();
             m.extend_from(&[1e17f32, f32::MAX, -f32::MAX]);
@@ -838,7 +838,7 @@ trait ExtendFrom<T> {
     fn extend_from(&mut self, xs: &[T]);
 }
 
-impl<T: RefSample, M: MovingAverage<T>> ExtendFrom<T> for M {
+impl<T: RefSample, M: MovingAverage<Item = T>> ExtendFrom<T> for M {
     fn extend_from(&mut self, xs: &[T]) {
         xs.iter().for_each(|&x| self.push(x));
     }
@@ -846,7 +846,7 @@ impl<T: RefSample, M: MovingAverage<T>> ExtendFrom<T> for M {
 
 #[test]
 fn documented_examples_are_exact() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         let mut m = M::with_window(3).unwrap();
         m.extend_from(&[0.1, 0.2, 0.3]);
         assert_eq!(m.average(), Some(0.2), "{name}");
@@ -867,7 +867,7 @@ fn documented_examples_are_exact() {
         assert!(expected.value.is_finite());
         assert!(expected.matches(m.average().unwrap()), "{name}");
     }
-    fn check_i64<M: MovingAverage<i64>>(name: &str) {
+    fn check_i64<M: MovingAverage<Item = i64>>(name: &str) {
         let mut m = M::with_window(2).unwrap();
         m.extend_from(&[i64::MAX, i64::MAX, i64::MAX]);
         assert_eq!(m.sum(), 2 * i64::MAX as i128, "{name}");
@@ -879,7 +879,7 @@ fn documented_examples_are_exact() {
 
 #[test]
 fn means_below_the_smallest_subnormal_round_correctly_with_their_sign() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         let tiny = f64::from_bits(1);
         let cases: [(&[f64], f64); 7] = [
             (&[-tiny, 0.0, 0.0], -0.0),    // -1/3 ulp rounds to zero, keeping the sign
@@ -1012,7 +1012,7 @@ fn ten_million_mixed_magnitude_adds_stay_exact() {
 
 #[test]
 fn a_nan_that_left_the_window_leaves_no_trace() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS {
             let mut m = M::with_window(w).unwrap();
             let mut model = Model::new(w);
@@ -1037,7 +1037,7 @@ fn a_nan_that_left_the_window_leaves_no_trace() {
             );
         }
     }
-    fn check_f32<M: MovingAverage<f32>>(name: &str) {
+    fn check_f32<M: MovingAverage<Item = f32>>(name: &str) {
         let mut m = M::with_window(2).unwrap();
         let mut model = Model::new(2);
         feed(&mut m, &mut model, &[f32::NAN, 0.1, 0.2]);
@@ -1054,7 +1054,7 @@ fn a_nan_that_left_the_window_leaves_no_trace() {
 
 #[test]
 fn infinities_that_left_the_window_leave_no_trace() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS.iter().filter(|&&w| w >= 2) {
             let mut m = M::with_window(w).unwrap();
             let mut model = Model::new(w);
@@ -1091,7 +1091,7 @@ fn infinities_that_left_the_window_leave_no_trace() {
 
 #[test]
 fn elements_come_back_bit_for_bit() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         let xs = [
             -0.0,
             f64::from_bits(0x7ff8_0000_0000_1234),
@@ -1105,7 +1105,7 @@ fn elements_come_back_bit_for_bit() {
         assert_matches(name, &m, &model);
         assert_eq!(m.get(0).unwrap().to_bits(), (-0.0f64).to_bits(), "{name}");
     }
-    fn check_i8<M: MovingAverage<i8>>(name: &str) {
+    fn check_i8<M: MovingAverage<Item = i8>>(name: &str) {
         let mut m = M::with_window(4).unwrap();
         let mut model = Model::new(4);
         feed(&mut m, &mut model, &[i8::MIN, -1, i8::MAX, 0, -1]);
@@ -1119,7 +1119,7 @@ fn elements_come_back_bit_for_bit() {
 #[test]
 fn integer_extremes_in_a_large_window_are_exact() {
     let w = if cfg!(miri) { 300 } else { 1 << 16 };
-    fn check<T: RefSample, M: MovingAverage<T>>(name: &str, w: usize, xs: &[T]) {
+    fn check<T: RefSample, M: MovingAverage<Item = T>>(name: &str, w: usize, xs: &[T]) {
         let mut m = M::with_window(w).unwrap();
         let mut model = Model::new(w);
         for _ in 0..(w + 5).div_ceil(xs.len()) {
@@ -1153,7 +1153,7 @@ fn integer_extremes_in_a_large_window_are_exact() {
 
 #[test]
 fn long_histories_wrap_every_ring() {
-    fn check<T: RefSample, M: MovingAverage<T>>(name: &str, value: impl Fn(usize) -> T) {
+    fn check<T: RefSample, M: MovingAverage<Item = T>>(name: &str, value: impl Fn(usize) -> T) {
         for &w in WINDOWS {
             let mut m = M::with_window(w).unwrap();
             let mut model = Model::new(w);
@@ -1194,7 +1194,7 @@ fn long_histories_wrap_every_ring() {
 /// span's top limb is 34 and the sum `-2^46` is `-2^(32*35 - 1074)`).
 #[test]
 fn negative_power_of_two_sum_at_a_digit_boundary_ring() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         let w = 8192;
         let mut m = M::with_window(w).unwrap();
         let mut model = Model::new(w);

@@ -214,34 +214,6 @@ impl<T: Sample> ShardedAverage<T> {
         Ok(this)
     }
 
-    /// Adds an element.
-    ///
-    /// # Panics
-    ///
-    /// If this is the calling thread's first add and no shard is free, a shard is allocated;
-    /// an add that starts a block may need to allocate one (a segment of the pool). If that
-    /// allocation fails, this panics with the [`WindowError`], having added nothing. Use
-    /// [`try_push`](Self::try_push) to get the error instead.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use mavg::{MovingAverage, ShardedAverage};
-    ///
-    /// let m = ShardedAverage::new(2)?;
-    /// m.push(1u8);
-    /// m.push(2);
-    /// m.push(3);
-    /// assert_eq!(m.to_vec(), [2, 3]);
-    /// # Ok::<(), mavg::WindowError>(())
-    /// ```
-    #[inline]
-    pub fn push(&self, value: T) {
-        if let Err(e) = self.try_push(value) {
-            panic!("mavg: {e}");
-        }
-    }
-
     /// Adds an element, reporting instead of panicking if the calling thread needs a new
     /// shard or block and it cannot be allocated. On error nothing was added.
     ///
@@ -555,7 +527,9 @@ impl<T: Sample> ShardedAverage<T> {
     }
 }
 
-impl<T: Sample> MovingAverage<T> for ShardedAverage<T> {
+impl<T: Sample> MovingAverage for ShardedAverage<T> {
+    type Item = T;
+
     fn with_window(window: usize) -> Result<Self, WindowError> {
         Self::new(window)
     }
@@ -636,8 +610,9 @@ impl<T: Sample> MovingAverage<T> for ShardedAverage<T> {
         tagged.into_iter().map(|(_, v)| v).collect()
     }
 
+    /// As [`SharedMovingAverage::push`], which documents the one panic.
     fn push(&mut self, value: T) {
-        ShardedAverage::push(self, value);
+        SharedMovingAverage::push(&*self, value);
     }
 
     fn clear(&mut self) {
@@ -645,10 +620,33 @@ impl<T: Sample> MovingAverage<T> for ShardedAverage<T> {
     }
 }
 
-impl<T: Sample> SharedMovingAverage<T> for ShardedAverage<T> {
+impl<T: Sample> SharedMovingAverage for ShardedAverage<T> {
+    /// Adds an element.
+    ///
+    /// # Panics
+    ///
+    /// If this is the calling thread's first add and no shard is free, a shard is allocated;
+    /// an add that starts a block may need to allocate one (a segment of the pool). If that
+    /// allocation fails, this panics with the [`WindowError`], having added nothing. Use
+    /// [`try_push`](ShardedAverage::try_push) to get the error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+    ///
+    /// let m = ShardedAverage::new(2)?;
+    /// m.push(1u8);
+    /// m.push(2);
+    /// m.push(3);
+    /// assert_eq!(m.to_vec(), [2, 3]);
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
     #[inline]
     fn push(&self, value: T) {
-        ShardedAverage::push(self, value);
+        if let Err(e) = self.try_push(value) {
+            panic!("mavg: {e}");
+        }
     }
 
     /// Removes every element whose add drew its ticket before the clear. Lock-free: the
@@ -669,7 +667,7 @@ impl<T: Sample> Extend<T> for ShardedAverage<T> {
 impl<T: Sample> Extend<T> for &ShardedAverage<T> {
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         for value in iter {
-            ShardedAverage::push(*self, value);
+            SharedMovingAverage::push(*self, value);
         }
     }
 }
