@@ -33,22 +33,20 @@ mod shard;
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crossbeam_utils::CachePadded;
 
-use crate::error::check_window;
-use crate::error::WindowError;
-use crate::exact::Span;
-use crate::exact::{LimbSum, Limbs};
+use crate::error::{check_window, WindowError};
+use crate::exact::{LimbSum, Limbs, Span};
 use crate::running::Summary;
 use crate::sample::Sample;
 use crate::sync::{AtomicPtr, AtomicU64};
 use crate::traits::{MovingAverage, SharedMovingAverage};
 
-use lease::Lease;
+use lease::{Gone, Lease};
 use pool::{Exhausted, Pool};
-use shard::{Geometry, Shard, Stale, View};
+use shard::{Claim, Geometry, Shard, Stale, View};
 
 /// A lock-free moving average that any number of threads add to at once.
 ///
@@ -130,15 +128,10 @@ pub struct ShardedAverage<T: Sample> {
     steal_above: AtomicU64,
     /// Identifies this moving average in thread-local leases.
     id: u64,
-    _samples: PhantomData<T>,
+    /// The shards are owned through `head`: `ShardedAverage` is `Send` and `Sync` because
+    /// `Shard` is (see the argument on its `Sync` implementation).
+    _shards: PhantomData<Shard<T>>,
 }
-
-// SAFETY: shards are shared between threads only through atomics and through `Shard::push`,
-// which the shard's single owner calls (see `lease.rs`); the raw pointers are owned by the
-// moving average and freed only by `Drop`, which has exclusive access.
-unsafe impl<T: Sample> Send for ShardedAverage<T> {}
-// SAFETY: as above; every method takes `&self` and synchronizes through atomics.
-unsafe impl<T: Sample> Sync for ShardedAverage<T> {}
 
 impl<T: Sample> ShardedAverage<T> {
     /// Creates an empty moving average over the last `window` elements, with one shard
@@ -207,11 +200,11 @@ impl<T: Sample> ShardedAverage<T> {
             pool,
             steal_above: AtomicU64::new(geometry.table() as u64),
             id: lease::next_owner_id(),
-            _samples: PhantomData,
+            _shards: PhantomData,
         };
         for _ in 0..shards {
             // On error, `this` is dropped and frees the shards linked so far.
-            this.new_shard(false)?;
+            this.new_shard()?;
         }
         Ok(this)
     }
@@ -235,52 +228,40 @@ impl<T: Sample> ShardedAverage<T> {
     /// ```
     #[inline]
     pub fn try_push(&self, value: T) -> Result<(), WindowError> {
-        match lease::find(self.id) {
-            Ok(Some(shard)) => {
-                // SAFETY: a lease with our id points to one of our shards, alive while `self`
-                // is, and claimed by this thread.
-                let shard = unsafe { &*shard.cast::<CachePadded<Shard<T>>>() };
-                self.push_to(shard, value)
+        match lease::get_or_claim(self.id, || Ok(Lease::new(self.id, self.claim()?))) {
+            Ok(Ok(shard)) => {
+                // SAFETY: a lease with our id holds a claim on one of our shards, made by
+                // `Claim::into_raw`, and our shards live as long as `self`.
+                let claim = unsafe { Claim::<T>::from_raw(shard) };
+                self.push_to(&claim, value)
             }
-            Ok(None) => {
-                let shard = self.claim()?;
-                let lease = Lease::new(
-                    self.id,
-                    std::ptr::from_ref(shard).cast(),
-                    shard.claimed.clone(),
-                );
-                let pushed = self.push_to(shard, value);
-                // If the thread is exiting, the lease drops here and releases the shard.
-                drop(lease::insert(lease));
-                pushed
-            }
-            Err(()) => {
-                // The thread is exiting and has no lease list: claim for this one add.
-                let shard = self.claim()?;
-                let pushed = self.push_to(shard, value);
-                shard.release();
-                pushed
+            Ok(Err(e)) => Err(e),
+            // The thread is exiting and has no lease list: claim for this one add, and
+            // release when `claim` drops.
+            Err(Gone) => {
+                #[cfg(test)]
+                tests::ADDS_WITHOUT_LEASES.fetch_add(1, Relaxed);
+                self.push_to(&self.claim()?, value)
             }
         }
     }
 
     #[inline(always)]
-    fn push_to(&self, shard: &Shard<T>, value: T) -> Result<(), WindowError> {
+    fn push_to(&self, claim: &Claim<'_, T>, value: T) -> Result<(), WindowError> {
         let window = self.geometry.window;
         let draw = || {
-            // SeqCst keeps tickets, clears and readers' loads in one total order (free on x86,
-            // where every read-modify-write is a full barrier).
-            let ticket = self.next_ticket.fetch_add(1, SeqCst);
+            // Relaxed: tickets need only the counter's modification order; the element is
+            // published by the shard's sequence lock (design note, *Orderings*).
+            let ticket = self.next_ticket.fetch_add(1, Relaxed);
             // Elements with tickets below this are outside the window of every read that loads
             // a ticket counter past `ticket`. (Clears are left to readers: after one, they walk
             // forward past the cleared elements, or take the exact read until the owner's own
             // window has moved past them.)
             (ticket, (ticket + 1).saturating_sub(window))
         };
-        // SAFETY: the calling thread claimed `shard` (lease or `claim`) and has not released
-        // it, and every shard of this moving average was created with `self.pool`.
-        let take = || self.take_block(Some(shard));
-        unsafe { shard.push(&self.pool, value, take, draw) }.map_err(|Exhausted| {
+        let take = || self.take_block(Some(claim.shard()));
+        // SAFETY: every shard of this moving average was created with `self.pool`.
+        unsafe { claim.push(&self.pool, value, take, draw) }.map_err(|Exhausted| {
             WindowError::Alloc {
                 requested: window as usize,
                 bytes: self.pool.block_bytes(),
@@ -288,25 +269,28 @@ impl<T: Sample> ShardedAverage<T> {
         })
     }
 
-    /// Claims a free shard or links a new one.
-    fn claim(&self) -> Result<&Shard<T>, WindowError> {
-        for shard in self.shards() {
-            if shard.try_claim() {
-                return Ok(shard);
+    /// Claims a free shard, linking a new one if there is none.
+    fn claim(&self) -> Result<Claim<'_, T>, WindowError> {
+        loop {
+            if let Some(claim) = self.shards().find_map(Claim::try_new) {
+                return Ok(claim);
+            }
+            // Another thread may claim the new shard first; then we look again.
+            if let Some(claim) = Claim::try_new(self.new_shard()?) {
+                return Ok(claim);
             }
         }
-        self.new_shard(true)
     }
 
-    /// Links a new shard, claimed or not.
-    fn new_shard(&self, claimed: bool) -> Result<&Shard<T>, WindowError> {
+    /// Links a new, unclaimed shard.
+    fn new_shard(&self) -> Result<&CachePadded<Shard<T>>, WindowError> {
         let first = self
             .take_block(None)
             .map_err(|Exhausted| WindowError::Alloc {
                 requested: self.geometry.window as usize,
                 bytes: self.pool.block_bytes(),
             })?;
-        match Shard::new(self.geometry, &self.pool, first, claimed) {
+        match Shard::new(self.geometry, &self.pool, first) {
             Ok(shard) => Ok(self.link(shard)),
             Err(e) => {
                 self.pool.give_back(first);
@@ -318,7 +302,7 @@ impl<T: Sample> ShardedAverage<T> {
     /// Takes a block for shard `own` (`None`: a new shard): one returned to the pool, else one
     /// stolen from a shard whose thread stopped adding while its elements left the window,
     /// else a fresh one.
-    fn take_block(&self, own: Option<&Shard<T>>) -> Result<u64, Exhausted> {
+    fn take_block(&self, own: Option<&CachePadded<Shard<T>>>) -> Result<u64, Exhausted> {
         if let Some(number) = self.pool.take_free() {
             return Ok(number);
         }
@@ -345,13 +329,17 @@ impl<T: Sample> ShardedAverage<T> {
     }
 
     /// Pushes a shard onto the list and returns it.
-    fn link(&self, shard: Shard<T>) -> &Shard<T> {
+    fn link(&self, shard: Shard<T>) -> &CachePadded<Shard<T>> {
         let node = Box::into_raw(Box::new(CachePadded::new(shard)));
         let mut head = self.head.load(Relaxed);
         loop {
             // SAFETY: `node` is not shared until the compare-exchange below succeeds.
             unsafe { (&mut *node).next = head };
             // Release pairs with the Acquire in `shards`: readers see the initialized shard.
+            // The load of `head` and the failure ordering may be Relaxed: we never read the
+            // shard `head` points to, and a reader that reaches it through our node still
+            // synchronizes with its linker, because our successful compare-exchange continues
+            // the release sequence of every earlier one on `head`.
             match self
                 .head
                 .compare_exchange_weak(head, node, Release, Relaxed)
@@ -365,7 +353,7 @@ impl<T: Sample> ShardedAverage<T> {
     }
 
     /// The shards, newest first.
-    fn shards(&self) -> impl Iterator<Item = &Shard<T>> + '_ {
+    fn shards(&self) -> impl Iterator<Item = &CachePadded<Shard<T>>> + '_ {
         // Acquire pairs with the Release in `link`.
         let mut next = self.head.load(Acquire);
         std::iter::from_fn(move || {
@@ -373,7 +361,7 @@ impl<T: Sample> ShardedAverage<T> {
             // shard is published and never after.
             let shard: &CachePadded<Shard<T>> = unsafe { next.as_ref()? };
             next = shard.next;
-            Some(&**shard)
+            Some(shard)
         })
     }
 
@@ -432,11 +420,12 @@ impl<T: Sample> ShardedAverage<T> {
     ) -> A {
         loop {
             // Ticket first, then the clear mark: an element in `[from, to)` was in the window
-            // when `to` was loaded (SeqCst: one total order with adds and clears).
-            let to = self.next_ticket.load(SeqCst);
+            // when `to` was loaded. Relaxed: each load needs only its counter's modification
+            // order and happens-before (design note, *Orderings*).
+            let to = self.next_ticket.load(Relaxed);
             let from = to
                 .saturating_sub(self.geometry.window)
-                .max(self.cleared_below.load(SeqCst));
+                .max(self.cleared_below.load(Relaxed));
             let mut acc = init();
             let complete = self.shards().all(|shard| {
                 shard
@@ -458,10 +447,10 @@ impl<T: Sample> ShardedAverage<T> {
     /// shard was being added to or needs a long adjustment; the exact read is then taken.
     fn summarize(&self) -> Option<(T::Summary, u64)> {
         // As in `read`: an element in `[from, to)` was in the window when `to` was loaded.
-        let to = self.next_ticket.load(SeqCst);
+        let to = self.next_ticket.load(Relaxed);
         let from = to
             .saturating_sub(self.geometry.window)
-            .max(self.cleared_below.load(SeqCst));
+            .max(self.cleared_below.load(Relaxed));
         let mut total = <T::Summary as Summary<T>>::EMPTY;
         let mut n = 0;
         for shard in self.shards() {
@@ -651,8 +640,10 @@ impl<T: Sample> SharedMovingAverage for ShardedAverage<T> {
     /// Removes every element whose add drew its ticket before the clear. Lock-free: the
     /// elements stay in their shards and leave the window by their tickets.
     fn clear(&self) {
-        let now = self.next_ticket.load(SeqCst);
-        self.cleared_below.fetch_max(now, SeqCst);
+        // Relaxed, as the reads: an add that happens before the clear drew a ticket below
+        // `now`, and a read that happens after it loads `now` or a later mark (coherence).
+        let now = self.next_ticket.load(Relaxed);
+        self.cleared_below.fetch_max(now, Relaxed);
     }
 }
 
@@ -698,7 +689,97 @@ impl<T: Sample> fmt::Debug for ShardedAverage<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::thread;
+
     use super::*;
+
+    /// Adds that ran while the adding thread's lease list was gone.
+    pub(super) static ADDS_WITHOUT_LEASES: AtomicUsize = AtomicUsize::new(0);
+
+    #[test]
+    fn a_threads_lease_survives_its_adds_to_other_averages() {
+        thread::spawn(|| {
+            let a = ShardedAverage::<u32>::new(8).unwrap();
+            a.push(1);
+            let held = lease::held(a.id).expect("a lease after the first add");
+            // Enough other averages, all alive, to force purges of the lease map.
+            let others: Vec<_> = (0..100)
+                .map(|_| ShardedAverage::<u32>::new(8).unwrap())
+                .collect();
+            for (i, other) in others.iter().enumerate() {
+                other.push(i as u32);
+                assert_eq!(lease::held(a.id), Some(held), "after adding to average {i}");
+            }
+            a.push(2);
+            assert_eq!(lease::held(a.id), Some(held));
+            assert_eq!(lease::count(), 101);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn dropped_averages_do_not_grow_a_threads_lease_list() {
+        thread::spawn(|| {
+            let kept = ShardedAverage::<u32>::new(8).unwrap();
+            kept.push(0);
+            for i in 0..1000 {
+                let m = ShardedAverage::<u32>::new(4).unwrap();
+                m.push(i);
+                // Purged when the map doubles: never more than twice the live leases, or 16.
+                assert!(lease::count() <= 16, "{} leases after {i}", lease::count());
+            }
+            assert!(lease::held(kept.id).is_some());
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Adds to a moving average from a thread-local destructor. Destructors run in an order
+    /// the platform chooses, so each of two threads registers the guard and the lease list in
+    /// a different order: in one of them the add runs after the lease list is gone.
+    #[test]
+    fn adds_from_thread_local_destructors_land_and_release_their_shard() {
+        struct AddOnDrop(Arc<ShardedAverage<u64>>, u64);
+        impl Drop for AddOnDrop {
+            fn drop(&mut self) {
+                self.0.push(self.1);
+            }
+        }
+        std::thread_local! {
+            static GUARD: RefCell<Option<AddOnDrop>> = const { RefCell::new(None) };
+        }
+        let m = Arc::new(ShardedAverage::<u64>::new(8).unwrap());
+        let before = ADDS_WITHOUT_LEASES.load(Relaxed);
+        for guard_first in [true, false] {
+            let m = Arc::clone(&m);
+            thread::spawn(move || {
+                let arm = || GUARD.with(|g| *g.borrow_mut() = Some(AddOnDrop(m.clone(), 7)));
+                if guard_first {
+                    arm();
+                    m.push(1);
+                } else {
+                    m.push(1);
+                    arm();
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        assert_eq!(m.to_vec(), [1, 7, 1, 7]);
+        assert!(ADDS_WITHOUT_LEASES.load(Relaxed) > before);
+        // Both threads released the shard: a new thread claims it instead of linking another.
+        thread::spawn({
+            let m = Arc::clone(&m);
+            move || m.push(2)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(m.shard_count(), 1);
+    }
 
     /// A shard whose thread stopped adding, whose elements all left the window and whose older
     /// blocks were stolen, costs the fast read nothing: it is skipped by its newest element

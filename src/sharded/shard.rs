@@ -31,7 +31,6 @@
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
@@ -41,7 +40,7 @@ use crate::exact::Limbs;
 use crate::exact::Span;
 use crate::running::Summary;
 use crate::sample::Sample;
-use crate::sync::{fence, AtomicBool, AtomicU64, UnsafeCell};
+use crate::sync::{fence, Arc, AtomicBool, AtomicU64, UnsafeCell};
 
 /// The ordering of the store that publishes an element. Release is required; building with
 /// `--cfg mavg_planted_bug="relaxed_publish"` weakens it, so that the loom models can show
@@ -185,6 +184,103 @@ pub(crate) struct Shard<T: Sample> {
     geometry: Geometry,
 }
 
+// SAFETY: a shard is shared through `&` between its owner and any number of readers. Readers
+// and non-owners touch only atomics (`published`, `table`, `claimed`) and `geometry`, which is
+// never written. `owner`, the one cell, is accessed only by `push`, which runs on the thread
+// holding the shard's `Claim` (one thread at a time; a claim passes between threads through
+// the Release/Acquire pair on `claimed`). The raw pointers are `next`, written before the shard
+// is published and only read after, and the owner's `SlotsPtr`s into the pool, which outlives
+// the shard.
+unsafe impl<T: Sample> Sync for Shard<T> {}
+// SAFETY: nothing in a shard belongs to a thread: it may be dropped by any thread, and its
+// raw pointers point into the pool and the shard list of the moving average that owns it.
+unsafe impl<T: Sample> Send for Shard<T> {}
+
+/// The calling thread's ownership of one shard: the right to add to it. Made only by
+/// [`Claim::try_new`]; dropping it releases the shard, and [`Lease`](super::lease::Lease)
+/// keeps one for as long as the thread lives.
+pub(crate) struct Claim<'a, T: Sample> {
+    shard: &'a CachePadded<Shard<T>>,
+}
+
+impl<'a, T: Sample> Claim<'a, T> {
+    /// Claims an unowned shard for the calling thread.
+    pub(crate) fn try_new(shard: &'a CachePadded<Shard<T>>) -> Option<Self> {
+        // Acquire pairs with the Release in `release`: the previous owner's writes to `owner`
+        // happen before ours.
+        let free = !shard.claimed.load(Relaxed)
+            && shard
+                .claimed
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .is_ok();
+        // Built only on success: dropping a claim releases the shard.
+        if free {
+            Some(Claim { shard })
+        } else {
+            None
+        }
+    }
+
+    /// The claimed shard.
+    pub(crate) fn shard(&self) -> &'a CachePadded<Shard<T>> {
+        self.shard
+    }
+
+    /// Adds an element to the claimed shard (see [`Shard::push`]).
+    ///
+    /// # Safety
+    ///
+    /// `pool` must be the pool the shard was created with.
+    #[inline]
+    pub(crate) unsafe fn push(
+        &self,
+        pool: &Pool,
+        value: T,
+        take: impl FnOnce() -> Result<u64, Exhausted>,
+        draw: impl FnOnce() -> (u64, u64),
+    ) -> Result<(), Exhausted> {
+        // SAFETY: holding the claim makes this thread the shard's owner; the caller vouches
+        // for the pool.
+        unsafe { self.shard.push(pool, value, take, draw) }
+    }
+
+    /// Keeps the claim beyond this borrow: the shard, as the pointer [`from_raw`] takes, and
+    /// its `claimed` flag, which the holder must clear (with Release) to release it.
+    ///
+    /// [`from_raw`]: Self::from_raw
+    pub(crate) fn into_raw(self) -> (*const (), Arc<AtomicBool>) {
+        let shard = self.shard;
+        std::mem::forget(self);
+        (std::ptr::from_ref(shard).cast(), shard.claimed.clone())
+    }
+
+    /// The claim that [`into_raw`](Self::into_raw) kept, borrowed: dropping it does not
+    /// release the shard.
+    ///
+    /// # Safety
+    ///
+    /// `shard` must come from `into_raw` on a `Claim<T>` (so it points to a
+    /// `CachePadded<Shard<T>>`) whose flag was not cleared since, and the shard must outlive
+    /// `'a` (its moving average is alive).
+    #[inline]
+    pub(crate) unsafe fn from_raw(shard: *const ()) -> std::mem::ManuallyDrop<Self> {
+        // SAFETY: the caller guarantees the pointer's type and that the shard is alive.
+        let shard = unsafe { &*shard.cast::<CachePadded<Shard<T>>>() };
+        std::mem::ManuallyDrop::new(Claim { shard })
+    }
+}
+
+impl<T: Sample> Drop for Claim<'_, T> {
+    fn drop(&mut self) {
+        release(&self.shard.claimed);
+    }
+}
+
+/// Gives up a shard's ownership; pairs with the Acquire in [`Claim::try_new`].
+pub(crate) fn release(claimed: &AtomicBool) {
+    claimed.store(false, Release);
+}
+
 /// Reads a shard's slots by seq, remembering the last block looked up: walks touch one or two
 /// blocks, and the table and pool lookups cost more than the slot load.
 struct Cursor<'a, T: Sample> {
@@ -233,14 +329,9 @@ impl<'a, T: Sample> Cursor<'a, T> {
 pub(crate) struct Stale;
 
 impl<T: Sample> Shard<T> {
-    /// An empty shard, claimed or not, allocated fallibly, with `first`, a block just taken
-    /// from `pool`, as its first block. On error the caller still holds `first`.
-    pub(crate) fn new(
-        geometry: Geometry,
-        pool: &Pool,
-        first: u64,
-        claimed: bool,
-    ) -> Result<Self, WindowError> {
+    /// An empty, unclaimed shard, allocated fallibly, with `first`, a block just taken from
+    /// `pool`, as its first block. On error the caller still holds `first`.
+    pub(crate) fn new(geometry: Geometry, pool: &Pool, first: u64) -> Result<Self, WindowError> {
         let table = zeroed::<AtomicU64>(geometry.table()).ok_or(WindowError::Alloc {
             requested: geometry.window as usize,
             bytes: geometry.shard_bytes::<T>(),
@@ -273,26 +364,10 @@ impl<T: Sample> Shard<T> {
                 spare: None,
                 retired: 0,
             }),
-            claimed: Arc::new(AtomicBool::new(claimed)),
+            claimed: Arc::new(AtomicBool::new(false)),
             next: std::ptr::null_mut(),
             geometry,
         })
-    }
-
-    /// Claims an unowned shard for the calling thread.
-    pub(crate) fn try_claim(&self) -> bool {
-        // Acquire pairs with the Release store in `Lease::drop`: the previous owner's writes to
-        // `owner` happen before ours.
-        !self.claimed.load(Relaxed)
-            && self
-                .claimed
-                .compare_exchange(false, true, Acquire, Relaxed)
-                .is_ok()
-    }
-
-    /// Gives up ownership; pairs with the Acquire in [`try_claim`](Self::try_claim).
-    pub(crate) fn release(&self) {
-        self.claimed.store(false, Release);
     }
 
     /// The pool block of the shard's block `j`, as the table says now.
@@ -318,11 +393,11 @@ impl<T: Sample> Shard<T> {
     ///
     /// # Safety
     ///
-    /// The calling thread must own the shard (have claimed it and not released it), so that
-    /// no other thread runs `push` on it at the same time, and `pool` must be the pool the
+    /// The calling thread must own the shard, so that no other thread runs `push` on it at
+    /// the same time (the callers are [`Claim`]'s methods), and `pool` must be the pool the
     /// shard was created with.
     #[inline]
-    pub(crate) unsafe fn push(
+    unsafe fn push(
         &self,
         pool: &Pool,
         value: T,
