@@ -348,7 +348,7 @@ macro_rules! bench_subjects {
         bench(g, op, "SingleSumSMA", $n, values, SingleSumSMA::<$t, $t, $n>::new, false);
         bench(g, op, "SumTreeSMA", $n, values, SumTreeSMA::<$t, $t, $n>::new, false);
         // Built full (`prefilled`): filling it by adds would take O(N^2).
-        bench(g, op, "movavg", $n, values, || movavg_full::<$t, $n>(values), true);
+        bench(g, op, "movavg", $n, values, move || movavg_full::<$t, $n>(values), true);
         $(bench(g, op, $name, $n, values, $make, false);)*
         bench(g, op, "Mutex<VecDeque>", $n, values, || Naive::<$t>::new($n), false);
     }};
