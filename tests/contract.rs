@@ -892,48 +892,54 @@ fn assert_rounds_to<T: RefSample, M: MovingAverage<Item = T>>(
 /// evicts it, the sum and mean are exact ties and go to even, the other way.
 #[test]
 fn ties_decided_only_by_a_tiny_element_round_away_from_even_until_it_leaves() {
-    /// `(window in push order, sum and mean, sum and mean once a zero evicted the first)`,
-    /// for elements `big` times `sign`, with `tiny` as the first element.
-    fn cases(tiny: f64) -> [(Vec<f64>, (f64, f64), (f64, f64)); 3] {
+    /// A window in push order, its sum and mean, and its sum and mean once a zero has evicted
+    /// the first element (the tiny one).
+    struct Case {
+        window: Vec<f64>,
+        with_tiny: (f64, f64),
+        without: (f64, f64),
+    }
+    fn cases(tiny: f64) -> [Case; 3] {
         let (e53, e54, e55) = (exp2(53), exp2(54), exp2(55));
         [
             // 2^55 + 4 and 2^53 + 1 are ties that go down to even; +tiny breaks them up.
-            (
-                vec![tiny, e54, e54, 4.0],
-                (e55 + 8.0, e53 + 2.0),
-                (e55, e53),
-            ),
+            Case {
+                window: vec![tiny, e54, e54, 4.0],
+                with_tiny: (e55 + 8.0, e53 + 2.0),
+                without: (e55, e53),
+            },
             // 2^55 + 12 and 2^53 + 3 are ties that go up to even; -tiny breaks them down.
-            (
-                vec![-tiny, e54, e54, 12.0],
-                (e55 + 8.0, e53 + 2.0),
-                (e55 + 16.0, e53 + 4.0),
-            ),
+            Case {
+                window: vec![-tiny, e54, e54, 12.0],
+                with_tiny: (e55 + 8.0, e53 + 2.0),
+                without: (e55 + 16.0, e53 + 4.0),
+            },
             // The sum 2^53 + 1 alone is a tie (its mean, (2^53 + 1) / 3, is an integer).
-            (
-                vec![tiny, e53, 1.0],
-                (e53 + 2.0, 3002399751580331.0),
-                (e53, 3002399751580331.0),
-            ),
+            Case {
+                window: vec![tiny, e53, 1.0],
+                with_tiny: (e53 + 2.0, 3002399751580331.0),
+                without: (e53, 3002399751580331.0),
+            },
         ]
     }
-    /// `to_t` converts the cases' elements exactly.
+    /// Every case and its negation; `to_t` converts the cases' elements exactly.
     fn check<T: RefSample, M: MovingAverage<Item = T>>(
         name: &str,
         tinies: &[f64],
         to_t: fn(f64) -> T,
     ) {
         for &tiny in tinies {
-            for (xs, before, after) in cases(tiny) {
+            for case in cases(tiny) {
                 for sign in [1.0, -1.0] {
                     let name = format!("{name}, tiny {tiny:e}, sign {sign}");
-                    let xs: Vec<T> = xs.iter().map(|&x| to_t(sign * x)).collect();
+                    let xs: Vec<T> = case.window.iter().map(|&x| to_t(sign * x)).collect();
+                    let signed = |(sum, mean): (f64, f64)| (sign * sum, sign * mean);
                     let mut m = M::with_window(xs.len()).unwrap();
                     let mut model = Model::new(xs.len());
                     feed(&mut m, &mut model, &xs);
-                    assert_rounds_to(&name, &m, &model, (sign * before.0, sign * before.1));
+                    assert_rounds_to(&name, &m, &model, signed(case.with_tiny));
                     feed(&mut m, &mut model, &[to_t(0.0)]);
-                    assert_rounds_to(&name, &m, &model, (sign * after.0, sign * after.1));
+                    assert_rounds_to(&name, &m, &model, signed(case.without));
                 }
             }
         }
