@@ -3,8 +3,11 @@
 use std::fmt;
 use std::sync::PoisonError;
 
+use crate::error::WindowError;
+use crate::ring::RingAverage;
+use crate::sample::Sample;
 use crate::sync::Mutex;
-use crate::{MovingAverage, RingAverage, Sample, SharedMovingAverage, WindowError};
+use crate::traits::{MovingAverage, SharedMovingAverage};
 
 /// A [`RingAverage`] behind a mutex: shared by any number of threads, every operation
 /// linearizable.

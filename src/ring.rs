@@ -4,9 +4,11 @@ use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::check_window;
+use crate::error::WindowError;
 use crate::running::RunningSum;
+use crate::sample::Sample;
 use crate::sync::{store_mut, AtomicU64};
-use crate::{MovingAverage, Sample, WindowError};
+use crate::traits::MovingAverage;
 
 /// A moving average for one owner: a ring buffer of the last `N` elements and an exact
 /// running sum.

@@ -1,6 +1,7 @@
 //! The interface every moving average in the crate implements, and the contract behind it.
 
-use crate::{Sample, WindowError};
+use crate::error::WindowError;
+use crate::sample::Sample;
 
 /// A moving average over the last `N` elements added: the window.
 ///

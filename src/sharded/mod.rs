@@ -38,11 +38,13 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crossbeam_utils::CachePadded;
 
 use crate::error::check_window;
+use crate::error::WindowError;
 use crate::exact::Span;
+use crate::exact::{LimbSum, Limbs};
 use crate::running::Summary;
-use crate::sample::Limbs;
+use crate::sample::Sample;
 use crate::sync::{AtomicPtr, AtomicU64};
-use crate::{MovingAverage, Sample, SharedMovingAverage, WindowError};
+use crate::traits::{MovingAverage, SharedMovingAverage};
 
 use lease::Lease;
 use pool::{Exhausted, Pool};
@@ -482,13 +484,12 @@ impl<T: Sample> ShardedAverage<T> {
     /// The exact read of the average.
     fn exact_mean(&self) -> Option<f64> {
         let (sum, n) = self.total();
-        (n > 0).then(|| T::mean_of(&sum, Self::full_span(), n))
+        (n > 0).then(|| sum.exact_mean(Self::full_span(), n))
     }
 
     /// The exact read alone, for loom models of it (the fast read's extra loads would multiply
     /// their executions).
     #[cfg(loom)]
-    #[doc(hidden)]
     pub fn exact_average(&self) -> Option<f64> {
         self.exact_mean()
     }
@@ -496,14 +497,12 @@ impl<T: Sample> ShardedAverage<T> {
     /// Lets shards steal blocks from the first block on, for loom models of stealing (which
     /// cannot afford the adds it otherwise takes to get there).
     #[cfg(loom)]
-    #[doc(hidden)]
     pub fn steal_from_the_start(&self) {
         self.steal_above.store(0, Relaxed);
     }
 
     /// The fast read alone, for loom models of it.
     #[cfg(loom)]
-    #[doc(hidden)]
     pub fn fast_average(&self) -> Option<Option<f64>> {
         self.fast_mean()
     }
@@ -547,7 +546,7 @@ impl<T: Sample> MovingAverage for ShardedAverage<T> {
             return sum;
         }
         let (sum, _) = self.total();
-        T::sum_of(&sum, Self::full_span())
+        sum.exact_sum(Self::full_span())
     }
 
     fn average(&self) -> Option<f64> {

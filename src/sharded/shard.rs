@@ -36,11 +36,12 @@ use std::sync::Arc;
 use crossbeam_utils::CachePadded;
 
 use super::pool::{zeroed, Block, Exhausted, Pool, Slot};
+use crate::error::WindowError;
+use crate::exact::Limbs;
 use crate::exact::Span;
 use crate::running::Summary;
-use crate::sample::Limbs;
+use crate::sample::Sample;
 use crate::sync::{fence, AtomicBool, AtomicU64, UnsafeCell};
-use crate::{Sample, WindowError};
 
 /// The ordering of the store that publishes an element. Release is required; building with
 /// `--cfg mavg_planted_bug="relaxed_publish"` weakens it, so that the loom models can show
