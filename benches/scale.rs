@@ -22,12 +22,16 @@
 //!
 //! Linux only (it reads `/proc`); elsewhere RSS reads as 0.
 
+mod common;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
 use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
+
+use common::XorShift;
 
 const ADDS_PER_THREAD: usize = 4_000_000;
 const THREAD_COUNTS: [usize; 5] = [1, 2, 8, 64, 256];
@@ -210,21 +214,14 @@ type Stripe<K, V> = crossbeam_utils::CachePadded<Mutex<HashMap<K, V>>>;
 
 fn case_keys(kind: &str, keys: usize, threads: usize) -> String {
     let before = rss();
-    let key_of = |state: &mut u64| {
-        // xorshift64*
-        *state ^= *state >> 12;
-        *state ^= *state << 25;
-        *state ^= *state >> 27;
-        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) % keys as u64) as usize
-    };
     let run = |add: &(dyn Fn(usize, u64) + Sync)| {
         let start = Instant::now();
         std::thread::scope(|s| {
             for t in 0..threads {
                 s.spawn(move || {
-                    let mut state = 0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1);
+                    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1));
                     for i in 0..ADDS_PER_THREAD {
-                        add(key_of(&mut state), i as u64);
+                        add((rng.next_u64() % keys as u64) as usize, i as u64);
                     }
                 });
             }
