@@ -268,6 +268,8 @@ impl Pool {
             let top = u64::from(head as u32 - 1);
             let below = self.link(top).load(Relaxed);
             let new = (head >> 32).wrapping_add(1) << 32 | below;
+            // Acquire on both outcomes, as the first load: a failure hands us the head the next
+            // attempt reads the link of and takes.
             match self.free.compare_exchange_weak(head, new, Acquire, Acquire) {
                 Ok(_) => return Some(top),
                 Err(current) => head = current,
