@@ -16,7 +16,7 @@ pub const MAX_WINDOW: usize = 1 << 30;
 pub enum WindowError {
     /// A window of zero elements was requested. A moving average needs at least one element.
     Zero,
-    /// The window is larger than [`MAX_WINDOW`](MAX_WINDOW), the largest window for which
+    /// The window is larger than [`MAX_WINDOW`], the largest window for which
     /// the crate's exact sums are proven not to overflow.
     TooLarge {
         /// The window that was asked for.

@@ -1,31 +1,10 @@
-//! The lock-free sharded moving average.
+//! The lock-free sharded moving average: the list of shards (`shard.rs`), the pool their blocks
+//! come from (`pool.rs`) and the thread-local leases that give each shard one writer
+//! (`lease.rs`).
 //!
-//! # Algorithm
-//!
-//! Adds are ordered by a global ticket, one `fetch_add` on a shared counter: the one write
-//! to a cache line other threads also write. Everything else an add writes lives in the
-//! calling thread's own shard: the element and its ticket go into the shard's current block,
-//! the element's digits into the shard's private exact running sum, and as each block starts a
-//! copy of that running sum into the block's checkpoint (see `shard.rs`). Blocks come from a
-//! pool shared by the shards (`pool.rs`) and go back to it once their elements have left the
-//! window, so memory follows the window, not the number of threads.
-//!
-//! The window is the elements whose tickets lie in `[T - N, T)`, where `T` is the ticket
-//! counter (and above the ticket at the last [`clear`](ShardedAverage::clear)). No add ever
-//! removes anything: an element leaves the window because later tickets were drawn, possibly
-//! by other threads. A reader therefore finds, in each shard, the range of elements with
-//! tickets in the window (two binary searches, tickets increase within a shard) and takes the
-//! exact sum of that range as a difference of two prefix sums, each a checkpoint plus fewer
-//! than `B` elements. Summing those differences over the shards gives the window's exact
-//! sum, which is rounded once.
-//!
-//! Reads cost `O(S * (log N + B + L))` for `S` shards and `L` limbs, independent of how
-//! many elements the window holds beyond the logarithm. Most reads are cheaper still: each
-//! shard also publishes, under a sequence lock, a summary of its own recent elements (their
-//! exact sum for integers, a certified estimate for floats, see `estimate.rs`), which a reader
-//! adjusts to the window by a few elements and merges; the exact read above answers only when
-//! that cannot (an add in flight, a long adjustment, or a float mean the certificate cannot
-//! prove). `notes/design.md` has the protocol and its proof.
+//! The algorithm, the proof that reads are exact and consistent, the memory bound and every
+//! ordering are in `notes/design.md` (published as [`crate::design`]), section *ShardedAverage*;
+//! the code's comments point to it rather than repeat it.
 
 mod lease;
 mod pool;
@@ -79,17 +58,12 @@ use shard::{Claim, Geometry, Shard, Stale, View};
 ///
 /// # Memory
 ///
-/// Bounded by the window, not by the number of threads. Each shard keeps its elements in
-/// blocks of `B` slots of 16 bytes drawn from one pool; a block goes back to the pool once
-/// every element in it has left the window, and blocks of a shard whose thread stopped adding
-/// are stolen by the others. In use: about `N / B + 4` blocks per shard-share of the window,
-/// `16 * (N + 4 * S * B)` bytes of slots for `S` shards, plus one checkpoint of the exact sum
-/// per block (16 bytes for 64-bit integers, 552 for `f64`) and per shard a header and a table
-/// of `8 * N / B` bytes. Memory is committed as the window fills and stays at its high-water
-/// mark (blocks are reused, not freed). One shard per thread that holds one: a thread holds
-/// its shard from its first add until its thread-local storage is destroyed as it exits, and
-/// the next thread to add takes it over. See [`memory_bytes`](ShardedAverage::memory_bytes)
-/// and `notes/benchmarks.md` for measured figures.
+/// Bounded by the window, not by the number of threads: elements live in blocks of `B` slots
+/// drawn from one pool, and a block goes back to the pool once its elements have left the
+/// window (or is stolen from a shard whose thread stopped adding). Memory is committed as the
+/// window fills and stays at its high-water mark. The bound and its proof are in the design
+/// note ([`crate::design`], *Memory bound*); [`memory_bytes`](ShardedAverage::memory_bytes)
+/// reports what one moving average holds.
 ///
 /// # Examples
 ///

@@ -34,7 +34,9 @@ use crate::sync::{AtomicPtr, AtomicU64};
 
 /// One element: its global ticket and its bits.
 pub(crate) struct Slot {
+    /// The element's global ticket: its place in the order of all adds.
     pub(crate) ticket: AtomicU64,
+    /// The element's bits ([`Element::to_bits`](crate::sample::sealed::Element::to_bits)).
     pub(crate) value: AtomicU64,
 }
 

@@ -18,16 +18,11 @@
 //!
 //! # Retirement
 //!
-//! Once every element of the shard's block `j` has left the window (the summary's `start`, the
-//! oldest element that may still be in it, has passed block `j + 1`), the owner stores
+//! Once every element of the shard's block `j` has left the window, the owner stores
 //! `retired_below = j + 1` and gives the block back to the pool, from which any shard may take
-//! it. A reader loads `version` (Acquire), reads blocks with Relaxed loads, issues an Acquire
-//! fence and loads `retired_below`. Whoever takes a block issues a Release fence after taking it
-//! and before writing it, and taking synchronizes with the giving back (Acquire/Release on the
-//! pool's free list). So if any load of the reader saw a write of the block's next user, that
-//! user's fence synchronizes with the reader's fence, the owner's `retired_below` store happens
-//! before the reader's last load, and the reader sees that the block it used is retired and
-//! starts over. `notes/design.md` has the full argument.
+//! it. Readers validate against `retired_below` after an Acquire fence, and whoever takes a
+//! block issues a Release fence before writing it; the design note ([`crate::design`], *Why the
+//! read is consistent: retirement*) has the case analysis.
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
@@ -172,15 +167,20 @@ struct Published {
     retired_below: AtomicU64,
 }
 
+/// One thread's elements, written by the thread holding its [`Claim`], read by anyone.
 pub(crate) struct Shard<T: Sample> {
+    /// What readers load first and last, on its own cache line: the owner writes it once per
+    /// add, and readers of other shards should not share its line.
     published: CachePadded<Published>,
     /// The pool block of the shard's block `j`, at `j % R`.
     table: Box<[AtomicU64]>,
+    /// The owner's private state, touched only by `push`.
     owner: UnsafeCell<Owner<T>>,
     /// Set while a thread owns the shard; shared with that thread's lease.
     pub(crate) claimed: Arc<AtomicBool>,
     /// The shard added to the list before this one; written once, before publication.
     pub(crate) next: *mut CachePadded<Shard<T>>,
+    /// The moving average's sizes, copied into each shard so that reads need no other pointer.
     geometry: Geometry,
 }
 
