@@ -337,11 +337,40 @@ def svg_chart(plt, data, group, title, path):
     return True
 
 
+def memory_chart(plt, path_json, path_svg):
+    """Resident MB against threads alive at once (log scale), from `cargo bench --bench scale`."""
+    import json
+
+    from matplotlib import ticker
+
+    with open(path_json) as f:
+        chart = json.load(f)
+    threads = chart["threads"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for series in chart["series"]:
+        ax.plot(range(len(threads)), series["mb"], linewidth=2.5, marker="o", label=series["name"])
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xticks(range(len(threads)), threads)
+    ax.grid(True, color="#ddd")
+    ax.set_title("Resident memory against threads, window 100,000 f64")
+    ax.set_xlabel("threads alive at once")
+    ax.set_ylabel("MB resident (log scale)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False, fontsize=9)
+    fig.savefig(path_svg, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--criterion-dir", default="target/criterion")
     ap.add_argument("--baseline", default="new", help="criterion baseline directory name")
     ap.add_argument("--svg-dir", default=None, help="write the scaling charts here")
+    ap.add_argument(
+        "--memory-json",
+        default="target/memory_threads.json",
+        help="with --svg-dir, also draw memory_threads.svg from this file if it exists",
+    )
     args = ap.parse_args()
     # Before any output, so that a missing matplotlib does not cut the report in half.
     plt = import_pyplot() if args.svg_dir else None
@@ -367,6 +396,10 @@ def main():
         ]:
             if svg_chart(plt, data, group, title, os.path.join(args.svg_dir, name)):
                 print(f"<!-- wrote {os.path.join(args.svg_dir, name)} -->")
+        if os.path.exists(args.memory_json):
+            path = os.path.join(args.svg_dir, "memory_threads.svg")
+            memory_chart(plt, args.memory_json, path)
+            print(f"<!-- wrote {path} -->")
 
 
 if __name__ == "__main__":
