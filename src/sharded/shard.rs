@@ -55,6 +55,10 @@ const CHECK_RETIRED: bool = !cfg!(mavg_planted_bug = "no_retire_check");
 /// catch.
 const CHECK_OWNER: bool = !cfg!(mavg_planted_bug = "no_owner_check");
 
+/// Whether adds issue the Release fence between taking (or retiring) blocks and writing
+/// them; `--cfg mavg_planted_bug="no_take_fence"` removes it, which the loom models must catch.
+const TAKE_FENCE: bool = !cfg!(mavg_planted_bug = "no_take_fence");
+
 /// Whether fast readers check that no add ran during their read; building with
 /// `--cfg mavg_planted_bug="no_summary_check"` removes the check, which the loom models must
 /// catch.
@@ -338,7 +342,9 @@ impl<T: Sample> Shard<T> {
         })?;
         // The block may have been another shard's: its readers must see it was retired before
         // they can see our writes (see `retire`).
-        fence(Release);
+        if TAKE_FENCE {
+            fence(Release);
+        }
         let block = pool.block(first).expect("a taken block exists");
         for word in block.checkpoint {
             // Checkpoint 0 is the empty prefix.
@@ -438,7 +444,9 @@ impl<T: Sample> Shard<T> {
         // and the taking of blocks before the stores below, which may write to a block another
         // shard's readers are still reading: pairs with the Acquire fence in `read` and in
         // `summary`.
-        fence(Release);
+        if TAKE_FENCE {
+            fence(Release);
+        }
         // SAFETY: `pool` is the shard's pool (the caller of `push` guarantees it), alive here.
         let slot = unsafe { owner.current.slot(owner.count & in_block) };
         slot.ticket.store(ticket, Relaxed);
