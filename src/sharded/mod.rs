@@ -12,7 +12,7 @@ mod shard;
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 use crossbeam_utils::CachePadded;
 
@@ -26,6 +26,20 @@ use crate::traits::{MovingAverage, SharedMovingAverage};
 use lease::{Gone, Lease};
 use pool::{Exhausted, Pool};
 use shard::{Claim, Geometry, Shard, Stale, View};
+
+/// The orderings of a ticket draw and of a reader's load of the counter. Release and Acquire
+/// are what reads need, and Relaxed is not enough; they are SeqCst because loom explores
+/// hundreds of times fewer executions with them, at no cost on x86 (design note, *Orderings of
+/// the ticket counter*). `--cfg mavg_planted_bug="relaxed_tickets"` weakens both to Relaxed,
+/// which the loom models must catch.
+#[cfg(not(mavg_planted_bug = "relaxed_tickets"))]
+const DRAW: std::sync::atomic::Ordering = SeqCst;
+#[cfg(not(mavg_planted_bug = "relaxed_tickets"))]
+const LOAD_TICKETS: std::sync::atomic::Ordering = SeqCst;
+#[cfg(mavg_planted_bug = "relaxed_tickets")]
+const DRAW: std::sync::atomic::Ordering = Relaxed;
+#[cfg(mavg_planted_bug = "relaxed_tickets")]
+const LOAD_TICKETS: std::sync::atomic::Ordering = Relaxed;
 
 /// A lock-free moving average that any number of threads add to at once.
 ///
@@ -224,9 +238,10 @@ impl<T: Sample> ShardedAverage<T> {
     fn push_to(&self, claim: &Claim<'_, T>, value: T) -> Result<(), WindowError> {
         let window = self.geometry.window;
         let draw = || {
-            // Relaxed: tickets need only the counter's modification order; the element is
-            // published by the shard's sequence lock (design note, *Orderings*).
-            let ticket = self.next_ticket.fetch_add(1, Relaxed);
+            // Release (at least) pairs with readers' Acquire (at least) loads of the counter: a
+            // reader that loads a counter past `ticket` sees this thread's earlier adds
+            // published (design note, *Orderings of the ticket counter*).
+            let ticket = self.next_ticket.fetch_add(1, DRAW);
             // Elements with tickets below this are outside the window of every read that loads
             // a ticket counter past `ticket`. (Clears are left to readers: after one, they walk
             // forward past the cleared elements, or take the exact read until the owner's own
@@ -394,9 +409,11 @@ impl<T: Sample> ShardedAverage<T> {
     ) -> A {
         loop {
             // Ticket first, then the clear mark: an element in `[from, to)` was in the window
-            // when `to` was loaded. Relaxed: each load needs only its counter's modification
-            // order and happens-before (design note, *Orderings*).
-            let to = self.next_ticket.load(Relaxed);
+            // when `to` was loaded. Acquire (at least) pairs with the Release of every draw
+            // below `to` (each `fetch_add` continues the release sequence), so of those
+            // elements only the last add of each thread may be missing; the clear mark needs no
+            // ordering (design note, *Orderings of the ticket counter*).
+            let to = self.next_ticket.load(LOAD_TICKETS);
             let from = to
                 .saturating_sub(self.geometry.window)
                 .max(self.cleared_below.load(Relaxed));
@@ -421,7 +438,7 @@ impl<T: Sample> ShardedAverage<T> {
     /// shard was being added to or needs a long adjustment; the exact read is then taken.
     fn summarize(&self) -> Option<(T::Summary, u64)> {
         // As in `read`: an element in `[from, to)` was in the window when `to` was loaded.
-        let to = self.next_ticket.load(Relaxed);
+        let to = self.next_ticket.load(LOAD_TICKETS);
         let from = to
             .saturating_sub(self.geometry.window)
             .max(self.cleared_below.load(Relaxed));
