@@ -202,7 +202,26 @@ async fn sliding_frames_of_several_sizes_are_exact() -> Result<()> {
 async fn sliding_frames_reaching_forward_are_exact() -> Result<()> {
     let (ids, gs, xs) = nasty_table(800, 2, 1);
     check_float_window(&ids, &gs, &xs, 3, 2, false, 2).await?;
-    check_float_window(&ids, &gs, &xs, 0, 9, false, 2).await
+    check_float_window(&ids, &gs, &xs, 0, 9, false, 2).await?;
+
+    // With distinct ids, a RANGE frame holds the same rows as the ROWS frame.
+    let ctx = session(2);
+    register(&ctx, "t", float_batch(&ids, &gs, &xs), 2)?;
+    let out = query(
+        &ctx,
+        "SELECT exact_avg(x) OVER (ORDER BY id ROWS BETWEEN 5 PRECEDING AND 2 FOLLOWING) AS r, \
+         exact_avg(x) OVER (ORDER BY id RANGE BETWEEN 5 PRECEDING AND 2 FOLLOWING) AS g \
+         FROM t ORDER BY id",
+    )
+    .await?;
+    let bits = |c| {
+        floats(&out, c)
+            .iter()
+            .map(|x| x.map(f64::to_bits))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bits("r"), bits("g"));
+    Ok(())
 }
 
 #[tokio::test]
@@ -679,6 +698,17 @@ async fn result_types() -> Result<()> {
             DataType::Float64
         ]
     );
+
+    // Float16 widens exactly to Float32; a dictionary is summed by its values.
+    let out = query(
+        &ctx,
+        "SELECT exact_sum(h) AS h, exact_avg(d) AS d FROM (VALUES \
+         (arrow_cast(0.5, 'Float16'), arrow_cast(2, 'Dictionary(Int32, Int64)')), \
+         (arrow_cast(65504, 'Float16'), arrow_cast(3, 'Dictionary(Int32, Int64)'))) AS t(h, d)",
+    )
+    .await?;
+    assert_eq!(floats(&out, "h"), [Some(65504.5)]);
+    assert_eq!(floats(&out, "d"), [Some(2.5)]);
     Ok(())
 }
 
@@ -710,4 +740,45 @@ async fn unsupported_types_are_planning_errors() -> Result<()> {
         .expect_err("two arguments");
     assert!(err.to_string().contains("exact_sum"), "{err}");
     Ok(())
+}
+
+/// The reference itself: where one IEEE operation is exact or correctly rounded, it agrees.
+#[test]
+fn reference_rounding_agrees_with_ieee_where_ieee_is_exact() {
+    let one = num_bigint::BigUint::from(1u8);
+    for &x in &[
+        1.0,
+        -0.1,
+        5e-324,
+        2.2250738585072014e-308,
+        f64::MAX,
+        3.0e-310,
+        123456.789,
+    ] {
+        assert_eq!(
+            reference::ratio_to_f64(&reference::scaled(x), &(one.clone() << 1074u32)),
+            x
+        );
+    }
+    // One division, correctly rounded by IEEE.
+    for &(a, b) in &[
+        (1.0, 3.0),
+        (2.0, 7.0),
+        (1e300, 7.0),
+        (5e-324, 2.0),
+        (1.5e-323, 2.0),
+    ] {
+        let den = (one.clone() << 1074u32) * num_bigint::BigUint::from(b as u64);
+        assert_eq!(
+            reference::ratio_to_f64(&reference::scaled(a), &den),
+            a / b,
+            "{a} / {b}"
+        );
+    }
+    // Overflow of the exact sum.
+    let twice_max = reference::scaled(f64::MAX) * 2;
+    assert_eq!(
+        reference::ratio_to_f64(&twice_max, &(one << 1074u32)),
+        f64::INFINITY
+    );
 }
