@@ -46,8 +46,11 @@ mod accumulator;
 mod groups;
 mod input;
 
+use std::sync::Arc;
+
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{not_impl_err, plan_err, Result};
+use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::{format_state_name, AggregateOrderSensitivity};
 use datafusion::logical_expr::{
@@ -208,6 +211,15 @@ pub fn exact_avg_udaf() -> AggregateUDF {
 pub fn register(ctx: &SessionContext) {
     ctx.register_udaf(exact_sum_udaf());
     ctx.register_udaf(exact_avg_udaf());
+}
+
+/// Registers `exact_sum` and `exact_avg` with any function registry: a `SessionState` being
+/// built, for example the one each executor of a distributed engine creates, which must know
+/// the functions by name to run the plan fragments it receives.
+pub fn register_in(registry: &mut dyn FunctionRegistry) -> Result<()> {
+    registry.register_udaf(Arc::new(exact_sum_udaf()))?;
+    registry.register_udaf(Arc::new(exact_avg_udaf()))?;
+    Ok(())
 }
 
 /// The expression `exact_sum(expr)`, for the DataFrame API.

@@ -14,6 +14,7 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
 use mavg_datafusion::{exact_avg, exact_sum};
 use reference::{float_sum_avg, int_sum_avg, same};
@@ -388,6 +389,28 @@ async fn filtered_aggregates_and_dataframe_api() -> Result<()> {
     let want = float_sum_avg(&xs).unwrap();
     assert_float("dataframe sum", floats(&out, "s")[0], Some(want.0));
     assert_float("dataframe avg", floats(&out, "a")[0], Some(want.1));
+    Ok(())
+}
+
+/// Registration into a `SessionState` (as a distributed engine's executors build one).
+#[tokio::test]
+async fn registration_in_a_session_state() -> Result<()> {
+    let mut state = SessionStateBuilder::new().with_default_features().build();
+    mavg_datafusion::register_in(&mut state)?;
+    let ctx = SessionContext::new_with_state(state);
+    let out = query(
+        &ctx,
+        "SELECT exact_sum(x) AS s, count(x) AS n FROM (VALUES (1e100), (1.0), (-1e100)) AS t(x)",
+    )
+    .await?;
+    assert_eq!(floats(&out, "s"), [Some(1.0)]);
+    // The built-in functions are still there.
+    let n = out
+        .column_by_name("n")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .value(0);
+    assert_eq!(n, 3);
     Ok(())
 }
 
