@@ -265,7 +265,8 @@ async fn a_large_value_leaving_the_frame_leaves_no_trace() -> Result<()> {
 #[tokio::test]
 async fn group_by_is_exact_whatever_the_partitioning() -> Result<()> {
     let (ids, gs, xs) = nasty_table(6000, 4, 41);
-    let mut previous: Option<(Vec<Option<f64>>, Vec<Option<f64>>)> = None;
+    // The sums and means of the previous partitioning.
+    let mut previous: Option<[Vec<Option<f64>>; 2]> = None;
     for parts in [1, 2, 8] {
         let ctx = session(parts);
         register(&ctx, "t", float_batch(&ids, &gs, &xs), parts)?;
@@ -293,11 +294,11 @@ async fn group_by_is_exact_whatever_the_partitioning() -> Result<()> {
             );
         }
         let bits = |v: &[Option<f64>]| v.iter().map(|x| x.map(f64::to_bits)).collect::<Vec<_>>();
-        if let Some((ps, pa)) = &previous {
+        if let Some([ps, pa]) = &previous {
             assert_eq!(bits(ps), bits(&sums), "{parts} partitions: sums differ");
             assert_eq!(bits(pa), bits(&avgs), "{parts} partitions: means differ");
         }
-        previous = Some((sums, avgs));
+        previous = Some([sums, avgs]);
     }
     Ok(())
 }

@@ -90,8 +90,8 @@ pub fn float_sum_avg(values: &[Option<f64>]) -> Option<(f64, f64)> {
         return None;
     }
     let nan = present.iter().any(|x| x.is_nan());
-    let pos = present.iter().any(|&x| x == f64::INFINITY);
-    let neg = present.iter().any(|&x| x == f64::NEG_INFINITY);
+    let pos = present.contains(&f64::INFINITY);
+    let neg = present.contains(&f64::NEG_INFINITY);
     if nan || (pos && neg) {
         return Some((f64::NAN, f64::NAN));
     }
