@@ -222,6 +222,19 @@ async fn sliding_frames_reaching_forward_are_exact() -> Result<()> {
             .collect::<Vec<_>>()
     };
     assert_eq!(bits("r"), bits("g"));
+
+    // A cumulative frame never retracts: every prefix.
+    let out = query(
+        &ctx,
+        "SELECT exact_sum(x) OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) \
+         AS s FROM t ORDER BY id",
+    )
+    .await?;
+    let sums = floats(&out, "s");
+    for i in 0..xs.len() {
+        let want = float_sum_avg(&xs[..=i]).map(|w| w.0);
+        assert_float(&format!("prefix {i}"), sums[i], want);
+    }
     Ok(())
 }
 
@@ -763,6 +776,51 @@ async fn unsupported_types_are_planning_errors() -> Result<()> {
         .await
         .expect_err("two arguments");
     assert!(err.to_string().contains("exact_sum"), "{err}");
+    Ok(())
+}
+
+/// One `DISTINCT` argument is planned as a grouping on it, and works; an accumulator that
+/// would have to deduplicate by itself is refused.
+#[tokio::test]
+async fn distinct() -> Result<()> {
+    let ctx = session(2);
+    let values = "(VALUES (1, 10), (1, 10), (2, 20), (2, 30)) AS t(x, y)";
+    let out = query(
+        &ctx,
+        &format!("SELECT exact_sum(DISTINCT x) AS s FROM {values}"),
+    )
+    .await?;
+    assert_eq!(decimals(&out, "s"), [Some(3)]);
+    let sql =
+        format!("SELECT exact_sum(DISTINCT x) AS s, exact_avg(DISTINCT y) AS a FROM {values}");
+    let err = match ctx.sql(&sql).await {
+        Ok(df) => df.collect().await.expect_err("two DISTINCT arguments"),
+        Err(e) => e,
+    };
+    assert!(
+        err.to_string().contains("(DISTINCT ...) is not supported"),
+        "{err}"
+    );
+    Ok(())
+}
+
+/// `CAST(exact_sum(x) AS BIGINT)` is exact where the sum fits and an error where it does not.
+#[tokio::test]
+async fn casting_the_decimal_sum_to_bigint() -> Result<()> {
+    let ctx = session(1);
+    let values = vec![i64::MAX, i64::MAX, -i64::MAX];
+    let batch =
+        RecordBatch::try_from_iter([("v", Arc::new(Int64Array::from(values)) as ArrayRef)])?;
+    register(&ctx, "t", batch, 1)?;
+    let out = query(&ctx, "SELECT CAST(exact_sum(v) AS BIGINT) AS s FROM t").await?;
+    assert_eq!(ints(&out, "s"), [i64::MAX]);
+    let err = query(
+        &ctx,
+        "SELECT CAST(exact_sum(v) AS BIGINT) AS s FROM t WHERE v > 0",
+    )
+    .await
+    .expect_err("2 * i64::MAX does not fit BIGINT");
+    assert!(err.to_string().contains("out of range Int64"), "{err}");
     Ok(())
 }
 
