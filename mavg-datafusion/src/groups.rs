@@ -1,0 +1,139 @@
+//! The accumulator of many groups at once, for `GROUP BY`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array};
+use datafusion::common::Result;
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use mavg::Sample;
+
+use crate::input::{for_each_state, state_arrays, state_error, Exact, ExactInput, SumValue};
+use crate::Kind;
+
+/// Exact `SUM` or `AVG` of every group, indexed by group: one exact sum and one count of
+/// non-NULL values per group.
+#[derive(Debug)]
+pub(crate) struct ExactGroupsAccumulator<A: ExactInput> {
+    sums: Vec<Exact<A>>,
+    counts: Vec<u64>,
+    kind: Kind,
+}
+
+impl<A: ExactInput> ExactGroupsAccumulator<A> {
+    pub(crate) fn new(kind: Kind) -> Self {
+        Self {
+            sums: Vec::new(),
+            counts: Vec::new(),
+            kind,
+        }
+    }
+
+    fn resize(&mut self, total_num_groups: usize) {
+        if self.sums.len() < total_num_groups {
+            self.sums.resize_with(total_num_groups, Exact::<A>::new);
+            self.counts.resize(total_num_groups, 0);
+        }
+    }
+}
+
+/// Whether row `i` passes the optional `FILTER (WHERE ...)` of the aggregate.
+#[inline]
+fn selected(filter: Option<&BooleanArray>, i: usize) -> bool {
+    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
+}
+
+impl<A: ExactInput> GroupsAccumulator for ExactGroupsAccumulator<A> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.resize(total_num_groups);
+        let values = values[0].as_primitive::<A>();
+        let raw = values.values();
+        if values.null_count() == 0 && opt_filter.is_none() {
+            for (&g, &v) in group_indices.iter().zip(raw.iter()) {
+                self.sums[g].add(v);
+                self.counts[g] += 1;
+            }
+        } else {
+            for (i, (&g, &v)) in group_indices.iter().zip(raw.iter()).enumerate() {
+                if values.is_valid(i) && selected(opt_filter, i) {
+                    self.sums[g].add(v);
+                    self.counts[g] += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let sums = emit_to.take_needed(&mut self.sums);
+        let counts = emit_to.take_needed(&mut self.counts);
+        let groups = sums.iter().zip(counts);
+        match self.kind {
+            Kind::Sum => <A::Native as Sample>::Sum::array(
+                groups.map(|(s, n)| (n > 0).then(|| s.sum())).collect(),
+            ),
+            Kind::Avg => Ok(Arc::new(
+                groups.map(|(s, n)| s.mean(n)).collect::<Float64Array>(),
+            )),
+        }
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let sums = emit_to.take_needed(&mut self.sums);
+        let counts = emit_to.take_needed(&mut self.counts);
+        let mut words = Vec::with_capacity(sums.len() * Exact::<A>::STATE_LEN);
+        for s in &sums {
+            s.write_state(&mut words);
+        }
+        state_arrays(counts, words, Exact::<A>::STATE_LEN)
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.resize(total_num_groups);
+        let (sums, counts) = (&mut self.sums, &mut self.counts);
+        for_each_state(values, Exact::<A>::STATE_LEN, |row, n, words| {
+            let g = group_indices[row];
+            sums[g].merge_state(words).map_err(state_error)?;
+            counts[g] += n;
+            Ok(())
+        })
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let values = values[0].as_primitive::<A>();
+        let mut empty = Vec::with_capacity(Exact::<A>::STATE_LEN);
+        Exact::<A>::new().write_state(&mut empty);
+        let mut words = Vec::with_capacity(values.len() * Exact::<A>::STATE_LEN);
+        let mut counts = Vec::with_capacity(values.len());
+        for (i, &v) in values.values().iter().enumerate() {
+            if values.is_valid(i) && selected(opt_filter, i) {
+                let mut one = Exact::<A>::new();
+                one.add(v);
+                one.write_state(&mut words);
+                counts.push(1);
+            } else {
+                words.extend_from_slice(&empty);
+                counts.push(0);
+            }
+        }
+        state_arrays(counts, words, Exact::<A>::STATE_LEN)
+    }
+
+    fn size(&self) -> usize {
+        self.sums.capacity() * size_of::<Exact<A>>() + self.counts.capacity() * size_of::<u64>()
+    }
+}

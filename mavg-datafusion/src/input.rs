@@ -1,0 +1,281 @@
+//! The input types the exact aggregates accept, what their sums become in Arrow, and the
+//! Arrow form of the exact state.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, Decimal128Array, FixedSizeListArray,
+    Float64Array, Int64Array, PrimitiveArray, UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt64Type};
+use datafusion::common::{exec_datafusion_err, exec_err, internal_err, Result, ScalarValue};
+use mavg::{ExactSum, Sample};
+
+/// Precision of the `DECIMAL(38, 0)` that integer sums are returned as.
+pub(crate) const DECIMAL_PRECISION: u8 = 38;
+
+/// The largest magnitude `DECIMAL(38, 0)` holds: `10^38 - 1`.
+const DECIMAL_MAX: u128 = 10u128.pow(38) - 1;
+
+/// What the exact sum of one input type is (`i128` for integers, `f64` for floats) and how it
+/// becomes an Arrow value.
+pub(crate) trait SumValue: Copy + Debug + Send + Sync + 'static {
+    /// The SQL type of `exact_sum` over this input.
+    fn sum_type() -> DataType;
+    /// One sum as a scalar; `None` is SQL NULL.
+    fn scalar(sum: Option<Self>) -> Result<ScalarValue>;
+    /// Many sums as an array; `None` is SQL NULL.
+    fn array(sums: Vec<Option<Self>>) -> Result<ArrayRef>;
+}
+
+/// The exact integer sum as a `DECIMAL(38, 0)`, or an error if it needs more than 38 digits.
+fn decimal(sum: i128) -> Result<i128> {
+    if sum.unsigned_abs() > DECIMAL_MAX {
+        return exec_err!("exact_sum: the exact sum {sum} does not fit DECIMAL(38, 0)");
+    }
+    Ok(sum)
+}
+
+impl SumValue for i128 {
+    fn sum_type() -> DataType {
+        DataType::Decimal128(DECIMAL_PRECISION, 0)
+    }
+
+    fn scalar(sum: Option<Self>) -> Result<ScalarValue> {
+        Ok(ScalarValue::Decimal128(
+            sum.map(decimal).transpose()?,
+            DECIMAL_PRECISION,
+            0,
+        ))
+    }
+
+    fn array(sums: Vec<Option<Self>>) -> Result<ArrayRef> {
+        let sums = sums
+            .into_iter()
+            .map(|s| s.map(decimal).transpose())
+            .collect::<Result<Decimal128Array>>()?;
+        Ok(Arc::new(
+            sums.with_precision_and_scale(DECIMAL_PRECISION, 0)?,
+        ))
+    }
+}
+
+impl SumValue for f64 {
+    fn sum_type() -> DataType {
+        DataType::Float64
+    }
+
+    fn scalar(sum: Option<Self>) -> Result<ScalarValue> {
+        Ok(ScalarValue::Float64(sum))
+    }
+
+    fn array(sums: Vec<Option<Self>>) -> Result<ArrayRef> {
+        Ok(Arc::new(Float64Array::from(sums)))
+    }
+}
+
+/// An Arrow primitive type whose values the exact accumulator takes: every integer type up to
+/// 64 bits, `Float32` and `Float64`.
+pub(crate) trait ExactInput:
+    ArrowPrimitiveType<Native: Sample<Sum: SumValue>> + Debug + Send + Sync
+{
+}
+
+impl<A> ExactInput for A where
+    A: ArrowPrimitiveType<Native: Sample<Sum: SumValue>> + Debug + Send + Sync
+{
+}
+
+/// The exact accumulator of an input type.
+pub(crate) type Exact<A> = ExactSum<<A as ArrowPrimitiveType>::Native>;
+
+/// Runs `$body` with `$A` naming the Arrow type of `$dt`, one of the accepted input types.
+macro_rules! with_input_type {
+    ($dt:expr, $A:ident => $body:expr) => {{
+        use datafusion::arrow::datatypes as dt;
+        match $dt {
+            dt::DataType::Int8 => {
+                type $A = dt::Int8Type;
+                $body
+            }
+            dt::DataType::Int16 => {
+                type $A = dt::Int16Type;
+                $body
+            }
+            dt::DataType::Int32 => {
+                type $A = dt::Int32Type;
+                $body
+            }
+            dt::DataType::Int64 => {
+                type $A = dt::Int64Type;
+                $body
+            }
+            dt::DataType::UInt8 => {
+                type $A = dt::UInt8Type;
+                $body
+            }
+            dt::DataType::UInt16 => {
+                type $A = dt::UInt16Type;
+                $body
+            }
+            dt::DataType::UInt32 => {
+                type $A = dt::UInt32Type;
+                $body
+            }
+            dt::DataType::UInt64 => {
+                type $A = dt::UInt64Type;
+                $body
+            }
+            dt::DataType::Float32 => {
+                type $A = dt::Float32Type;
+                $body
+            }
+            dt::DataType::Float64 => {
+                type $A = dt::Float64Type;
+                $body
+            }
+            other => {
+                return datafusion::common::internal_err!(
+                    "exact aggregate called with input type {other} after coercion"
+                );
+            }
+        }
+    }};
+}
+pub(crate) use with_input_type;
+
+/// The type a SQL argument is cast to before it is summed, or `None` if it is not accepted.
+///
+/// Integer and float types are taken as they are; `Float16` widens exactly to `Float32`;
+/// an untyped `NULL` becomes `Int64`; a dictionary is summed by its values.
+pub(crate) fn coerced_input(data_type: &DataType) -> Option<DataType> {
+    match data_type {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Float32
+        | DataType::Float64 => Some(data_type.clone()),
+        DataType::Float16 => Some(DataType::Float32),
+        DataType::Null => Some(DataType::Int64),
+        DataType::Dictionary(_, values) => coerced_input(values),
+        _ => None,
+    }
+}
+
+/// The sum type of an accepted input type.
+pub(crate) fn sum_type(input: &DataType) -> Result<DataType> {
+    Ok(with_input_type!(input, A => <<A as ArrowPrimitiveType>::Native as Sample>::Sum::sum_type()))
+}
+
+/// The number of state words of an accepted input type.
+pub(crate) fn state_len(input: &DataType) -> Result<usize> {
+    Ok(with_input_type!(input, A => Exact::<A>::STATE_LEN))
+}
+
+/// The item field of the state's word lists.
+fn word_field() -> FieldRef {
+    Arc::new(Field::new_list_field(DataType::Int64, false))
+}
+
+/// The Arrow type of the state's `sum` field: `FixedSizeList<Int64>` of `state_len` words.
+pub(crate) fn words_type(state_len: usize) -> DataType {
+    DataType::FixedSizeList(word_field(), state_len as i32)
+}
+
+/// Packs the words of `words.len() / state_len` states into a `FixedSizeList<Int64>` array.
+pub(crate) fn words_array(words: Vec<i64>, state_len: usize) -> Result<FixedSizeListArray> {
+    Ok(FixedSizeListArray::try_new(
+        word_field(),
+        state_len as i32,
+        Arc::new(Int64Array::from(words)),
+        None,
+    )?)
+}
+
+/// The state columns `count` and `sum` of many groups.
+pub(crate) fn state_arrays(
+    counts: Vec<u64>,
+    words: Vec<i64>,
+    state_len: usize,
+) -> Result<Vec<ArrayRef>> {
+    Ok(vec![
+        Arc::new(UInt64Array::from(counts)),
+        Arc::new(words_array(words, state_len)?),
+    ])
+}
+
+/// Calls `merge(row, count, words)` for each non-NULL row of the state columns `count` and
+/// `sum` (as written by `state`).
+pub(crate) fn for_each_state(
+    states: &[ArrayRef],
+    state_len: usize,
+    mut merge: impl FnMut(usize, u64, &[i64]) -> Result<()>,
+) -> Result<()> {
+    let [counts, lists] = states else {
+        return internal_err!("exact aggregate state has {} columns, not 2", states.len());
+    };
+    let counts = counts.as_primitive_opt::<UInt64Type>().ok_or_else(|| {
+        exec_datafusion_err!("exact aggregate state: count is {}", counts.data_type())
+    })?;
+    let lists = lists.as_fixed_size_list_opt().ok_or_else(|| {
+        exec_datafusion_err!("exact aggregate state: sum is {}", lists.data_type())
+    })?;
+    if lists.value_length() as usize != state_len {
+        return exec_err!(
+            "exact aggregate state: {} words per sum, expected {state_len}",
+            lists.value_length()
+        );
+    }
+    let words = lists
+        .values()
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| {
+            exec_datafusion_err!(
+                "exact aggregate state: words are {}",
+                lists.values().data_type()
+            )
+        })?
+        .values();
+    for row in 0..counts.len() {
+        if counts.is_null(row) || lists.is_null(row) {
+            continue;
+        }
+        let start = lists.value_offset(row) as usize;
+        merge(row, counts.value(row), &words[start..start + state_len])?;
+    }
+    Ok(())
+}
+
+/// Calls `f` on every non-NULL value of `values`, in order; returns how many there were.
+#[inline]
+pub(crate) fn for_each_value<A: ArrowPrimitiveType>(
+    values: &PrimitiveArray<A>,
+    mut f: impl FnMut(A::Native),
+) -> u64 {
+    let raw = values.values();
+    match values.nulls().filter(|nulls| nulls.null_count() > 0) {
+        None => {
+            raw.iter().for_each(|&v| f(v));
+            raw.len() as u64
+        }
+        Some(nulls) => {
+            let mut n = 0;
+            for i in nulls.valid_indices() {
+                f(raw[i]);
+                n += 1;
+            }
+            n
+        }
+    }
+}
+
+/// Turns a state decoding error of the core crate into an execution error.
+pub(crate) fn state_error(e: mavg::StateError) -> datafusion::error::DataFusionError {
+    exec_datafusion_err!("exact aggregate state: {e}")
+}
