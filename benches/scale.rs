@@ -22,6 +22,8 @@
 //!
 //! Linux only (it reads `/proc`); elsewhere RSS reads as 0.
 
+mod common;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Barrier, Mutex};
@@ -29,100 +31,28 @@ use std::time::Instant;
 
 use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
 
+use common::XorShift;
+
 const ADDS_PER_THREAD: usize = 4_000_000;
 const THREAD_COUNTS: [usize; 5] = [1, 2, 8, 64, 256];
 /// The window of each per-key average.
 const KEY_WINDOW: usize = 16;
 
-/// A line chart of resident MB (log scale) against threads alive at once.
-fn svg(series: &[(String, Vec<f64>)]) -> String {
-    let colors = ["#2ca02c", "#d62728", "#1f77b4", "#9467bd"];
-    let (w, h, left, right, top, bottom) = (640.0, 440.0, 70.0, 30.0, 50.0, 120.0);
-    let (pw, ph) = (w - left - right, h - top - bottom);
-    let values = series
+/// The chart's data, for `benches/summarize.py --memory-json` to draw: resident MB against
+/// threads alive at once, one series per line.
+fn chart_json(series: &[(String, Vec<f64>)]) -> String {
+    let threads = THREAD_COUNTS.map(|t| t.to_string()).join(", ");
+    let lines: Vec<String> = series
         .iter()
-        .flat_map(|(_, v)| v)
-        .map(|&v| (v / 1e6).max(0.01));
-    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    let (ymin, ymax) = (
-        10f64.powf(lo.log10().floor()),
-        10f64.powf(hi.log10().ceil()),
-    );
-    let x = |i: usize| left + pw * i as f64 / (THREAD_COUNTS.len() - 1) as f64;
-    let y = |v: f64| {
-        top + ph
-            * (1.0 - ((v / 1e6).max(0.01).log10() - ymin.log10()) / (ymax.log10() - ymin.log10()))
-    };
-    let mut out = vec![
-        format!(
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-        ),
-        format!(r#"<rect width="{w}" height="{h}" fill="white"/>"#),
-        format!(
-            r#"<text x="{}" y="24" text-anchor="middle" font-size="15">Resident memory, window 100,000 f64, against threads adding at once</text>"#,
-            w / 2.0
-        ),
-    ];
-    let mut tick = ymin;
-    while tick <= ymax * 1.001 {
-        let yy = top + ph * (1.0 - (tick.log10() - ymin.log10()) / (ymax.log10() - ymin.log10()));
-        out.push(format!(
-            r##"<line x1="{left}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#ddd"/>"##,
-            w - right
-        ));
-        out.push(format!(
-            r#"<text x="{}" y="{:.1}" text-anchor="end">{tick} MB</text>"#,
-            left - 6.0,
-            yy + 4.0
-        ));
-        tick *= 10.0;
-    }
-    for (i, t) in THREAD_COUNTS.iter().enumerate() {
-        out.push(format!(
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{t}</text>"#,
-            x(i),
-            top + ph + 18.0
-        ));
-    }
-    out.push(format!(
-        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
-    ));
-    out.push(format!(
-        r#"<text x="{}" y="{}" text-anchor="middle">threads alive at once</text>"#,
-        left + pw / 2.0,
-        top + ph + 38.0
-    ));
-    for (k, (name, vals)) in series.iter().enumerate() {
-        let c = colors[k % colors.len()];
-        let pts: Vec<String> = vals
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| format!("{:.1},{:.1}", x(i), y(v)))
-            .collect();
-        out.push(format!(
-            r#"<polyline fill="none" stroke="{c}" stroke-width="2.5" points="{}"/>"#,
-            pts.join(" ")
-        ));
-        for (i, &v) in vals.iter().enumerate() {
-            out.push(format!(
-                r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{c}"/>"#,
-                x(i),
-                y(v)
-            ));
-        }
-        let ly = top + ph + 62.0 + 16.0 * k as f64;
-        out.push(format!(
-            r#"<line x1="{left}" y1="{ly}" x2="{}" y2="{ly}" stroke="{c}" stroke-width="2.5"/>"#,
-            left + 24.0
-        ));
-        out.push(format!(
-            r#"<text x="{}" y="{}">{name}</text>"#,
-            left + 30.0,
-            ly + 4.0
-        ));
-    }
-    out.push("</svg>".into());
-    out.join("\n") + "\n"
+        .map(|(name, mb)| {
+            let mb: Vec<String> = mb.iter().map(|v| format!("{v:.3}")).collect();
+            format!("    {{\"name\": \"{name}\", \"mb\": [{}]}}", mb.join(", "))
+        })
+        .collect();
+    format!(
+        "{{\n  \"threads\": [{threads}],\n  \"series\": [\n{}\n  ]\n}}\n",
+        lines.join(",\n")
+    )
 }
 
 fn rss() -> usize {
@@ -210,21 +140,14 @@ type Stripe<K, V> = crossbeam_utils::CachePadded<Mutex<HashMap<K, V>>>;
 
 fn case_keys(kind: &str, keys: usize, threads: usize) -> String {
     let before = rss();
-    let key_of = |state: &mut u64| {
-        // xorshift64*
-        *state ^= *state >> 12;
-        *state ^= *state << 25;
-        *state ^= *state >> 27;
-        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) % keys as u64) as usize
-    };
     let run = |add: &(dyn Fn(usize, u64) + Sync)| {
         let start = Instant::now();
         std::thread::scope(|s| {
             for t in 0..threads {
                 s.spawn(move || {
-                    let mut state = 0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1);
+                    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1));
                     for i in 0..ADDS_PER_THREAD {
-                        add(key_of(&mut state), i as u64);
+                        add((rng.next_u64() % keys as u64) as usize, i as u64);
                     }
                 });
             }
@@ -416,9 +339,9 @@ fn main() {
     }
     if !chart.is_empty() {
         let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/memory_threads.svg");
-        std::fs::write(&path, svg(&chart)).unwrap();
-        println!("(chart written to {})\n", path.display());
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/memory_threads.json");
+        std::fs::write(&path, chart_json(&chart)).unwrap();
+        println!("(chart data written to {})\n", path.display());
     }
     if want("window") {
         println!("## Memory against the window (f64, 2 threads fill four windows; MB resident, memory_bytes for ShardedAverage)\n");

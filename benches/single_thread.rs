@@ -10,9 +10,9 @@
 //! * `read`: read the average of a full window, nothing added.
 //!
 //! The values come from `common::F64S` / `common::I64S`, precomputed. Every structure is built
-//! and filled (with `window + 32` values, see `FILL_EXTRA`) before timing starts. The structure is passed through `black_box` on every
-//! operation, so that no implementation keeps its state in registers across operations, as
-//! none could when called from real code.
+//! and filled (with `window + 32` values, see `FILL_EXTRA`) before timing starts. The structure
+//! is passed through `black_box` on every operation, so that no implementation keeps its state
+//! in registers across operations, as none could when called from real code.
 //!
 //! Peers (all drifting running sums unless said otherwise):
 //!
@@ -44,7 +44,7 @@ use simple_moving_average::{SingleSumSMA, SumTreeSMA, SMA};
 use yata::core::{Method, PeriodType};
 use yata::helpers::Peekable;
 
-use common::{F64S, I64S, MASK};
+use common::{F64S, I64S, MASK, WINDOWS};
 
 /// The three operations measured.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,7 @@ trait Subject<V>: Send + 'static {
 impl<T: mavg::Sample> Subject<T> for RingAverage<T> {
     #[inline]
     fn add(&mut self, v: T) {
-        RingAverage::push(self, v);
+        self.push(v);
     }
     #[inline]
     fn read(&self) -> Option<f64> {
@@ -102,7 +102,7 @@ impl<T: mavg::Sample> Subject<T> for MutexAverage<T> {
 impl<T: mavg::Sample> Subject<T> for ShardedAverage<T> {
     #[inline]
     fn add(&mut self, v: T) {
-        ShardedAverage::push(&*self, v);
+        SharedMovingAverage::push(&*self, v);
     }
     #[inline]
     fn read(&self) -> Option<f64> {
@@ -331,156 +331,54 @@ fn bench<V: Copy + Send + Sync + 'static, S: Subject<V>>(
     };
 }
 
+/// Registers one benchmark of `$op` per subject at window `$n`: the crate's three
+/// implementations, the peers that take every element type, and the `extra` ones given as
+/// `name => constructor`, in the row order of the reports. A macro, not a table: every subject
+/// is its own type, and one trait object for all would add a dynamic call to what is measured.
+macro_rules! bench_subjects {
+    (
+        $g:expr, $op:expr, $t:ty, $n:ident, $values:expr,
+        extra: [$($name:literal => $make:expr),* $(,)?]
+    ) => {{
+        let (g, op, values): (_, _, &'static [$t]) = ($g, $op, $values);
+        bench(g, op, "RingAverage", $n, values, || RingAverage::<$t>::new($n).unwrap(), false);
+        bench(g, op, "MutexAverage", $n, values, || MutexAverage::<$t>::new($n).unwrap(), false);
+        let sharded = || ShardedAverage::<$t>::new($n).unwrap();
+        bench(g, op, "ShardedAverage", $n, values, sharded, false);
+        bench(g, op, "SingleSumSMA", $n, values, SingleSumSMA::<$t, $t, $n>::new, false);
+        bench(g, op, "SumTreeSMA", $n, values, SumTreeSMA::<$t, $t, $n>::new, false);
+        // Built full (`prefilled`): filling it by adds would take O(N^2).
+        bench(g, op, "movavg", $n, values, move || movavg_full::<$t, $n>(values), true);
+        $(bench(g, op, $name, $n, values, $make, false);)*
+        bench(g, op, "Mutex<VecDeque>", $n, values, || Naive::<$t>::new($n), false);
+    }};
+}
+
 fn f64_window<const N: usize>(g: &mut BenchmarkGroup<'_, WallTime>, op: Op) {
-    let v: &'static [f64] = &F64S;
-    bench(
-        g,
-        op,
-        "RingAverage",
-        N,
-        v,
-        || RingAverage::<f64>::new(N).unwrap(),
-        false,
-    );
-    bench(
-        g,
-        op,
-        "MutexAverage",
-        N,
-        v,
-        || MutexAverage::<f64>::new(N).unwrap(),
-        false,
-    );
-    bench(
-        g,
-        op,
-        "ShardedAverage",
-        N,
-        v,
-        || ShardedAverage::<f64>::new(N).unwrap(),
-        false,
-    );
-    bench(
-        g,
-        op,
-        "SingleSumSMA",
-        N,
-        v,
-        SingleSumSMA::<f64, f64, N>::new,
-        false,
-    );
-    bench(
-        g,
-        op,
-        "SumTreeSMA",
-        N,
-        v,
-        SumTreeSMA::<f64, f64, N>::new,
-        false,
-    );
-    bench(g, op, "movavg", N, v, || movavg_full::<f64, N>(&F64S), true);
-    bench(
-        g,
-        op,
-        "ta",
-        N,
-        v,
-        || ta::indicators::SimpleMovingAverage::new(N).unwrap(),
-        false,
-    );
-    bench(
-        g,
-        op,
-        "yata",
-        N,
-        v,
-        || yata::methods::SMA::new(N as PeriodType, &0.0).unwrap(),
-        false,
-    );
-    bench(
-        g,
-        op,
-        "Mutex<VecDeque>",
-        N,
-        v,
-        || Naive::<f64>::new(N),
-        false,
-    );
+    bench_subjects!(g, op, f64, N, &F64S, extra: [
+        "ta" => || ta::indicators::SimpleMovingAverage::new(N).unwrap(),
+        "yata" => || yata::methods::SMA::new(N as PeriodType, &0.0).unwrap(),
+    ]);
 }
 
 fn i64_window<const N: usize>(g: &mut BenchmarkGroup<'_, WallTime>, op: Op) {
-    let v: &'static [i64] = &I64S;
-    bench(
-        g,
-        op,
-        "RingAverage",
-        N,
-        v,
-        || RingAverage::<i64>::new(N).unwrap(),
-        false,
-    );
-    bench(
-        g,
-        op,
-        "MutexAverage",
-        N,
-        v,
-        || MutexAverage::<i64>::new(N).unwrap(),
-        false,
-    );
-    bench(
-        g,
-        op,
-        "ShardedAverage",
-        N,
-        v,
-        || ShardedAverage::<i64>::new(N).unwrap(),
-        false,
-    );
-    bench(
-        g,
-        op,
-        "SingleSumSMA",
-        N,
-        v,
-        SingleSumSMA::<i64, i64, N>::new,
-        false,
-    );
-    bench(
-        g,
-        op,
-        "SumTreeSMA",
-        N,
-        v,
-        SumTreeSMA::<i64, i64, N>::new,
-        false,
-    );
-    bench(g, op, "movavg", N, v, || movavg_full::<i64, N>(&I64S), true);
-    bench(
-        g,
-        op,
-        "Mutex<VecDeque>",
-        N,
-        v,
-        || Naive::<i64>::new(N),
-        false,
-    );
+    bench_subjects!(g, op, i64, N, &I64S, extra: []);
 }
 
 fn single_thread(c: &mut Criterion) {
     for op in [Op::Add, Op::AddRead, Op::Read] {
         let mut g = c.benchmark_group(format!("{}/f64", op.group()));
         g.throughput(Throughput::Elements(1));
-        f64_window::<16>(&mut g, op);
-        f64_window::<1024>(&mut g, op);
-        f64_window::<1_000_000>(&mut g, op);
+        f64_window::<{ WINDOWS[0] }>(&mut g, op);
+        f64_window::<{ WINDOWS[1] }>(&mut g, op);
+        f64_window::<{ WINDOWS[2] }>(&mut g, op);
         g.finish();
 
         let mut g = c.benchmark_group(format!("{}/i64", op.group()));
         g.throughput(Throughput::Elements(1));
-        i64_window::<16>(&mut g, op);
-        i64_window::<1024>(&mut g, op);
-        i64_window::<1_000_000>(&mut g, op);
+        i64_window::<{ WINDOWS[0] }>(&mut g, op);
+        i64_window::<{ WINDOWS[1] }>(&mut g, op);
+        i64_window::<{ WINDOWS[2] }>(&mut g, op);
         g.finish();
     }
 }

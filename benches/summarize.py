@@ -9,8 +9,8 @@ from ``benchmark.json`` beside it), and prints to stdout:
 * one table per single-thread group (median ns per operation, implementation x window),
 * the thread-scaling tables (total Mops/s, implementation x thread count),
 
-and writes ``push_threads.svg`` and ``mixed_threads.svg`` (total throughput vs threads) into
-the image directory. All ratios come from the same baseline directory, that is from one run.
+and, with ``--svg-dir``, writes ``push_threads.svg`` and ``mixed_threads.svg`` (total throughput
+vs threads) there. All ratios come from the same baseline directory, that is from one run.
 
 Usage (from the crate root, after ``cargo bench``)::
 
@@ -18,12 +18,12 @@ Usage (from the crate root, after ``cargo bench``)::
     python3 benches/summarize.py --baseline before    # a run saved with --save-baseline before
     python3 benches/summarize.py --svg-dir notes/img  # also write the charts there
 
-Only the Python standard library is used.
+Needs matplotlib (``pip install matplotlib``) for the charts; the tables need only the
+standard library. Given ``--svg-dir`` without matplotlib, the script stops at once and says so.
 """
 
 import argparse
 import json
-import math
 import os
 import sys
 from collections import defaultdict
@@ -267,97 +267,98 @@ def headline(data):
     return lines
 
 
-def svg_chart(data, group, title, path):
-    """A line chart of total throughput vs thread count, written by hand."""
-    colors = {
-        "MutexAverage": "#d62728",
-        "ShardedAverage": "#1f77b4",
-        "fetch_add": "#7f7f7f",
-        "per_thread": "#2ca02c",
-    }
-    labels = {
-        "MutexAverage": "MutexAverage",
-        "ShardedAverage": "ShardedAverage",
-        "fetch_add": "one shared AtomicU64::fetch_add (floor of a global order)",
-        "per_thread": "per-thread counters, nothing shared (ceiling)",
-    }
-    dashed = {"fetch_add": "6 4", "per_thread": "2 3"}
+def import_pyplot():
+    """matplotlib's pyplot, drawing to files only; exits with a message if it is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        sys.exit("the charts (--svg-dir) need matplotlib: pip install matplotlib")
+    matplotlib.use("Agg")
+    # Text stays text, and ids and metadata are fixed, so an unchanged chart is an unchanged file.
+    matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "mavg"})
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# How each row of the thread tables is drawn: color, line style and legend label.
+STYLES = {
+    "MutexAverage": ("#d62728", "-", "MutexAverage"),
+    "ShardedAverage": ("#1f77b4", "-", "ShardedAverage"),
+    "fetch_add": (
+        "#7f7f7f",
+        (0, (6, 4)),
+        "one shared AtomicU64::fetch_add (floor of a global order)",
+    ),
+    "per_thread": ("#2ca02c", (0, (2, 3)), "per-thread counters, nothing shared (ceiling)"),
+}
+
+
+def svg_chart(plt, data, group, title, path):
+    """A line chart of total throughput vs thread count on a log scale; False if no data."""
+    from matplotlib import ticker
+
     series = {i: [mops(data, group, i, t) for t in THREADS] for i in SHARED}
-    values = [v for s in series.values() for v in s if v is not None]
-    if not values:
+    if all(v is None for s in series.values() for v in s):
         return False
-    w, h = 640, 480
-    left, right, top, bottom = 70, 30, 50, 140
-    pw, ph = w - left - right, h - top - bottom
-    # Logarithmic y axis (the rows differ by an order of magnitude), gridlines at 1, 2, 5 x 10^k.
-    ymin = 10 ** math.floor(math.log10(min(values)))
-    ymax = 10 ** math.ceil(math.log10(max(values)))
-    ticks = [
-        m * 10**k
-        for k in range(int(math.log10(ymin)), int(math.log10(ymax)) + 1)
-        for m in (1, 2, 5)
-        if ymin <= m * 10**k <= ymax
-    ]
-
-    def x(i):
-        return left + pw * i / (len(THREADS) - 1)
-
-    def y(v):
-        span = math.log10(ymax) - math.log10(ymin)
-        return top + ph * (1 - (math.log10(v) - math.log10(ymin)) / span)
-
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-        f'viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">',
-        f'<rect width="{w}" height="{h}" fill="white"/>',
-        f'<text x="{w / 2}" y="24" text-anchor="middle" font-size="15">{title}</text>',
-    ]
-    for tick in ticks:
-        yy = y(tick)
-        out.append(f'<line x1="{left}" y1="{yy:.1f}" x2="{w - right}" y2="{yy:.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 8}" y="{yy + 4:.1f}" text-anchor="end">{tick:g}</text>')
-    for i, t in enumerate(THREADS):
-        out.append(f'<line x1="{x(i):.1f}" y1="{top}" x2="{x(i):.1f}" y2="{top + ph}" stroke="#eee"/>')
-        out.append(f'<text x="{x(i):.1f}" y="{top + ph + 18}" text-anchor="middle">{t}</text>')
-    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
-    out.append(
-        f'<text x="{left + pw / 2}" y="{top + ph + 38}" text-anchor="middle">threads '
-        f'(2 cores: 4 and 8 are oversubscribed)</text>'
-    )
-    out.append(
-        f'<text x="18" y="{top + ph / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 18 {top + ph / 2})">total Mops/s (median, log scale)</text>'
-    )
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
     for impl, vals in series.items():
-        pts = [(x(i), y(v)) for i, v in enumerate(vals) if v is not None]
-        dash = f' stroke-dasharray="{dashed[impl]}"' if impl in dashed else ""
-        out.append(
-            f'<polyline fill="none" stroke="{colors[impl]}" stroke-width="2.5"{dash} points="'
-            + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
-            + '"/>'
-        )
-        for (a, b), v in zip(pts, [v for v in vals if v is not None]):
-            out.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{colors[impl]}"/>')
-            # Mutex and fetch_add labels below their points, the others above, so that close
-            # values stay legible.
-            dy = 16 if impl in ("MutexAverage", "fetch_add") else -6
-            out.append(
-                f'<text x="{a + 6:.1f}" y="{b + dy:.1f}" fill="{colors[impl]}" '
-                f'font-size="11">{v:.0f}</text>'
+        color, dash, label = STYLES[impl]
+        points = [(i, v) for i, v in enumerate(vals) if v is not None]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        ax.plot(xs, ys, color=color, linestyle=dash, linewidth=2.5, marker="o", label=label)
+        # Mutex and fetch_add labels below their points, the others above, so that close
+        # values stay legible.
+        below = impl in ("MutexAverage", "fetch_add")
+        for x, y in points:
+            ax.annotate(
+                f"{y:.0f}",
+                (x, y),
+                xytext=(6, -14 if below else 6),
+                textcoords="offset points",
+                color=color,
+                fontsize=8,
             )
-    lx, ly = left, top + ph + 62
-    for k, impl in enumerate(SHARED):
-        yy = ly + 18 * k
-        dash = f' stroke-dasharray="{dashed[impl]}"' if impl in dashed else ""
-        out.append(
-            f'<line x1="{lx}" y1="{yy}" x2="{lx + 24}" y2="{yy}" stroke="{colors[impl]}" '
-            f'stroke-width="2.5"{dash}/>'
-        )
-        out.append(f'<text x="{lx + 30}" y="{yy + 4}">{labels[impl]}</text>')
-    out.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
+    # Logarithmic y axis (the rows differ by an order of magnitude), gridlines at 1, 2, 5 x 10^k.
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_locator(ticker.NullLocator())
+    ax.set_xticks(range(len(THREADS)), THREADS)
+    # Room for the value labels at the ends of the lines.
+    ax.margins(x=0.08, y=0.1)
+    ax.grid(True, color="#ddd")
+    ax.set_title(title)
+    ax.set_xlabel("threads (2 cores: 4 and 8 are oversubscribed)")
+    ax.set_ylabel("total Mops/s (median, log scale)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False, fontsize=9)
+    fig.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
     return True
+
+
+def memory_chart(plt, path_json, path_svg):
+    """Resident MB against threads alive at once (log scale), from `cargo bench --bench scale`."""
+    import json
+
+    from matplotlib import ticker
+
+    with open(path_json) as f:
+        chart = json.load(f)
+    threads = chart["threads"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for series in chart["series"]:
+        ax.plot(range(len(threads)), series["mb"], linewidth=2.5, marker="o", label=series["name"])
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xticks(range(len(threads)), threads)
+    ax.grid(True, color="#ddd")
+    ax.set_title("Resident memory against threads, window 100,000 f64")
+    ax.set_xlabel("threads alive at once")
+    ax.set_ylabel("MB resident (log scale)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False, fontsize=9)
+    fig.savefig(path_svg, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
 
 
 def main():
@@ -365,7 +366,14 @@ def main():
     ap.add_argument("--criterion-dir", default="target/criterion")
     ap.add_argument("--baseline", default="new", help="criterion baseline directory name")
     ap.add_argument("--svg-dir", default=None, help="write the scaling charts here")
+    ap.add_argument(
+        "--memory-json",
+        default="target/memory_threads.json",
+        help="with --svg-dir, also draw memory_threads.svg from this file if it exists",
+    )
     args = ap.parse_args()
+    # Before any output, so that a missing matplotlib does not cut the report in half.
+    plt = import_pyplot() if args.svg_dir else None
 
     data = load(args.criterion_dir, args.baseline)
     if not data:
@@ -386,8 +394,12 @@ def main():
             ("push/threads", "push_threads.svg", "Adds from several threads, window 1024 f64"),
             ("mixed/threads", "mixed_threads.svg", "Adds with 1% reads, window 1024 f64"),
         ]:
-            if svg_chart(data, group, title, os.path.join(args.svg_dir, name)):
+            if svg_chart(plt, data, group, title, os.path.join(args.svg_dir, name)):
                 print(f"<!-- wrote {os.path.join(args.svg_dir, name)} -->")
+        if os.path.exists(args.memory_json):
+            path = os.path.join(args.svg_dir, "memory_threads.svg")
+            memory_chart(plt, args.memory_json, path)
+            print(f"<!-- wrote {path} -->")
 
 
 if __name__ == "__main__":

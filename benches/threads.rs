@@ -43,7 +43,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use crossbeam_utils::CachePadded;
 use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
 
-use common::{F64S, MASK};
+use common::{F64S, MASK, WINDOWS};
 
 const WINDOW: usize = 1024;
 const THREADS: [usize; 4] = [1, 2, 4, 8];
@@ -217,7 +217,7 @@ fn print_memory() {
     }
     println!("| implementation | type | window | bytes | bytes per element |");
     println!("| --- | --- | ---: | ---: | ---: |");
-    for window in [16usize, 1024, 1_000_000] {
+    for window in WINDOWS {
         // RingAverage: the struct (which holds the exact accumulator inline) plus the buffer,
         // whose capacity `new` reserves exactly.
         let ring = RingAverage::<f64>::new(window).unwrap();

@@ -1,658 +1,335 @@
-//! The crate in the consumer role of an analytics pipeline.
+//! One consumer stage of the pipeline in `notes/analytics-backend.md`, timed per event.
 //!
-//! Synthetic order events for many merchants, with a Zipf-like skew so that a few merchants
-//! produce most of the traffic, are processed by several worker threads. Each worker plays the
-//! part of one stream consumer and keeps:
+//! Each worker thread owns one partition of serialized records, as the collectors write them to
+//! the log, and per record: (1) decodes and validates it (bounds, enums, UTF-8); (2) looks its
+//! id up in an in-memory set of 64-bit fingerprints covering the last hour, in two generations
+//! (events created over an hour before they arrive go to the late path, where the store would
+//! be asked; here they are counted); (3) counts events and revenue per merchant and 15-minute
+//! UTC bucket; (4) copies the row into an insert batch, cut every 65,536 rows. Not timed or not
+//! done: generating the input, the log client, the late path, compressing and sending batches.
 //!
-//! * per-minute rollups: a local `(merchant, minute) -> (count, sum)` map of mergeable partial
-//!   aggregates, kept in event time, closed by a watermark with an allowed lateness, and flushed
-//!   as an idempotent upsert keyed by `(merchant, minute, worker)`;
-//! * live "last N orders" widgets: a [`ShardedAverage`] per hot merchant, shared by every worker,
-//!   because a hot merchant's traffic is spread over several consumers (salted partition keys)
-//!   and all of them push into the same average. `--avg mutex` swaps in [`MutexAverage`] as a
-//!   baseline.
-//!
-//! Events are generated before the clock starts, so the rate printed (events per second and
-//! the equivalent per day) covers processing only: no decoding or I/O. The rollups are checked
-//! at the end: every event is in exactly one rollup row, or counted as late or future-dated.
-//! The default run (10 M events) takes a few seconds; sizes come from the command line:
+//! The crate's part is a guard, not a metric: the hottest merchants are salted over every
+//! partition, and all workers push each of their events' lag (receive minus creation time) into
+//! one shared `ShardedAverage` of the last 1,024 per merchant; a rise flags offline replays or
+//! skewed clocks. `--guard 0` turns it off. Only `std` and the crate are used.
 //!
 //! ```text
-//! cargo run --release --example ingest -- --events 2000000 --merchants 10000 --threads 2 --window 256
+//! cargo run --release --example ingest -- --events 2000000 --merchants 100000 --threads 2
 //! ```
-//!
-//! Only `std` and the crate are used: the PRNG (splitmix64 seeding an xorshift64*), the Zipf
-//! sampler (inverse CDF over precomputed cumulative weights, binary search) and the hasher for the
-//! rollup maps are written here.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
-use std::process::ExitCode;
-use std::sync::Mutex;
+use std::collections::HashSet;
 use std::time::Instant;
 
-use mavg::{MutexAverage, ShardedAverage, SharedMovingAverage};
+use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
 
-const USAGE: &str = "usage: ingest [--events N] [--merchants N] [--threads N] [--window N] \
-[--hot K] [--zipf S] [--minutes N] [--seed N] [--avg sharded|mutex]";
+const HORIZON_MS: u64 = 3_600_000; // in-memory dedup horizon
+const BUCKET_MS: u64 = 900_000; // 15 minutes: every UTC offset in use is a multiple of it
+const BATCH_ROWS: u64 = 65_536;
+const GUARD_WINDOW: usize = 1_024;
+const USAGE: &str =
+    "usage: ingest [--events N] [--merchants N] [--threads N] [--hot N] [--guard 0|1]";
 
-/// Watermark delay: the stream is assumed to be at most this far out of order (event time).
-const OUT_OF_ORDER_MS: u64 = 5_000;
-/// A minute stays open this long after the watermark passes its end; later events are dropped
-/// from the live rollup and counted (in a deployment they go to a late-data topic and are folded
-/// in by the correction path that rebuilds from the raw lake).
-const ALLOWED_LATENESS_MS: u64 = 60_000;
-/// Events stamped further than this ahead of the newest accepted event are quarantined instead
-/// of opening rollup minutes far in the future (a collector checks against its own clock).
-const FUTURE_TOLERANCE_MS: u64 = 10 * 60_000;
-const MINUTE_MS: u64 = 60_000;
-
-// ---------------------------------------------------------------------------------------------
-// Arguments
-// ---------------------------------------------------------------------------------------------
-
-struct Config {
-    events: u64,
-    merchants: u32,
-    threads: usize,
-    window: usize,
-    hot: u32,
-    zipf: f64,
-    minutes: u64,
-    seed: u64,
-    mutex: bool,
+/// Events, merchants, threads (one partition each), hot (salted) merchants, guard on or off.
+fn parse_args() -> Result<[u64; 5], String> {
+    let (mut c, mut args) = ([2_000_000, 100_000, 2, 16, 1], std::env::args().skip(1));
+    while let Some(flag) = args.next() {
+        let flags = ["--events", "--merchants", "--threads", "--hot", "--guard"];
+        let i = flags.iter().position(|f| *f == flag).ok_or(USAGE)?;
+        let value = args.next().ok_or(USAGE)?;
+        let bad = format!("bad value {value:?} for {flag}");
+        c[i] = value.parse().map_err(|_| bad)?;
+    }
+    let [events, merchants, threads, hot, guard] = c;
+    let m = merchants.clamp(1, 1 << 24);
+    Ok([
+        events.max(1),
+        m,
+        threads.clamp(1, 64),
+        hot.min(m),
+        guard.min(1),
+    ])
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            events: 10_000_000,
-            merchants: 10_000,
-            threads: 2,
-            window: 256,
-            hot: 100,
-            zipf: 1.1,
-            minutes: 60,
-            seed: 42,
-            mutex: false,
-        }
-    }
+/// A finalizer-style mixer: partition keys and id fingerprints.
+fn mix(x: u64) -> u64 {
+    let x = (x ^ (x >> 33)).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    (x ^ (x >> 33)).wrapping_mul(0xC4CE_B9FE_1A85_EC53) ^ (x >> 29)
 }
 
-fn parse_args() -> Result<Config, String> {
-    let mut cfg = Config::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        // Accept both `--flag value` and `--flag=value`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (arg.clone(), None),
-        };
-        const FLAGS: [&str; 9] = [
-            "--events",
-            "--merchants",
-            "--threads",
-            "--window",
-            "--hot",
-            "--zipf",
-            "--minutes",
-            "--seed",
-            "--avg",
-        ];
-        if !FLAGS.contains(&flag.as_str()) {
-            return Err(format!("unknown argument {flag}"));
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => args
-                .next()
-                .ok_or_else(|| format!("missing value for {flag}"))?,
-        };
-        let bad = |what: &str| format!("invalid value {value:?} for {flag}: {what}");
-        match flag.as_str() {
-            "--events" => cfg.events = value.parse().map_err(|_| bad("expected an integer"))?,
-            "--merchants" => {
-                cfg.merchants = value.parse().map_err(|_| bad("expected an integer"))?
-            }
-            "--threads" => cfg.threads = value.parse().map_err(|_| bad("expected an integer"))?,
-            "--window" => cfg.window = value.parse().map_err(|_| bad("expected an integer"))?,
-            "--hot" => cfg.hot = value.parse().map_err(|_| bad("expected an integer"))?,
-            "--zipf" => cfg.zipf = value.parse().map_err(|_| bad("expected a number"))?,
-            "--minutes" => cfg.minutes = value.parse().map_err(|_| bad("expected an integer"))?,
-            "--seed" => cfg.seed = value.parse().map_err(|_| bad("expected an integer"))?,
-            "--avg" => {
-                cfg.mutex = match value.as_str() {
-                    "sharded" => false,
-                    "mutex" => true,
-                    _ => return Err(bad("expected sharded or mutex")),
-                }
-            }
-            _ => return Err(format!("unknown argument {flag}")),
-        }
-    }
-    if cfg.events == 0 {
-        return Err("--events must be at least 1".into());
-    }
-    if cfg.merchants == 0 {
-        return Err("--merchants must be at least 1".into());
-    }
-    if cfg.threads == 0 || cfg.threads > u16::MAX as usize {
-        return Err("--threads must be between 1 and 65535".into());
-    }
-    if cfg.window == 0 {
-        return Err("--window must be at least 1".into());
-    }
-    if !(cfg.zipf.is_finite() && cfg.zipf >= 0.0) {
-        return Err("--zipf must be a finite number >= 0".into());
-    }
-    if cfg.minutes == 0 || cfg.minutes > 1_000_000 {
-        return Err("--minutes must be between 1 and 1000000".into());
-    }
-    cfg.hot = cfg.hot.min(cfg.merchants);
-    Ok(cfg)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Randomness: splitmix64 for seeding, xorshift64* for the streams, Zipf by inverse CDF
-// ---------------------------------------------------------------------------------------------
-
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-struct XorShift64Star(u64);
-
-impl XorShift64Star {
-    fn seeded(seed: u64, stream: u64) -> Self {
-        let mut s = seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
-        let x = splitmix64(&mut s);
-        XorShift64Star(if x == 0 { 0x2545_F491_4F6C_DD1D } else { x })
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in [0, 1) with 53 bits of precision.
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in [0, n); the modulo bias is irrelevant at these sizes.
+/// A deterministic generator (xorshift64*), for the input only. Kept here rather than shared
+/// with the benches: an example is one self-contained file a reader can copy.
+struct Rng(u64);
+impl Rng {
     fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+    /// Uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        (self.below(1 << 53) + 1) as f64 / (1u64 << 53) as f64
     }
 }
 
-/// Merchant `i` (0-based rank) is drawn with probability proportional to `1 / (i + 1)^s`, so
-/// merchant 0 is the busiest and the first K ids are the top K by expected volume.
-struct Zipf {
-    cdf: Vec<f64>,
-}
-
-impl Zipf {
-    fn new(n: u32, s: f64) -> Self {
-        let mut cdf = Vec::with_capacity(n as usize);
-        let mut acc = 0.0;
-        for i in 0..n {
-            acc += 1.0 / f64::from(i + 1).powf(s);
-            cdf.push(acc);
-        }
-        for c in &mut cdf {
-            *c /= acc;
-        }
-        Zipf { cdf }
-    }
-
-    fn sample(&self, rng: &mut XorShift64Star) -> u32 {
-        let u = rng.next_f64();
-        let i = self.cdf.partition_point(|&c| c <= u);
-        i.min(self.cdf.len() - 1) as u32
-    }
-
-    /// Expected share of traffic of the first `k` ranks.
-    fn head_share(&self, k: u32) -> f64 {
-        if k == 0 {
-            0.0
-        } else {
-            self.cdf[k as usize - 1]
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Events
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Clone, Copy)]
-struct Event {
-    /// Event time, milliseconds since the start of the simulated span.
-    ts_ms: u64,
+/// Record layout: u16 length; id (16 bytes, big-endian, UUIDv7-like: creation ms in the top 48
+/// bits); varint merchant; varint receive ms; varint amount (paise); kind, device, country (2),
+/// user (8); u8-length path; u16-length properties (JSON text).
+struct Event<'a> {
+    id: u128,
     merchant: u32,
-    /// Order value in cents.
-    cents: u32,
+    received_ms: u64,
+    amount: u64,
+    fixed: &'a [u8], // kind, device, country, user: copied to the batch as they are
+    path: &'a str,
+    props: &'a str,
 }
 
-/// A merchant's typical order value, so that merchants' averages differ.
-fn base_cents(merchant: u32) -> u64 {
-    500 + u64::from(merchant.wrapping_mul(2_654_435_761) % 9_500)
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
-/// Generates worker `w`'s share of the stream: global events `w, w + T, w + 2T, ...` in
-/// (roughly) event-time order, as one consumer would see its partitions.
-fn generate(cfg: &Config, zipf: &Zipf, worker: usize) -> Vec<Event> {
-    let t = cfg.threads as u64;
-    let w = worker as u64;
-    let n = if w < cfg.events % t {
-        cfg.events / t + 1
-    } else {
-        cfg.events / t
+struct Reader<'a>(&'a [u8]);
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        let (head, tail) = self.0.split_at_checked(n).ok_or("truncated record")?;
+        self.0 = tail;
+        Ok(head)
+    }
+    fn varint(&mut self) -> Result<u64, &'static str> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.take(1)?[0];
+            v |= u64::from(b & 0x7F) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("varint too long")
+    }
+    /// A string preceded by its length in `n` little-endian bytes.
+    fn text(&mut self, n: usize) -> Result<&'a str, &'static str> {
+        let bytes = self.take(n)?;
+        let len = bytes.iter().rev().fold(0, |l, &b| l << 8 | b as usize);
+        std::str::from_utf8(self.take(len)?).map_err(|_| "invalid UTF-8")
+    }
+}
+
+/// Decodes and validates the record at the front of `buf`; returns it and the bytes used.
+fn decode(buf: &[u8]) -> Result<(Event<'_>, usize), &'static str> {
+    let mut outer = Reader(buf);
+    let len = u16::from_le_bytes([outer.take(1)?[0], outer.take(1)?[0]]) as usize;
+    let mut r = Reader(outer.take(len)?);
+    let event = Event {
+        id: u128::from_be_bytes(r.take(16)?.try_into().unwrap()),
+        merchant: u32::try_from(r.varint()?).map_err(|_| "merchant out of range")?,
+        received_ms: r.varint()?,
+        amount: r.varint()?,
+        fixed: r.take(12)?,
+        path: r.text(1)?,
+        props: r.text(2)?,
     };
-    let span_ms = cfg.minutes * MINUTE_MS;
-    let mut rng = XorShift64Star::seeded(cfg.seed, w + 1);
-    let mut out = Vec::with_capacity(n as usize);
-    for j in 0..n {
-        let i = j * t + w;
-        let nominal = (i as u128 * span_ms as u128 / cfg.events as u128) as u64;
-        let roll = rng.below(100_000);
-        let ts_ms = if roll == 0 {
-            // 1 in 100,000: a future-dated event (bad client clock), two days ahead.
-            nominal + 2 * 24 * 60 * MINUTE_MS
-        } else if roll < 100 {
-            // 1 in 1,000: a late event, delayed by up to three minutes (offline device, retry).
-            nominal.saturating_sub(rng.below(180_000))
-        } else {
-            // Everything else is out of order by less than the watermark delay.
-            nominal.saturating_sub(rng.below(OUT_OF_ORDER_MS))
-        };
-        let merchant = zipf.sample(&mut rng);
-        let base = base_cents(merchant);
-        let cents = (base + rng.below(base)) as u32;
-        out.push(Event {
-            ts_ms,
-            merchant,
-            cents,
-        });
+    let f = event.fixed;
+    if f[0] > 3 || f[1] > 2 || !f[2..4].iter().all(u8::is_ascii_uppercase) || !r.0.is_empty() {
+        return Err("invalid field");
     }
-    out
+    Ok((event, len + 2))
 }
 
-// ---------------------------------------------------------------------------------------------
-// Rollups
-// ---------------------------------------------------------------------------------------------
-
-/// An FxHash-style multiplicative hasher: the rollup keys are small integers, and SipHash would
-/// dominate the per-event cost.
-#[derive(Default, Clone, Copy)]
-struct MulHasher(u64);
-
-const MUL: u64 = 0x517C_C1B7_2722_0A95;
-
-impl Hasher for MulHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(MUL);
+/// The input (not timed): Zipf(1.1) merchants; 1% of events created up to 3 days before they
+/// arrive (offline devices); 1% sent again 1 s to 10 min later with the same id (retries).
+/// Returns one buffer per partition and the expected (fresh, duplicate, late) counts.
+fn generate([events, merchants, threads, hot, _]: [u64; 5]) -> (Vec<Vec<u8>>, [u64; 3]) {
+    let weights: Vec<f64> = (1..=merchants).map(|i| (i as f64).powf(-1.1)).collect();
+    let (total, mut acc) = (weights.iter().sum::<f64>(), 0.0);
+    let cdf: Vec<f64> = weights.iter().map(|w| (acc += w / total, acc).1).collect();
+    let (t0, mut rng, mut stream) = (1_780_000_000_000, Rng(0x2545_F491_4F6C_DD1D), Vec::new());
+    for i in 0..events {
+        let received: u64 = t0 + i * 3 * HORIZON_MS / events;
+        let lag = match rng.below(100) {
+            0 => rng.below(3 * 86_400_000),
+            _ => (-rng.unit().ln() * 800.0) as u64,
+        };
+        let id = u128::from(received - lag) << 80 | u128::from(rng.below(u64::MAX)) << 16;
+        let u = rng.unit();
+        let merchant = cdf.partition_point(|&p| p < u).min(cdf.len() - 1) as u64;
+        stream.push((received, id, merchant));
+        if rng.below(100) == 0 {
+            stream.push((received + 1_000 + rng.below(600_000), id, merchant));
         }
     }
-    fn write_u16(&mut self, n: u16) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(n)).wrapping_mul(MUL);
+    stream.sort_unstable_by_key(|&(received, id, _)| (received, id));
+    let (mut seen, mut expected) = (HashSet::new(), [0u64; 3]);
+    let mut parts = vec![Vec::new(); threads as usize];
+    let paths: Vec<&str> = "/ /cart /checkout /product/ /search?q= /offer/"
+        .split(' ')
+        .collect();
+    for &(received, id, merchant) in &stream {
+        let late = received - (id >> 80) as u64 > HORIZON_MS;
+        let class = if late { 2 } else { (!seen.insert(id)) as usize };
+        expected[class] += 1;
+        // The hottest merchants are salted over every partition, the others keyed by merchant.
+        let key = mix(if merchant < hot { id as u64 } else { merchant });
+        let (out, mut r) = (&mut parts[(key % threads) as usize], Rng(id as u64 | 1));
+        let path = format!("{}{}", paths[r.below(6) as usize], r.below(1000));
+        let source = ["google", "direct", "whatsapp", "email"][r.below(4) as usize];
+        let (campaign, version, w, h) = (r.below(50), r.below(40), r.below(1200), r.below(1800));
+        let utm = format!(r#""utm_source":"{source}","utm_campaign":"sale{campaign}""#);
+        let props = format!(r#"{{{utm},"app_version":"5.{version}","screen":"{w}x{h}"}}"#);
+        let start = out.len();
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&id.to_be_bytes());
+        for v in [merchant, received, r.below(500_000)] {
+            put_varint(out, v);
+        }
+        out.extend_from_slice(&[r.below(4) as u8, r.below(3) as u8, b'I', b'N']);
+        out.extend_from_slice(&r.below(u64::MAX).to_le_bytes());
+        out.push(path.len() as u8);
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(&(props.len() as u16).to_le_bytes());
+        out.extend_from_slice(props.as_bytes());
+        let len = (out.len() - start - 2) as u16;
+        out[start..start + 2].copy_from_slice(&len.to_le_bytes());
     }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(n)).wrapping_mul(MUL);
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(MUL);
+    (parts, expected)
+}
+
+/// Open-addressing set of 64-bit fingerprints (0 marks an empty slot), sized for one
+/// generation at under half full, as a deployment sizes it from the partition's peak rate.
+struct IdSet(Vec<u64>);
+impl IdSet {
+    /// The slot holding `f`, or the empty slot where it would go.
+    fn slot(&self, f: u64) -> usize {
+        let mask = self.0.len() - 1;
+        let mut i = f as usize & mask;
+        while self.0[i] != 0 && self.0[i] != f {
+            i = (i + 1) & mask;
+        }
+        i
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<MulHasher>>;
+/// Counts: fresh, duplicates, late, batches, batch bytes, dedup set bytes, buckets, busy ns.
+type Counts = [u64; 8];
 
-/// A mergeable partial aggregate: partials for the same key from any number of workers, flushes
-/// or replays combine by addition, and minute rows combine into hour and day rows the same way.
-#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
-struct Partial {
-    count: u64,
-    sum_cents: u64,
-}
-
-impl Partial {
-    fn merge(&mut self, other: Partial) {
-        self.count += other.count;
-        self.sum_cents += other.sum_cents;
-    }
-}
-
-/// Stands in for the serving store. Rows are keyed by `(merchant, minute, worker)` and written
-/// with insert-or-replace, so a flush that is retried or replayed after a crash overwrites its
-/// own earlier row instead of adding to it: the write is idempotent. Readers merge the workers'
-/// rows for a `(merchant, minute)` at query time, which is what an aggregating table engine does
-/// on merge.
-type Sink = Mutex<FastMap<(u32, u32, u16), Partial>>;
-
-#[derive(Default)]
-struct WorkerStats {
-    accepted: Partial,
-    late_dropped: u64,
-    future_quarantined: u64,
-    flushes: u64,
-}
-
-fn flush(sink: &Sink, worker: u16, minute: u64, rows: FastMap<u32, Partial>) {
-    if rows.is_empty() {
-        return;
-    }
-    let minute = minute as u32;
-    let mut store = sink.lock().expect("sink mutex poisoned");
-    for (merchant, p) in rows {
-        store.insert((merchant, minute, worker), p);
-    }
-}
-
-/// One consumer: event-time minute rollups closed by a watermark, plus the shared hot-merchant
-/// moving averages.
-fn run_worker<A: SharedMovingAverage<u64>>(
-    worker: u16,
-    events: &[Event],
-    hot: &[A],
-    sink: &Sink,
-) -> WorkerStats {
-    let mut stats = WorkerStats::default();
-    // Open minutes, oldest first; `open[k]` holds minute `base_minute + k`.
-    let mut open: VecDeque<FastMap<u32, Partial>> = VecDeque::new();
-    let mut base_minute: u64 = 0;
-    let mut max_ts: u64 = 0;
-
-    for ev in events {
-        if ev.ts_ms > max_ts + FUTURE_TOLERANCE_MS {
-            stats.future_quarantined += 1;
+/// The consumer loop over one partition; `guard[m]` is hot merchant `m`'s lag average.
+fn consume(part: &[u8], merchants: usize, guard: &[ShardedAverage<u64>]) -> Result<Counts, String> {
+    let start = Instant::now();
+    // At least twice the partition's ids per hour: records are about 140 B, the input spans 3 h.
+    let slots = (part.len() / 150).next_power_of_two();
+    let (mut current, mut previous) = (IdSet(vec![0; slots]), IdSet(vec![0; slots]));
+    // Per merchant, its open buckets: (bucket, events, revenue), newest last.
+    let mut buckets: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(); merchants];
+    let (mut n, mut generation_end, mut pos, mut batch) = ([0; 8], 0, 0, Vec::new());
+    while pos < part.len() {
+        let (e, used) = decode(&part[pos..])?;
+        pos += used;
+        if e.received_ms >= generation_end {
+            // A copy arriving within 1 h of the first is always found, within 2 h often.
+            previous = std::mem::replace(&mut current, previous);
+            current.0.fill(0);
+            generation_end = e.received_ms - e.received_ms % HORIZON_MS + HORIZON_MS;
+        }
+        let created_ms = (e.id >> 80) as u64;
+        let lag = e.received_ms.saturating_sub(created_ms);
+        if lag > HORIZON_MS {
+            n[2] += 1; // its first copy may be older than the sets: the store is asked
             continue;
         }
-        max_ts = max_ts.max(ev.ts_ms);
-
-        // The live widget shows the last N orders in arrival order, late or not. Values are
-        // integer cents: the crate keeps exact integer sums, and an integer shard is smaller
-        // than an f64 one. (`MovingAverage` also has a `push`, taking `&mut self`; the shared
-        // one takes `&self`.)
-        if let Some(avg) = hot.get(ev.merchant as usize) {
-            SharedMovingAverage::push(avg, u64::from(ev.cents));
+        let f = mix(e.id as u64 ^ mix((e.id >> 64) as u64)) | 1;
+        let slot = current.slot(f);
+        if current.0[slot] == f || previous.0[previous.slot(f)] == f {
+            n[1] += 1;
+            continue;
         }
-
-        let minute = ev.ts_ms / MINUTE_MS;
-        if minute < base_minute {
-            stats.late_dropped += 1;
-        } else {
-            let k = (minute - base_minute) as usize;
-            while open.len() <= k {
-                open.push_back(FastMap::default());
-            }
-            let p = open[k].entry(ev.merchant).or_default();
-            p.count += 1;
-            p.sum_cents += u64::from(ev.cents);
-            stats.accepted.count += 1;
-            stats.accepted.sum_cents += u64::from(ev.cents);
+        current.0[slot] = f;
+        n[0] += 1;
+        if let Some(average) = guard.get(e.merchant as usize) {
+            average.push(lag);
         }
-
-        // Close every minute whose end plus the allowed lateness is behind the watermark.
-        let watermark = max_ts.saturating_sub(OUT_OF_ORDER_MS);
-        while (base_minute + 1) * MINUTE_MS + ALLOWED_LATENESS_MS <= watermark {
-            if let Some(rows) = open.pop_front() {
-                flush(sink, worker, base_minute, rows);
-                stats.flushes += 1;
-            }
-            base_minute += 1;
+        let (open, bucket) = (&mut buckets[e.merchant as usize], created_ms / BUCKET_MS);
+        match open.iter_mut().rev().find(|b| b.0 == bucket) {
+            Some(b) => (b.1, b.2) = (b.1 + 1, b.2 + e.amount),
+            None => open.push((bucket, 1, e.amount)),
+        }
+        batch.extend_from_slice(&e.merchant.to_le_bytes());
+        batch.extend_from_slice(&created_ms.to_le_bytes());
+        batch.extend_from_slice(&e.amount.to_le_bytes());
+        batch.extend_from_slice(e.fixed);
+        for text in [e.path, e.props] {
+            batch.extend_from_slice(&(text.len() as u16).to_le_bytes());
+            batch.extend_from_slice(text.as_bytes());
+        }
+        if n[0] % BATCH_ROWS == 0 {
+            // Here the batch is compressed and inserted with a token made of the partition and
+            // the batch's offset range, so that the store drops a batch replayed after a crash.
+            (n[3], n[4]) = (n[3] + 1, n[4] + batch.len() as u64);
+            batch.clear();
         }
     }
-    // End of input: the watermark jumps to +infinity and every open minute is flushed.
-    while let Some(rows) = open.pop_front() {
-        flush(sink, worker, base_minute, rows);
-        stats.flushes += 1;
-        base_minute += 1;
-    }
-    stats
+    n[3] += u64::from(!batch.is_empty());
+    n[4] += batch.len() as u64;
+    n[5] = 16 * slots as u64;
+    n[6] = buckets.iter().map(|b| b.len() as u64).sum();
+    n[7] = start.elapsed().as_nanos() as u64;
+    Ok(n)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Main
-// ---------------------------------------------------------------------------------------------
-
-fn group_digits(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn main() -> ExitCode {
-    let cfg = match parse_args() {
-        Ok(cfg) => cfg,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-
-    println!(
-        "ingest: events {}, merchants {}, threads {}, window {}, hot {}, zipf s={}, span {} min, seed {}",
-        group_digits(cfg.events),
-        group_digits(u64::from(cfg.merchants)),
-        cfg.threads,
-        cfg.window,
-        cfg.hot,
-        cfg.zipf,
-        cfg.minutes,
-        cfg.seed
-    );
-
-    let zipf = Zipf::new(cfg.merchants, cfg.zipf);
-    let gen_start = Instant::now();
-    let streams: Vec<Vec<Event>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..cfg.threads)
-            .map(|w| {
-                let (cfg, zipf) = (&cfg, &zipf);
-                s.spawn(move || generate(cfg, zipf, w))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("generator panicked"))
-            .collect()
-    });
-    let gen_secs = gen_start.elapsed().as_secs_f64();
-    println!("generated in {gen_secs:.2} s (not timed below)");
-
-    // Per-merchant moving averages are kept only for the `hot` busiest merchants: ids 0..hot,
-    // which the Zipf ranks make the top `hot` by expected volume. A ShardedAverage costs a few
-    // KB even at a small window (`memory_bytes`, printed below), and once the averages no longer
-    // fit in cache every push slows; the tail rarely has a live widget open, and its numbers come
-    // from the minute rollups instead. (For a million keys, a MutexAverage per key is the
-    // cheaper choice; see the README.) Shards for every worker are reserved up front.
-    let made = if cfg.mutex {
-        (0..cfg.hot)
-            .map(|_| MutexAverage::new(cfg.window))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|hot| report(&cfg, &zipf, &streams, &hot, None))
-    } else {
-        (0..cfg.hot)
-            .map(|_| ShardedAverage::with_shards(cfg.window, cfg.threads))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|hot| {
-                let bytes = hot.first().map(ShardedAverage::memory_bytes);
-                report(&cfg, &zipf, &streams, &hot, bytes)
-            })
-    };
-    match made {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!(
-                "error: cannot create a moving average with window {}: {e}",
-                cfg.window
-            );
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// Runs the workers over the generated streams, times them, checks the rollups and prints the
-/// results. `avg_bytes` is the memory one hot merchant's moving average holds, if known.
-fn report<A: SharedMovingAverage<u64>>(
-    cfg: &Config,
-    zipf: &Zipf,
-    streams: &[Vec<Event>],
-    hot: &[A],
-    avg_bytes: Option<usize>,
-) -> ExitCode {
-    let sink: Sink = Mutex::new(FastMap::default());
+fn main() -> Result<(), String> {
+    let c @ [_, merchants, threads, hot, guard_on] = parse_args()?;
+    let t = Instant::now();
+    let (parts, expected) = generate(c);
+    let (records, twice) = (expected.iter().sum::<u64>(), expected[1]);
+    let size = parts.iter().map(Vec::len).sum::<usize>() as u64 / records;
+    let secs = t.elapsed().as_secs_f64();
+    println!("input: {records} records ({twice} sent twice), {size} B each, partitions: {threads}");
+    println!("  {merchants} merchants, top {hot} salted; generated in {secs:.1} s (not timed)");
+    let new = |_| ShardedAverage::new(GUARD_WINDOW).map_err(|e| e.to_string());
+    let guard = (0..hot * guard_on)
+        .map(new)
+        .collect::<Result<Vec<_>, _>>()?;
     let start = Instant::now();
-    let stats: Vec<WorkerStats> = std::thread::scope(|s| {
-        let handles: Vec<_> = streams
-            .iter()
-            .enumerate()
-            .map(|(w, events)| {
-                let sink = &sink;
-                s.spawn(move || run_worker(w as u16, events, hot, sink))
-            })
-            .collect();
-        handles
+    let counts = std::thread::scope(|s| {
+        let guard = &guard;
+        let spawn = |p| s.spawn(move || consume(p, merchants as usize, guard));
+        let workers: Vec<_> = parts.iter().map(Vec::as_slice).map(spawn).collect();
+        let results = workers
             .into_iter()
-            .map(|h| h.join().expect("worker panicked"))
-            .collect()
-    });
+            .map(|w| w.join().expect("worker panicked"));
+        results.collect::<Result<Vec<_>, _>>()
+    })?;
     let secs = start.elapsed().as_secs_f64();
-
-    let rate = cfg.events as f64 / secs;
+    let n: Counts = std::array::from_fn(|i| counts.iter().map(|c| c[i]).sum());
+    let (rate, ns) = (records as f64 / secs / 1e6, n[7] as f64 / records as f64);
     println!(
-        "processed in {secs:.3} s with {} hot averages: {:.2} M events/s = {:.0} billion events/day at this rate",
-        if cfg.mutex { "mutex" } else { "sharded" },
-        rate / 1e6,
-        rate * 86_400.0 / 1e9
+        "consumed in {secs:.3} s: {rate:.2} M records/s; {ns:.0} ns of thread time per record"
     );
-    for (label, per_day) in [("5 billion/day", 5e9), ("10 billion/day", 10e9)] {
-        let avg = per_day / 86_400.0;
-        println!(
-            "  {label}: {avg:.0} events/s average, {:.0} at a 3x peak = {:.1}% of this process's rate",
-            avg * 3.0,
-            avg * 3.0 / rate * 100.0
-        );
-    }
-
-    // Check the rollups against what the workers accepted: nothing lost, nothing counted twice.
-    let mut accepted = Partial::default();
-    let (mut late, mut future, mut flushes) = (0, 0, 0);
-    for st in &stats {
-        accepted.merge(st.accepted);
-        late += st.late_dropped;
-        future += st.future_quarantined;
-        flushes += st.flushes;
-    }
-    let store = sink.into_inner().expect("sink mutex poisoned");
-    let written_rows = store.len();
-    let mut per_minute: FastMap<(u32, u32), Partial> = FastMap::default();
-    for (&(merchant, minute, _worker), &p) in &store {
-        per_minute.entry((merchant, minute)).or_default().merge(p);
-    }
-    let mut per_merchant: FastMap<u32, Partial> = FastMap::default();
-    let mut total = Partial::default();
-    for (&(merchant, _minute), &p) in &per_minute {
-        per_merchant.entry(merchant).or_default().merge(p);
-        total.merge(p);
-    }
-    let ok = total == accepted && accepted.count + late + future == cfg.events;
+    let (row, sets) = (n[4] / n[0].max(1), n[5] as f64 / 1e6);
     println!(
-        "rollups: {} flushes wrote {} (merchant, minute, worker) rows = {} (merchant, minute) rows",
-        group_digits(flushes),
-        group_digits(written_rows as u64),
-        group_digits(per_minute.len() as u64)
+        "  {} insert batches, {row} B per row; dedup sets {sets:.1} MB",
+        n[3]
     );
+    println!("  {} (merchant, 15-minute) buckets", n[6]);
+    for (m, average) in guard.iter().enumerate().take(3) {
+        let (mean, len) = (average.average().unwrap_or(0.0), average.len());
+        println!("  lag guard of merchant {m}: {mean:.0} ms over its last {len} events");
+    }
+    let guard_bytes: usize = guard.iter().map(ShardedAverage::memory_bytes).sum();
     println!(
-        "  check {}: {} in rollups + {} late (to correction path) + {} future-dated (quarantined) = {} events",
-        if ok { "OK" } else { "FAILED" },
-        group_digits(total.count),
-        group_digits(late),
-        group_digits(future),
-        group_digits(cfg.events)
+        "  guard memory: {guard_bytes} B for {} merchants",
+        guard.len()
     );
-
-    if !hot.is_empty() {
-        let hot_events: u64 = (0..cfg.hot)
-            .filter_map(|m| per_merchant.get(&m))
-            .map(|p| p.count)
-            .sum();
-        println!(
-            "hot merchants (top {}): {:.1}% of rolled-up events (Zipf expectation {:.1}%)",
-            cfg.hot,
-            hot_events as f64 / total.count.max(1) as f64 * 100.0,
-            zipf.head_share(cfg.hot) * 100.0
-        );
-        if let Some(bytes) = avg_bytes {
-            println!(
-                "  memory: {} bytes per hot merchant's average ({} shards of window {}); {} for the top {}, {} if every one of {} merchants had one",
-                group_digits(bytes as u64),
-                cfg.threads,
-                cfg.window,
-                human_bytes(bytes as u64 * u64::from(cfg.hot)),
-                cfg.hot,
-                human_bytes(bytes as u64 * u64::from(cfg.merchants)),
-                group_digits(u64::from(cfg.merchants))
-            );
-        }
-        println!(
-            "  merchant    events   mean order (rollup)   moving avg of last {}",
-            cfg.window
-        );
-        for m in 0..cfg.hot.min(5) {
-            let p = per_merchant.get(&m).copied().unwrap_or_default();
-            let mean = p.sum_cents as f64 / p.count.max(1) as f64 / 100.0;
-            let live = hot[m as usize]
-                .average()
-                .map_or_else(|| "-".to_string(), |a| format!("{:.2}", a / 100.0));
-            println!(
-                "  {m:>8} {:>9} {mean:>20.2} {live:>22}",
-                group_digits(p.count)
-            );
-        }
+    let [fresh, dups, late] = [n[0], n[1], n[2]];
+    println!("  fresh {fresh} + duplicates dropped {dups} + late path {late} = {records}");
+    if [fresh, dups, late] != expected {
+        return Err(format!(
+            "check failed: expected fresh, duplicates, late {expected:?}"
+        ));
     }
-
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < UNITS.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    println!("check OK: each fresh id batched once, each duplicate within the horizon dropped");
+    Ok(())
 }

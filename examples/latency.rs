@@ -12,11 +12,13 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use mavg::{MovingAverage, ShardedAverage};
+use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
 
 const WINDOW: usize = 10_000;
 
-/// A small deterministic generator (SplitMix64), one per worker.
+/// A small deterministic generator (SplitMix64), one per worker. Written out here rather than
+/// shared with the benches or tests: an example stays one self-contained file that a reader can
+/// copy.
 struct Rng(u64);
 
 impl Rng {

@@ -1,5 +1,12 @@
 use std::fmt;
 
+/// The largest window any implementation accepts: `2^30` elements.
+///
+/// The exact accumulators add 32-bit digits into 64-bit counters without carrying; this bound
+/// keeps every counter's true value below `2^62`, so wrapping arithmetic stays exact (see
+/// `notes/design.md`). A window this large already takes 8 GiB for `f64` samples.
+pub const MAX_WINDOW: usize = 1 << 30;
+
 /// Why a moving average could not be created, or a thread's shard could not be allocated.
 ///
 /// Every constructor in the crate returns this instead of panicking or aborting, and a failed
@@ -9,7 +16,7 @@ use std::fmt;
 pub enum WindowError {
     /// A window of zero elements was requested. A moving average needs at least one element.
     Zero,
-    /// The window is larger than [`MAX_WINDOW`](crate::MAX_WINDOW), the largest window for which
+    /// The window is larger than [`MAX_WINDOW`], the largest window for which
     /// the crate's exact sums are proven not to overflow.
     TooLarge {
         /// The window that was asked for.
@@ -53,10 +60,10 @@ impl std::error::Error for WindowError {}
 pub(crate) fn check_window(window: usize) -> Result<(), WindowError> {
     if window == 0 {
         Err(WindowError::Zero)
-    } else if window > crate::MAX_WINDOW {
+    } else if window > MAX_WINDOW {
         Err(WindowError::TooLarge {
             requested: window,
-            max: crate::MAX_WINDOW,
+            max: MAX_WINDOW,
         })
     } else {
         Ok(())

@@ -42,10 +42,6 @@ const MANT_MASK: u64 = (1 << 52) - 1;
 const SPLIT_LIMIT: f64 = (1u64 << 26) as f64;
 
 /// A double-double estimate `hi + lo` of an exact sum, with a rigorous error bound.
-///
-/// An implementation detail of [`Sample`](crate::Sample), public only because it appears in its
-/// signature.
-#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Estimate {
     hi: f64,

@@ -19,14 +19,152 @@
 //! Only reading turns limbs into a number: carries are propagated once, over the limbs that can
 //! be nonzero, and the result is rounded once ([`crate::round`]).
 
+use std::fmt::Debug;
+
 use crate::round::div_round;
+use crate::sample::Sample;
+
+/// A fixed-size array of limbs: the exact accumulator of one [`Sample`] type.
+pub trait Limbs: Copy + Debug + Send + Sync + 'static + AsRef<[i64]> + AsMut<[i64]> {
+    /// All limbs zero: the sum of no elements.
+    const ZERO: Self;
+}
+
+impl<const L: usize> Limbs for [i64; L] {
+    const ZERO: Self = [0; L];
+}
+
+/// The reads of the limbs of one [`Sample`] type `T`.
+pub trait LimbSum<T: Sample>: Limbs {
+    /// The sum the limbs encode, given the range of numeric limbs that may be nonzero.
+    fn exact_sum(&self, span: Span) -> T::Sum;
+
+    /// The mean of `n >= 1` elements whose exact sum the limbs encode.
+    fn exact_mean(&self, span: Span, n: u64) -> f64;
+}
+
+/// Integers of at most 32 bits are one digit: `N <= 2^30` values below `2^32` in magnitude keep
+/// the limb below `2^62`.
+#[inline(always)]
+pub(crate) fn narrow_digits(v: i64) -> [i64; 1] {
+    [v]
+}
+
+/// A 64-bit signed value as a low unsigned and a high signed 32-bit digit.
+#[inline(always)]
+pub(crate) fn signed_digits(v: i64) -> [i64; 2] {
+    [i64::from(v as u32), v >> 32]
+}
+
+/// A 64-bit unsigned value as two unsigned 32-bit digits.
+#[inline(always)]
+pub(crate) fn unsigned_digits(v: u64) -> [i64; 2] {
+    [i64::from(v as u32), (v >> 32) as i64]
+}
+
+/// Adds (or, with `negative`, subtracts) an integer's digits; returns the limbs touched.
+#[inline(always)]
+pub(crate) fn add_int_digits<const L: usize>(
+    limbs: &mut [i64; L],
+    digits: [i64; L],
+    negative: bool,
+) -> Span {
+    for (limb, digit) in limbs.iter_mut().zip(digits) {
+        *limb = if negative {
+            limb.wrapping_sub(digit)
+        } else {
+            limb.wrapping_add(digit)
+        };
+    }
+    Span::full(L)
+}
+
+/// The bit format of an IEEE binary float, and where its value lands in the limbs.
+pub(crate) trait FloatFormat {
+    /// Bits of the stored significand.
+    const MANT: u32;
+    /// The exponent field, all ones.
+    const EXP_MASK: u64;
+    /// Limb `i` counts units of `2^(32 i - BIAS)`: `BIAS` places the smallest subnormal at
+    /// bit 0 of limb 0.
+    const BIAS: i32;
+    /// Limbs holding digits: enough for the largest finite value times `2^30`.
+    const NUMERIC: usize;
+    /// All limbs: the numeric ones, then the NaN, `+inf` and `-inf` counters.
+    const LIMBS: usize = Self::NUMERIC + 3;
+}
+
+/// `f64`: 52-bit significand, 11-bit exponent.
+pub(crate) struct F64;
+
+impl FloatFormat for F64 {
+    const MANT: u32 = 52;
+    const EXP_MASK: u64 = 0x7ff;
+    const BIAS: i32 = 1074;
+    const NUMERIC: usize = 66;
+}
+
+/// `f32`: 23-bit significand, 8-bit exponent.
+pub(crate) struct F32;
+
+impl FloatFormat for F32 {
+    const MANT: u32 = 23;
+    const EXP_MASK: u64 = 0xff;
+    const BIAS: i32 = 149;
+    const NUMERIC: usize = 10;
+}
+
+/// What non-finite elements make of the sum and mean, if any: NaN if the counters hold a NaN
+/// or both infinities, otherwise the infinity they hold.
+#[inline]
+pub(crate) fn non_finite(limbs: &[i64], numeric: usize) -> Option<f64> {
+    let (nan, pos, neg) = (limbs[numeric], limbs[numeric + 1], limbs[numeric + 2]);
+    if nan != 0 || (pos != 0 && neg != 0) {
+        Some(f64::NAN)
+    } else if pos != 0 {
+        Some(f64::INFINITY)
+    } else if neg != 0 {
+        Some(f64::NEG_INFINITY)
+    } else {
+        None
+    }
+}
+
+/// Adds or removes one float of format `F` given by its bits. A finite value is
+/// `m * 2^(p - BIAS)` with `m < 2^(MANT + 1)` and `p` the biased exponent less one (zero for
+/// subnormals), so `p` counts bit positions from the smallest subnormal and selects the limb.
+/// Non-finite values move a counter.
+#[inline(always)]
+pub(crate) fn accumulate_float<F: FloatFormat, const L: usize>(
+    bits: u64,
+    limbs: &mut [i64; L],
+    remove: bool,
+) -> Span {
+    let sign = (bits >> (F::MANT + F::EXP_MASK.count_ones())) & 1 == 1;
+    let e = (bits >> F::MANT) & F::EXP_MASK;
+    let frac = bits & ((1u64 << F::MANT) - 1);
+    if e == F::EXP_MASK {
+        let counter = F::NUMERIC
+            + match (frac != 0, sign) {
+                (true, _) => 0,
+                (false, false) => 1,
+                (false, true) => 2,
+            };
+        let delta = if remove { -1 } else { 1 };
+        limbs[counter] = limbs[counter].wrapping_add(delta);
+        return Span::EMPTY;
+    }
+    let (m, p) = if e == 0 {
+        (frac, 0)
+    } else {
+        (frac | (1u64 << F::MANT), (e - 1) as u32)
+    };
+    let lo = add_float_digits(limbs, m, p, sign != remove);
+    Span { lo, hi: lo + 2 }
+}
 
 /// The range of numeric limbs that may be nonzero, kept by single-owner accumulators so that
 /// reads scan only the digits in use.
-///
-/// An implementation detail of [`Sample`](crate::Sample), public only because it appears in
-/// its hidden methods.
-#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
     pub(crate) lo: usize,

@@ -16,10 +16,15 @@ use std::collections::VecDeque;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
+use crate::exact::Limbs;
 use crate::exact::{float_top, round_float_limbs, Span};
+use crate::mutex::MutexAverage;
+use crate::ring::RingAverage;
 use crate::round::div_round;
 use crate::running::stats;
-use crate::{Limbs, MovingAverage, MutexAverage, RingAverage, Sample, SharedMovingAverage};
+use crate::sample::sealed::Element;
+use crate::sample::Sample;
+use crate::traits::{MovingAverage, SharedMovingAverage};
 
 // ------------------------------------------------------------------------------------------
 // Helpers: the shadow, the checker, the tally, a generator.
@@ -256,7 +261,7 @@ impl<T: Float> Check<T> {
             .shadow
             .values
             .iter()
-            .map(|&v| format!("{:#x}", Sample::to_bits(v)))
+            .map(|&v| format!("{:#x}", Element::to_bits(v)))
             .collect();
         format!(
             "{}: {what} differs after push #{} ({:?}, bits {:#x}) in a window of {} holding {}: \
@@ -264,7 +269,7 @@ impl<T: Float> Check<T> {
             self.label,
             self.pushes,
             pushed,
-            Sample::to_bits(pushed),
+            Element::to_bits(pushed),
             self.shadow.window,
             self.shadow.values.len(),
             show(fast),

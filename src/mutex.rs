@@ -3,8 +3,11 @@
 use std::fmt;
 use std::sync::PoisonError;
 
+use crate::error::WindowError;
+use crate::ring::RingAverage;
+use crate::sample::Sample;
 use crate::sync::Mutex;
-use crate::{MovingAverage, RingAverage, Sample, SharedMovingAverage, WindowError};
+use crate::traits::{MovingAverage, SharedMovingAverage};
 
 /// A [`RingAverage`] behind a mutex: shared by any number of threads, every operation
 /// linearizable.
@@ -90,7 +93,9 @@ impl<T: Sample> MutexAverage<T> {
     }
 }
 
-impl<T: Sample> MovingAverage<T> for MutexAverage<T> {
+impl<T: Sample> MovingAverage for MutexAverage<T> {
+    type Item = T;
+
     fn with_window(window: usize) -> Result<Self, WindowError> {
         Self::new(window)
     }
@@ -136,7 +141,7 @@ impl<T: Sample> MovingAverage<T> for MutexAverage<T> {
     }
 }
 
-impl<T: Sample> SharedMovingAverage<T> for MutexAverage<T> {
+impl<T: Sample> SharedMovingAverage for MutexAverage<T> {
     #[inline]
     fn push(&self, value: T) {
         self.lock().push(value);

@@ -4,9 +4,11 @@ use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::check_window;
+use crate::error::WindowError;
 use crate::running::RunningSum;
+use crate::sample::Sample;
 use crate::sync::{store_mut, AtomicU64};
-use crate::{MovingAverage, Sample, WindowError};
+use crate::traits::MovingAverage;
 
 /// A moving average for one owner: a ring buffer of the last `N` elements and an exact
 /// running sum.
@@ -100,7 +102,8 @@ impl<T: Sample> RingAverage<T> {
         })
     }
 
-    /// Adds an element, evicting the oldest if the window is full; returns the evicted one.
+    /// Adds an element like [`push`](MovingAverage::push), and returns the element it evicted,
+    /// if the window was full (the name follows `crossbeam`'s `ArrayQueue::force_push`).
     ///
     /// # Examples
     ///
@@ -108,13 +111,13 @@ impl<T: Sample> RingAverage<T> {
     /// use mavg::RingAverage;
     ///
     /// let mut m = RingAverage::new(2)?;
-    /// assert_eq!(m.push(1u8), None);
-    /// assert_eq!(m.push(2), None);
-    /// assert_eq!(m.push(3), Some(1));
+    /// assert_eq!(m.force_push(1u8), None);
+    /// assert_eq!(m.force_push(2), None);
+    /// assert_eq!(m.force_push(3), Some(1));
     /// # Ok::<(), mavg::WindowError>(())
     /// ```
     #[inline]
-    pub fn push(&mut self, value: T) -> Option<T> {
+    pub fn force_push(&mut self, value: T) -> Option<T> {
         store_mut(&mut self.last_average, NO_AVERAGE);
         if self.buf.len() < self.window {
             // Within the capacity reserved by `new`: never reallocates.
@@ -130,14 +133,6 @@ impl<T: Sample> RingAverage<T> {
             self.sum.replace(old, value);
             Some(old)
         }
-    }
-
-    /// Removes every element, keeping the allocation.
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.head = 0;
-        self.sum = T::Running::EMPTY;
-        store_mut(&mut self.last_average, NO_AVERAGE);
     }
 
     /// The elements oldest first, as two slices (the second is empty until the ring wraps).
@@ -212,7 +207,9 @@ impl<T: Sample> RingAverage<T> {
     }
 }
 
-impl<T: Sample> MovingAverage<T> for RingAverage<T> {
+impl<T: Sample> MovingAverage for RingAverage<T> {
+    type Item = T;
+
     fn with_window(window: usize) -> Result<Self, WindowError> {
         Self::new(window)
     }
@@ -256,18 +253,22 @@ impl<T: Sample> MovingAverage<T> for RingAverage<T> {
 
     #[inline]
     fn push(&mut self, value: T) {
-        RingAverage::push(self, value);
+        self.force_push(value);
     }
 
+    /// Removes every element, keeping the allocation.
     fn clear(&mut self) {
-        RingAverage::clear(self);
+        self.buf.clear();
+        self.head = 0;
+        self.sum = T::Running::EMPTY;
+        store_mut(&mut self.last_average, NO_AVERAGE);
     }
 }
 
 impl<T: Sample> Extend<T> for RingAverage<T> {
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         for value in iter {
-            RingAverage::push(self, value);
+            self.force_push(value);
         }
     }
 }

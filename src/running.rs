@@ -10,12 +10,9 @@ use std::fmt::Debug;
 
 use crate::estimate::Estimate;
 use crate::exact::{float_top, Span};
-use crate::Sample;
+use crate::sample::Sample;
 
 /// The exact running sum of a window: one per [`Sample`] type.
-///
-/// An implementation detail of [`Sample`], public only because it appears in its signature.
-#[doc(hidden)]
 pub trait RunningSum<T: Sample>: Clone + Debug + Send + Sync + 'static {
     /// The sum of no elements.
     const EMPTY: Self;
@@ -57,13 +54,11 @@ pub trait RunningSum<T: Sample>: Clone + Debug + Send + Sync + 'static {
 }
 
 /// The running sum of an integer window: exact in an `i128`.
-#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntSum(pub(crate) i128);
 
 /// The running sum of a float window with `L` limbs (`exact.rs`), the range of limbs that may
 /// be nonzero, and the certified estimate.
-#[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct FloatSum<const L: usize> {
     pub(crate) limbs: [i64; L],
@@ -151,9 +146,6 @@ pub(crate) trait FloatExact {
 /// What a shard of a [`ShardedAverage`](crate::ShardedAverage) publishes about a range of its
 /// own elements: their exact sum for integers, a certified estimate of it for floats, in
 /// three words that readers load under the shard's sequence lock.
-///
-/// An implementation detail of [`Sample`], public only because it appears in its signature.
-#[doc(hidden)]
 pub trait Summary<T: Sample>: Copy + Debug + Send + Sync + 'static {
     /// The summary of no elements.
     const EMPTY: Self;

@@ -1,30 +1,51 @@
-//! The element types a moving average can hold, and how each is summed exactly.
+//! The element types a moving average can hold, each wired to its exact accumulator
+//! (`exact.rs`), its running sum (`running.rs`) and its shard summary.
 
 use std::fmt::Debug;
 
+use crate::error::MAX_WINDOW;
 use crate::estimate::Estimate;
 use crate::exact::{
-    add_float_digits, carry_limbs, int_limbs_value, int_mean, int_mean_any, is_carried,
-    round_float_limbs, Span,
+    accumulate_float, add_int_digits, carry_limbs, int_limbs_value, int_mean, int_mean_any,
+    is_carried, narrow_digits, non_finite, round_float_limbs, signed_digits, unsigned_digits,
+    FloatFormat, LimbSum, Limbs, Span, F32, F64,
 };
 use crate::running::{estimate_of, FloatExact, FloatSum, IntSum, RunningSum, Summary};
 
-mod private {
-    pub trait Sealed {}
+/// What the crate needs of an element type beyond [`Sample`]. Sealed: the module is private,
+/// so only this crate implements it and none of its items is public API.
+pub(crate) mod sealed {
+    use super::{Limbs, Span};
+
+    /// An element's exact accumulator, running sum and shard summary, and its bits.
+    pub trait Element: Copy + Send + Sync + 'static {
+        /// The accumulator: an array of limbs (`exact.rs`).
+        type Limbs: Limbs;
+
+        /// The running sum a single-owner window keeps.
+        type Running;
+
+        /// What a shard publishes about its recent elements.
+        type Summary;
+
+        /// Number of limbs that hold digits (the rest are counters of non-finite values).
+        const NUMERIC_LIMBS: usize;
+
+        /// Adds `self` to the limbs and returns the range of numeric limbs it touched.
+        fn add_to(self, limbs: &mut Self::Limbs) -> Span;
+
+        /// Removes `self` from the limbs and returns the range of numeric limbs it touched.
+        fn sub_from(self, limbs: &mut Self::Limbs) -> Span;
+
+        /// The element as the bits of one `u64`, for storage in an atomic.
+        fn to_bits(self) -> u64;
+
+        /// Inverse of [`to_bits`](Element::to_bits).
+        fn from_bits(bits: u64) -> Self;
+    }
 }
 
-/// A fixed-size array of limbs: the exact accumulator of one [`Sample`] type.
-///
-/// An implementation detail of [`Sample`], public only because it appears in its signature.
-#[doc(hidden)]
-pub trait Limbs: Copy + Debug + Send + Sync + 'static + AsRef<[i64]> + AsMut<[i64]> {
-    /// All limbs zero: the sum of no elements.
-    const ZERO: Self;
-}
-
-impl<const L: usize> Limbs for [i64; L] {
-    const ZERO: Self = [0; L];
-}
+use sealed::Element;
 
 /// An element type of a moving average: every primitive integer up to 64 bits, `f32` and
 /// `f64`.
@@ -32,49 +53,12 @@ impl<const L: usize> Limbs for [i64; L] {
 /// The trait is sealed. Each type brings an exact accumulator (see the crate documentation,
 /// *How it works*): integer sums are exact `i128`s, float sums are the exact sum of the window
 /// rounded once to `f64`.
-pub trait Sample: Copy + PartialEq + Debug + Send + Sync + 'static + private::Sealed {
+pub trait Sample:
+    Element<Limbs: LimbSum<Self>, Running: RunningSum<Self>, Summary: Summary<Self>> + PartialEq + Debug
+{
     /// What [`MovingAverage::sum`](crate::MovingAverage::sum) returns: `i128` for integers
     /// (exact, never overflows), `f64` for floats (the exact sum, correctly rounded).
     type Sum: Copy + PartialEq + Debug + Send + Sync + 'static;
-
-    #[doc(hidden)]
-    type Limbs: Limbs;
-
-    #[doc(hidden)]
-    /// The running sum a single-owner window keeps.
-    type Running: RunningSum<Self>;
-
-    #[doc(hidden)]
-    /// What a shard publishes about its recent elements.
-    type Summary: Summary<Self>;
-
-    #[doc(hidden)]
-    /// Number of limbs that hold digits (the rest are counters of non-finite values).
-    const NUMERIC_LIMBS: usize;
-
-    #[doc(hidden)]
-    /// Adds `self` to the limbs and returns the range of numeric limbs it touched.
-    fn add_to(self, limbs: &mut Self::Limbs) -> Span;
-
-    #[doc(hidden)]
-    /// Removes `self` from the limbs and returns the range of numeric limbs it touched.
-    fn sub_from(self, limbs: &mut Self::Limbs) -> Span;
-
-    #[doc(hidden)]
-    /// The sum encoded by the limbs, given the range of numeric limbs that may be nonzero.
-    fn sum_of(limbs: &Self::Limbs, span: Span) -> Self::Sum;
-
-    #[doc(hidden)]
-    /// The mean of `n >= 1` elements whose exact sum the limbs encode.
-    fn mean_of(limbs: &Self::Limbs, span: Span, n: u64) -> f64;
-
-    #[doc(hidden)]
-    /// The sample as the bits of one `u64`, for storage in an atomic.
-    fn to_bits(self) -> u64;
-
-    #[doc(hidden)]
-    /// Inverse of [`to_bits`](Sample::to_bits).
-    fn from_bits(bits: u64) -> Self;
 }
 
 /// Implements [`Sample`] for integer types given how a value splits into limb digits.
@@ -84,9 +68,7 @@ pub trait Sample: Copy + PartialEq + Debug + Send + Sync + 'static + private::Se
 /// that carries the sign (for signed types).
 macro_rules! int {
     ($limbs:literal, $digits:expr => $($t:ty),*) => {$(
-        impl private::Sealed for $t {}
-        impl Sample for $t {
-            type Sum = i128;
+        impl Element for $t {
             type Limbs = [i64; $limbs];
             type Running = IntSum;
             type Summary = IntSum;
@@ -94,27 +76,11 @@ macro_rules! int {
 
             #[inline(always)]
             fn add_to(self, limbs: &mut [i64; $limbs]) -> Span {
-                let digits: [i64; $limbs] = $digits(self);
-                for (limb, digit) in limbs.iter_mut().zip(digits) {
-                    *limb = limb.wrapping_add(digit);
-                }
-                Span { lo: 0, hi: $limbs - 1 }
+                add_int_digits(limbs, $digits(self), false)
             }
             #[inline(always)]
             fn sub_from(self, limbs: &mut [i64; $limbs]) -> Span {
-                let digits: [i64; $limbs] = $digits(self);
-                for (limb, digit) in limbs.iter_mut().zip(digits) {
-                    *limb = limb.wrapping_sub(digit);
-                }
-                Span { lo: 0, hi: $limbs - 1 }
-            }
-            #[inline]
-            fn sum_of(limbs: &[i64; $limbs], _: Span) -> i128 {
-                int_limbs_value(limbs)
-            }
-            #[inline]
-            fn mean_of(limbs: &[i64; $limbs], _: Span, n: u64) -> f64 {
-                int_mean(int_limbs_value(limbs), n, n as i64 as f64)
+                add_int_digits(limbs, $digits(self), true)
             }
             #[inline(always)]
             fn to_bits(self) -> u64 {
@@ -123,6 +89,21 @@ macro_rules! int {
             #[inline(always)]
             fn from_bits(bits: u64) -> Self {
                 bits as $t
+            }
+        }
+
+        impl Sample for $t {
+            type Sum = i128;
+        }
+
+        impl LimbSum<$t> for [i64; $limbs] {
+            #[inline]
+            fn exact_sum(&self, _: Span) -> i128 {
+                int_limbs_value(self)
+            }
+            #[inline]
+            fn exact_mean(&self, _: Span, n: u64) -> f64 {
+                int_mean(int_limbs_value(self), n, n as i64 as f64)
             }
         }
 
@@ -219,24 +200,6 @@ macro_rules! int {
     )*};
 }
 
-/// One digit: the value itself.
-#[inline(always)]
-fn narrow_digits(v: i64) -> [i64; 1] {
-    [v]
-}
-
-/// A 64-bit signed value as a low unsigned and a high signed 32-bit digit.
-#[inline(always)]
-fn signed_digits(v: i64) -> [i64; 2] {
-    [i64::from(v as u32), v >> 32]
-}
-
-/// A 64-bit unsigned value as two unsigned 32-bit digits.
-#[inline(always)]
-fn unsigned_digits(v: u64) -> [i64; 2] {
-    [i64::from(v as u32), (v >> 32) as i64]
-}
-
 int!(1, |x| narrow_digits(x as i64) => i8, i16, i32, u8, u16, u32);
 int!(2, signed_digits => i64);
 int!(2, unsigned_digits => u64);
@@ -247,59 +210,25 @@ int!(2, |x| unsigned_digits(x as u64) => usize);
 #[cfg(not(target_pointer_width = "64"))]
 int!(1, |x| narrow_digits(x as i64) => isize, usize);
 
-/// Index of the NaN counter among a float's limbs; `+inf` and `-inf` follow it.
-const fn nan_counter(numeric: usize) -> usize {
-    numeric
-}
-
-/// What non-finite elements in the window make of the sum and mean, if any: NaN if the window
-/// holds a NaN or both infinities, otherwise the infinity it holds.
-#[inline]
-fn non_finite(limbs: &[i64], numeric: usize) -> Option<f64> {
-    let i = nan_counter(numeric);
-    let (nan, pos, neg) = (limbs[i], limbs[i + 1], limbs[i + 2]);
-    if nan != 0 || (pos != 0 && neg != 0) {
-        Some(f64::NAN)
-    } else if pos != 0 {
-        Some(f64::INFINITY)
-    } else if neg != 0 {
-        Some(f64::NEG_INFINITY)
-    } else {
-        None
-    }
-}
-
-/// IEEE binary floats. A finite value is `m * 2^(p - BIAS)` with `m < 2^(MANT + 1)` and `p`
-/// the biased exponent less one (zero for subnormals), so `p` counts bit positions from the
-/// smallest subnormal and selects the limb.
+/// Implements [`Sample`] for an IEEE binary float type, given its bit format (`exact.rs`) and
+/// the length of its limb array, `F::LIMBS`.
 macro_rules! float {
-    ($t:ty, $bits:ty, limbs = $limbs:literal, numeric = $numeric:literal,
-     mant = $mant:literal, exp_mask = $emask:literal, bias = $bias:literal) => {
-        impl private::Sealed for $t {}
-        impl Sample for $t {
-            type Sum = f64;
+    ($t:ty, $bits:ty, $format:ty, limbs = $limbs:literal) => {
+        const _: () = assert!(<$format as FloatFormat>::LIMBS == $limbs);
+
+        impl Element for $t {
             type Limbs = [i64; $limbs];
             type Running = FloatSum<$limbs>;
             type Summary = Estimate;
-            const NUMERIC_LIMBS: usize = $numeric;
+            const NUMERIC_LIMBS: usize = <$format as FloatFormat>::NUMERIC;
 
             #[inline(always)]
             fn add_to(self, limbs: &mut [i64; $limbs]) -> Span {
-                accumulate::<$limbs>(u64::from(self.to_bits()), limbs, false)
+                accumulate_float::<$format, $limbs>(u64::from(<$t>::to_bits(self)), limbs, false)
             }
             #[inline(always)]
             fn sub_from(self, limbs: &mut [i64; $limbs]) -> Span {
-                accumulate::<$limbs>(u64::from(self.to_bits()), limbs, true)
-            }
-            #[inline]
-            fn sum_of(limbs: &[i64; $limbs], span: Span) -> f64 {
-                non_finite(limbs, $numeric)
-                    .unwrap_or_else(|| round_float_limbs(limbs, span, $bias, 1))
-            }
-            #[inline]
-            fn mean_of(limbs: &[i64; $limbs], span: Span, n: u64) -> f64 {
-                non_finite(limbs, $numeric)
-                    .unwrap_or_else(|| round_float_limbs(limbs, span, $bias, n))
+                accumulate_float::<$format, $limbs>(u64::from(<$t>::to_bits(self)), limbs, true)
             }
             #[inline(always)]
             fn to_bits(self) -> u64 {
@@ -311,17 +240,30 @@ macro_rules! float {
             }
         }
 
-        impl FloatLayout for [i64; $limbs] {
-            const MANT: u32 = $mant;
-            const EXP_MASK: u64 = $emask;
-            const NUMERIC: usize = $numeric;
+        impl Sample for $t {
+            type Sum = f64;
+        }
+
+        impl LimbSum<$t> for [i64; $limbs] {
+            #[inline]
+            fn exact_sum(&self, span: Span) -> f64 {
+                non_finite(self, <$format as FloatFormat>::NUMERIC).unwrap_or_else(|| {
+                    round_float_limbs(self, span, <$format as FloatFormat>::BIAS, 1)
+                })
+            }
+            #[inline]
+            fn exact_mean(&self, span: Span, n: u64) -> f64 {
+                non_finite(self, <$format as FloatFormat>::NUMERIC).unwrap_or_else(|| {
+                    round_float_limbs(self, span, <$format as FloatFormat>::BIAS, n)
+                })
+            }
         }
 
         impl FloatExact for FloatSum<$limbs> {
-            const BIAS: i32 = $bias;
+            const BIAS: i32 = <$format as FloatFormat>::BIAS;
 
             fn non_finite(&self) -> Option<f64> {
-                non_finite(&self.limbs, $numeric)
+                non_finite(&self.limbs, <$format as FloatFormat>::NUMERIC)
             }
 
             fn limbs_and_span(&self) -> (&[i64], Span) {
@@ -378,8 +320,13 @@ macro_rules! float {
                 self.needs_seed()
             }
             fn seed(limbs: &[i64; $limbs]) -> Self {
-                let non_finite = non_finite(limbs, $numeric).is_some();
-                estimate_of(limbs, Span::full($numeric), $bias, non_finite)
+                let non_finite = non_finite(limbs, <$format as FloatFormat>::NUMERIC).is_some();
+                estimate_of(
+                    limbs,
+                    Span::full(<$format as FloatFormat>::NUMERIC),
+                    <$format as FloatFormat>::BIAS,
+                    non_finite,
+                )
             }
             #[inline(always)]
             fn to_words(&self) -> [u64; 3] {
@@ -447,17 +394,17 @@ macro_rules! float {
                 self.maintain();
             }
             fn normalize(&mut self) {
-                self.span = carry_limbs(&mut self.limbs[..$numeric]);
+                self.span = carry_limbs(&mut self.limbs[..<$format as FloatFormat>::NUMERIC]);
             }
             const STATE_LEN: usize = $limbs;
             fn write_state(&self, out: &mut Vec<i64>) {
                 let mut limbs = self.limbs;
-                carry_limbs(&mut limbs[..$numeric]);
+                carry_limbs(&mut limbs[..<$format as FloatFormat>::NUMERIC]);
                 out.extend_from_slice(&limbs);
             }
             fn read_state(words: &[i64]) -> Option<Self> {
                 let limbs: [i64; $limbs] = words.try_into().ok()?;
-                if !is_carried(&limbs[..$numeric]) {
+                if !is_carried(&limbs[..<$format as FloatFormat>::NUMERIC]) {
                     return None;
                 }
                 let mut sum = FloatSum {
@@ -465,17 +412,17 @@ macro_rules! float {
                     span: Span::EMPTY,
                     estimate: Estimate::ZERO,
                 };
-                sum.span = carry_limbs(&mut sum.limbs[..$numeric]);
+                sum.span = carry_limbs(&mut sum.limbs[..<$format as FloatFormat>::NUMERIC]);
                 sum.estimate = estimate_of(
                     &sum.limbs,
                     sum.span,
-                    $bias,
-                    non_finite(&sum.limbs, $numeric).is_some(),
+                    <$format as FloatFormat>::BIAS,
+                    non_finite(&sum.limbs, <$format as FloatFormat>::NUMERIC).is_some(),
                 );
                 Some(sum)
             }
             fn mean_of(&self, n: u64) -> f64 {
-                if n <= crate::MAX_WINDOW as u64 {
+                if n <= MAX_WINDOW as u64 {
                     let nf = n as f64;
                     self.certified_mean(n, nf, 1.0 / nf)
                 } else {
@@ -486,61 +433,5 @@ macro_rules! float {
     };
 }
 
-/// Bit layout of the float a limb array belongs to.
-trait FloatLayout {
-    const MANT: u32;
-    const EXP_MASK: u64;
-    const NUMERIC: usize;
-}
-
-/// Adds or removes one float given by its bits. Non-finite values move a counter; finite ones
-/// add their digits.
-#[inline(always)]
-fn accumulate<const L: usize>(bits: u64, limbs: &mut [i64; L], remove: bool) -> Span
-where
-    [i64; L]: FloatLayout,
-{
-    let mant = <[i64; L] as FloatLayout>::MANT;
-    let exp_mask = <[i64; L] as FloatLayout>::EXP_MASK;
-    let numeric = <[i64; L] as FloatLayout>::NUMERIC;
-    let sign = (bits >> (mant + exp_mask.count_ones())) & 1 == 1;
-    let e = (bits >> mant) & exp_mask;
-    let frac = bits & ((1u64 << mant) - 1);
-    if e == exp_mask {
-        let counter = nan_counter(numeric)
-            + match (frac != 0, sign) {
-                (true, _) => 0,
-                (false, false) => 1,
-                (false, true) => 2,
-            };
-        let delta = if remove { -1 } else { 1 };
-        limbs[counter] = limbs[counter].wrapping_add(delta);
-        return Span::EMPTY;
-    }
-    let (m, p) = if e == 0 {
-        (frac, 0)
-    } else {
-        (frac | (1u64 << mant), (e - 1) as u32)
-    };
-    let lo = add_float_digits(limbs, m, p, sign != remove);
-    Span { lo, hi: lo + 2 }
-}
-
-float!(
-    f64,
-    u64,
-    limbs = 69,
-    numeric = 66,
-    mant = 52,
-    exp_mask = 0x7ff,
-    bias = 1074
-);
-float!(
-    f32,
-    u32,
-    limbs = 13,
-    numeric = 10,
-    mant = 23,
-    exp_mask = 0xff,
-    bias = 149
-);
+float!(f64, u64, F64, limbs = 69);
+float!(f32, u32, F32, limbs = 13);

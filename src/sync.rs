@@ -2,17 +2,19 @@
 //! come from `std` or from `loom`.
 //!
 //! Every synchronizing primitive in the crate is imported from here, so a build with
-//! `RUSTFLAGS="--cfg loom"` model-checks the real code, not a copy of it.
+//! `RUSTFLAGS="--cfg loom"` model-checks the real code, not a copy of it. One exception: the
+//! counter that hands out moving-average ids (`lease.rs`) is a `static` std atomic, because it
+//! synchronizes nothing (only uniqueness matters) and loom's atomics cannot be statics.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64};
 #[cfg(loom)]
-pub(crate) use loom::sync::{Mutex, MutexGuard};
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Mutex, MutexGuard};
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
 /// `loom::cell::UnsafeCell` under loom; a zero-cost wrapper with the same closure-based API
 /// over `std::cell::UnsafeCell` otherwise.

@@ -1,6 +1,7 @@
 //! The interface every moving average in the crate implements, and the contract behind it.
 
-use crate::{Sample, WindowError};
+use crate::error::WindowError;
+use crate::sample::Sample;
 
 /// A moving average over the last `N` elements added: the window.
 ///
@@ -40,7 +41,7 @@ use crate::{Sample, WindowError};
 /// ```
 /// use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage};
 ///
-/// fn last_three<M: MovingAverage<u32>>() -> Option<f64> {
+/// fn last_three<M: MovingAverage<Item = u32>>() -> Option<f64> {
 ///     let mut m = M::with_window(3).unwrap();
 ///     for x in 1..=5 {
 ///         m.push(x);
@@ -53,7 +54,10 @@ use crate::{Sample, WindowError};
 /// assert_eq!(last_three::<MutexAverage<u32>>(), Some(4.0));
 /// assert_eq!(last_three::<ShardedAverage<u32>>(), Some(4.0));
 /// ```
-pub trait MovingAverage<T: Sample> {
+pub trait MovingAverage {
+    /// The element type: one of the [`Sample`] types.
+    type Item: Sample;
+
     /// Creates an empty moving average over the last `window` elements.
     ///
     /// # Errors
@@ -147,7 +151,7 @@ pub trait MovingAverage<T: Sample> {
     /// f.extend([1e17, 1.0, 1.0, 1.0]); // 1e17 has left the window
     /// assert_eq!(f.sum(), 3.0);
     /// ```
-    fn sum(&self) -> T::Sum;
+    fn sum(&self) -> <Self::Item as Sample>::Sum;
 
     /// The mean of the elements in the window, correctly rounded; `None` when empty.
     ///
@@ -174,7 +178,7 @@ pub trait MovingAverage<T: Sample> {
     /// m.extend([1u16, 2, 3]);
     /// assert_eq!(m.oldest(), Some(2));
     /// ```
-    fn oldest(&self) -> Option<T>;
+    fn oldest(&self) -> Option<Self::Item>;
 
     /// The most recently added element.
     ///
@@ -187,7 +191,7 @@ pub trait MovingAverage<T: Sample> {
     /// m.extend([1u16, 2, 3]);
     /// assert_eq!(m.newest(), Some(3));
     /// ```
-    fn newest(&self) -> Option<T>;
+    fn newest(&self) -> Option<Self::Item>;
 
     /// The element at `index`, counted from the oldest (`0`) to the newest (`len() - 1`);
     /// `None` past the end.
@@ -203,7 +207,7 @@ pub trait MovingAverage<T: Sample> {
     /// assert_eq!(m.get(2), Some(40));
     /// assert_eq!(m.get(3), None);
     /// ```
-    fn get(&self, index: usize) -> Option<T>;
+    fn get(&self, index: usize) -> Option<Self::Item>;
 
     /// A copy of the window, oldest first.
     ///
@@ -216,7 +220,7 @@ pub trait MovingAverage<T: Sample> {
     /// m.extend(1..=5u64);
     /// assert_eq!(m.to_vec(), [3, 4, 5]);
     /// ```
-    fn to_vec(&self) -> Vec<T>;
+    fn to_vec(&self) -> Vec<Self::Item>;
 
     /// Adds an element, evicting the oldest if the window is full.
     ///
@@ -232,7 +236,7 @@ pub trait MovingAverage<T: Sample> {
     /// m.push(2.0); // the NaN leaves the window
     /// assert_eq!(m.average(), Some(1.5));
     /// ```
-    fn push(&mut self, value: T);
+    fn push(&mut self, value: Self::Item);
 
     /// Removes every element; the window size is kept.
     ///
@@ -274,8 +278,15 @@ pub trait MovingAverage<T: Sample> {
 /// assert_eq!(m.len(), 400);
 /// assert_eq!(m.sum(), (0..400).sum::<u64>() as i128);
 /// ```
-pub trait SharedMovingAverage<T: Sample>: MovingAverage<T> + Sync {
+pub trait SharedMovingAverage: MovingAverage + Sync {
     /// Adds an element from any thread, evicting the oldest if the window is full.
+    ///
+    /// # Panics
+    ///
+    /// [`ShardedAverage`](crate::ShardedAverage) panics if the add needs memory that cannot
+    /// be allocated (see its implementation of this method, and
+    /// [`try_push`](crate::ShardedAverage::try_push)). [`MutexAverage`](crate::MutexAverage)
+    /// never panics here.
     ///
     /// # Examples
     ///
@@ -289,7 +300,7 @@ pub trait SharedMovingAverage<T: Sample>: MovingAverage<T> + Sync {
     /// });
     /// assert_eq!(m.average(), Some(2.0));
     /// ```
-    fn push(&self, value: T);
+    fn push(&self, value: Self::Item);
 
     /// Removes every element added before the call; adds that run concurrently with it may or
     /// may not be removed.

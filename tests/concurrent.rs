@@ -121,12 +121,126 @@ fn sample_as_f64<T: RefSample>(x: T) -> f64 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Writers and readers at once
+// ---------------------------------------------------------------------------------------------
+
+/// The writer and reader threads of a [`writers_and_readers`] run that are still running.
+struct Live {
+    writers: AtomicUsize,
+    readers: AtomicUsize,
+}
+
+impl Live {
+    fn writers_done(&self) -> bool {
+        self.writers.load(SeqCst) == 0
+    }
+
+    fn readers_done(&self) -> bool {
+        self.readers.load(SeqCst) == 0
+    }
+}
+
+/// Decrements a counter when dropped, also while unwinding, so that a thread whose assertion
+/// fails still counts itself out and the threads waiting for it stop.
+struct CountDown<'a>(&'a AtomicUsize);
+
+impl Drop for CountDown<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Threads that only burn CPU while readers read, so that the OS preempts readers in the
+/// middle of reads while writers run on: the reads that must notice overwritten data.
+const BURNERS: usize = if MIRI { 0 } else { 3 };
+
+fn burn_while_positive(counter: &AtomicUsize) {
+    let mut x = 0u64;
+    while counter.load(SeqCst) > 0 {
+        for _ in 0..1000 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+    }
+}
+
+/// Runs `write(t, live)` on `writers` threads and `read(r, live)` on `readers` threads, all
+/// released at once by one barrier, and `burners` threads that burn CPU until the readers are
+/// done. Each writer and reader counts itself out of `live` when it returns or panics, so
+/// writers may run until the readers are done, or readers until the writers are (not both).
+/// Returns what each reader returned, in order, once every thread is joined (so its
+/// thread-locals, among them a `ShardedAverage` shard's lease, are gone); a panic is passed on.
+fn writers_and_readers<R: Send>(
+    writers: usize,
+    readers: usize,
+    burners: usize,
+    write: impl Fn(usize, &Live) + Sync,
+    read: impl Fn(usize, &Live) -> R + Sync,
+) -> Vec<R> {
+    let live = Live {
+        writers: AtomicUsize::new(writers),
+        readers: AtomicUsize::new(readers),
+    };
+    let start = Barrier::new(writers + readers);
+    std::thread::scope(|s| {
+        let (live, start, write, read) = (&live, &start, &write, &read);
+        let others: Vec<_> = (0..writers)
+            .map(|t| {
+                s.spawn(move || {
+                    let _leave = CountDown(&live.writers);
+                    start.wait();
+                    write(t, live);
+                })
+            })
+            .chain((0..burners).map(|_| s.spawn(move || burn_while_positive(&live.readers))))
+            .collect();
+        let read_handles: Vec<_> = (0..readers)
+            .map(|r| {
+                s.spawn(move || {
+                    let _leave = CountDown(&live.readers);
+                    start.wait();
+                    read(r, live)
+                })
+            })
+            .collect();
+        let reads: Vec<_> = read_handles.into_iter().map(|h| h.join()).collect();
+        let others: Vec<_> = others.into_iter().map(|h| h.join()).collect();
+        let reads: Vec<R> = reads
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect();
+        others
+            .into_iter()
+            .for_each(|r| r.unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        reads
+    })
+}
+
+/// A writer for [`writers_and_readers`]: writer `t` adds `value(t, 0..most)` until the readers
+/// are done, and stores in `done[t]` how many of its adds have returned.
+fn add_until_readers_done<'a, T, M: SharedMovingAverage<Item = T>>(
+    m: &'a M,
+    done: &'a [AtomicUsize],
+    most: usize,
+    value: impl Fn(usize, usize) -> T + Sync + 'a,
+) -> impl Fn(usize, &Live) + Sync + 'a {
+    move |t, live| {
+        for i in 0..most {
+            if live.readers_done() {
+                break;
+            }
+            m.push(value(t, i));
+            done[t].store(i + 1, SeqCst);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The check at quiescence
 // ---------------------------------------------------------------------------------------------
 
 /// Checks `m` after `pushed[t]` adds from each thread `t` (sequence `tag(t, 0..pushed[t])`),
 /// all finished, with no clear.
-fn check_quiescent<T: Tagged, M: SharedMovingAverage<T>>(
+fn check_quiescent<T: Tagged, M: SharedMovingAverage<Item = T>>(
     name: &str,
     m: &M,
     pushed: &[usize],
@@ -172,28 +286,23 @@ fn check_quiescent<T: Tagged, M: SharedMovingAverage<T>>(
     check_all_reads(m, &model).map_err(ctx)
 }
 
-/// Adds `tag(t, 0..per_thread)` from `threads` scoped threads at once, yielding now and then
+/// Adds `tag(t, 0..per_thread)` from `threads` threads released at once, yielding now and then
 /// so that the threads interleave even on few cores.
-fn push_from_threads<T: Tagged, M: SharedMovingAverage<T>>(
+fn push_from_threads<T: Tagged, M: SharedMovingAverage<Item = T>>(
     m: &M,
     threads: std::ops::Range<usize>,
     per_thread: usize,
 ) {
-    let barrier = Barrier::new(threads.len());
-    std::thread::scope(|s| {
-        for t in threads {
-            let barrier = &barrier;
-            s.spawn(move || {
-                barrier.wait();
-                for i in 0..per_thread {
-                    m.push(T::tag(t, i));
-                    if i % 97 == 0 {
-                        std::thread::yield_now();
-                    }
-                }
-            });
+    let first = threads.start;
+    let write = |k: usize, _: &Live| {
+        for i in 0..per_thread {
+            m.push(T::tag(first + k, i));
+            if i % 97 == 0 {
+                std::thread::yield_now();
+            }
         }
-    });
+    };
+    writers_and_readers(threads.len(), 0, 0, write, |_, _| ());
 }
 
 fn per_thread_adds() -> usize {
@@ -204,7 +313,7 @@ fn per_thread_adds() -> usize {
     }
 }
 
-fn stress_threads<T: Tagged, M: SharedMovingAverage<T>>(name: &str) {
+fn stress_threads<T: Tagged, M: SharedMovingAverage<Item = T>>(name: &str) {
     let p = per_thread_adds();
     let configs: &[(usize, &[usize])] = if MIRI {
         &[(2, &[1, 7, 40]), (3, &[64])]
@@ -247,7 +356,7 @@ fn scoped_threads_sharded() {
 
 /// The same through a rayon pool with more threads than cores: each task is one "thread" of
 /// the check (a task runs start to finish on one worker).
-fn stress_rayon<T: Tagged, M: SharedMovingAverage<T>>(name: &str) {
+fn stress_rayon<T: Tagged, M: SharedMovingAverage<Item = T>>(name: &str) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(if MIRI { 2 } else { 8 })
         .build()
@@ -297,7 +406,7 @@ fn rayon_sharded() {
 /// any set of elements that were in the window: the average is never NaN and lies within the
 /// smallest and largest value added, the length and `to_vec()` stay within the window, every
 /// element read is one that was added, and each thread's elements are in its order.
-fn reads_during_adds<T: Tagged, M: SharedMovingAverage<T>>(
+fn reads_during_adds<T: Tagged, M: SharedMovingAverage<Item = T>>(
     name: &str,
     window: usize,
     writers: usize,
@@ -306,65 +415,59 @@ fn reads_during_adds<T: Tagged, M: SharedMovingAverage<T>>(
     let p = if MIRI { 30 } else { 20_000 };
     let m = M::with_window(window).unwrap();
     let (lo, hi) = value_range::<T>(writers, p);
-    let running = AtomicUsize::new(writers);
-    let reads = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for t in 0..writers {
-            let (m, running) = (&m, &running);
-            s.spawn(move || {
-                for i in 0..p {
-                    m.push(T::tag(t, i));
-                }
-                running.fetch_sub(1, SeqCst);
-            });
+    let write = |t: usize, _: &Live| {
+        for i in 0..p {
+            m.push(T::tag(t, i));
         }
-        for r in 0..readers {
-            let (m, running, reads) = (&m, &running, &reads);
-            s.spawn(move || loop {
-                let last = running.load(SeqCst) == 0;
-                if let Some(a) = m.average() {
-                    assert!(!a.is_nan(), "{name}: NaN average");
+    };
+    // Each reader returns how many reads it made; the last starts after the writers finished.
+    let read = |r: usize, live: &Live| {
+        let mut reads = 0usize;
+        loop {
+            let last = live.writers_done();
+            if let Some(a) = m.average() {
+                assert!(!a.is_nan(), "{name}: NaN average");
+                assert!(
+                    lo <= a && a <= hi,
+                    "{name}: average {a} outside [{lo}, {hi}]"
+                );
+            }
+            assert!(m.len() <= window, "{name}: len {} > {window}", m.len());
+            let sum = T::sum_value(m.sum());
+            if let SumValue::Float(f) = sum {
+                assert!(f.is_finite(), "{name}: sum {f}");
+            }
+            if r % 2 == 0 {
+                let v = m.to_vec();
+                assert!(v.len() <= window, "{name}: to_vec has {} elements", v.len());
+                let mut next = vec![0usize; writers];
+                for x in v {
+                    let (t, i) = x
+                        .untag()
+                        .filter(|&(t, i)| t < writers && i < p)
+                        .unwrap_or_else(|| panic!("{name}: {x:?} was never added"));
+                    assert!(i >= next[t], "{name}: thread {t}'s elements out of order");
+                    next[t] = i + 1;
+                }
+            } else {
+                for x in [m.oldest(), m.newest(), m.get(0), m.get(window / 2)]
+                    .into_iter()
+                    .flatten()
+                {
                     assert!(
-                        lo <= a && a <= hi,
-                        "{name}: average {a} outside [{lo}, {hi}]"
+                        x.untag().is_some_and(|(t, i)| t < writers && i < p),
+                        "{name}: {x:?} was never added"
                     );
                 }
-                assert!(m.len() <= window, "{name}: len {} > {window}", m.len());
-                let sum = T::sum_value(m.sum());
-                if let SumValue::Float(f) = sum {
-                    assert!(f.is_finite(), "{name}: sum {f}");
-                }
-                if r % 2 == 0 {
-                    let v = m.to_vec();
-                    assert!(v.len() <= window, "{name}: to_vec has {} elements", v.len());
-                    let mut next = vec![0usize; writers];
-                    for x in v {
-                        let (t, i) = x
-                            .untag()
-                            .filter(|&(t, i)| t < writers && i < p)
-                            .unwrap_or_else(|| panic!("{name}: {x:?} was never added"));
-                        assert!(i >= next[t], "{name}: thread {t}'s elements out of order");
-                        next[t] = i + 1;
-                    }
-                } else {
-                    for x in [m.oldest(), m.newest(), m.get(0), m.get(window / 2)]
-                        .into_iter()
-                        .flatten()
-                    {
-                        assert!(
-                            x.untag().is_some_and(|(t, i)| t < writers && i < p),
-                            "{name}: {x:?} was never added"
-                        );
-                    }
-                }
-                reads.fetch_add(1, SeqCst);
-                if last {
-                    break;
-                }
-            });
+            }
+            reads += 1;
+            if last {
+                return reads;
+            }
         }
-    });
-    assert!(reads.load(SeqCst) >= readers);
+    };
+    let reads = writers_and_readers(writers, readers, 0, write, read);
+    assert!(reads.iter().sum::<usize>() >= readers);
     check_quiescent(name, &m, &vec![p; writers]).unwrap();
 }
 
@@ -420,7 +523,7 @@ fn is_cyclic_run(mask: u64) -> bool {
 /// yet: at most one per writer, and always that writer's newest. So after every writer has
 /// added more than `N` elements, each read's sum is made of one contiguous run per writer, and
 /// `N - writers <= count <= N`. For `MutexAverage` (linearizable) the count is exactly `N`.
-fn sums_during_adds_are_exact<M: SharedMovingAverage<u64>>(
+fn sums_during_adds_are_exact<M: SharedMovingAverage<Item = u64>>(
     name: &str,
     window: usize,
     writers: usize,
@@ -434,28 +537,25 @@ fn sums_during_adds_are_exact<M: SharedMovingAverage<u64>>(
     let m = M::with_window(window).unwrap();
     let started = AtomicUsize::new(0);
     let checks = AtomicUsize::new(0);
-    let mut checked = 0usize;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..writers)
-            .map(|t| {
-                let (m, started, checks) = (&m, &started, &checks);
-                s.spawn(move || {
-                    for i in 0..window + 1 {
-                        m.push(bit_of(t, i));
-                    }
-                    started.fetch_add(1, SeqCst);
-                    let mut i = window + 1;
-                    while i < p || checks.load(Relaxed) < min_checks {
-                        m.push(bit_of(t, i));
-                        i += 1;
-                    }
-                })
-            })
-            .collect();
-        while started.load(SeqCst) < writers {
+    let write = |t: usize, live: &Live| {
+        for i in 0..window + 1 {
+            m.push(bit_of(t, i));
+        }
+        started.fetch_add(1, SeqCst);
+        let mut i = window + 1;
+        // Also stops if the reader failed, which would never reach `min_checks`.
+        while i < p || (checks.load(Relaxed) < min_checks && !live.readers_done()) {
+            m.push(bit_of(t, i));
+            i += 1;
+        }
+    };
+    // The one reader returns how many reads it checked.
+    let read = |_: usize, live: &Live| {
+        while started.load(SeqCst) < writers && !live.writers_done() {
             std::hint::spin_loop();
         }
-        while !handles.iter().all(|h| h.is_finished()) {
+        let mut checked = 0usize;
+        while !live.writers_done() {
             let sum = m.sum();
             let bits = u64::try_from(sum).unwrap();
             let count = bits.count_ones() as usize;
@@ -473,7 +573,9 @@ fn sums_during_adds_are_exact<M: SharedMovingAverage<u64>>(
             checked += 1;
             checks.store(checked, Relaxed);
         }
-    });
+        checked
+    };
+    let checked = writers_and_readers(writers, 1, 0, write, read)[0];
     assert!(checked >= min_checks);
     // Quiescent: exactly the last `window` adds of some interleaving.
     let v = m.to_vec();
@@ -528,21 +630,12 @@ fn shards_are_reused_by_threads_that_come_and_go() {
     }
     // Batches of four concurrent threads: never more than four shards.
     for round in 0..rounds / 5 {
-        let barrier = Barrier::new(4);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..4)
-                .map(|t| {
-                    let (m, barrier) = (&m, &barrier);
-                    s.spawn(move || {
-                        barrier.wait();
-                        for i in 0..100 {
-                            m.push(i64::tag(100 + 4 * round + t, i));
-                        }
-                    })
-                })
-                .collect();
-            handles.into_iter().for_each(|h| h.join().unwrap());
-        });
+        let write = |t: usize, _: &Live| {
+            for i in 0..100 {
+                m.push(i64::tag(100 + 4 * round + t, i));
+            }
+        };
+        writers_and_readers(4, 0, 0, write, |_, _| ());
         assert!(
             m.shard_count() <= 4,
             "{} shards after round {round}",
@@ -679,40 +772,39 @@ fn one_thread_keeps_many_averages_apart() {
 /// the clearing thread notes which adds had returned before it called `clear()` and which had
 /// not started when `clear()` returned. At quiescence (window larger than every add), the
 /// former must be gone and the latter all present.
-fn clear_during_adds<T: Tagged, M: SharedMovingAverage<T>>(name: &str) {
+fn clear_during_adds<T: Tagged, M: SharedMovingAverage<Item = T>>(name: &str) {
     let writers = 3;
     let p = if MIRI { 40 } else { 6_000 };
     for round in 0..if MIRI { 1 } else { 6 } {
         let m = M::with_window(writers * p + 5).unwrap();
         let started: Vec<AtomicUsize> = (0..writers).map(|_| AtomicUsize::new(0)).collect();
         let done: Vec<AtomicUsize> = (0..writers).map(|_| AtomicUsize::new(0)).collect();
-        let barrier = Barrier::new(writers);
-        let (before, after) = std::thread::scope(|s| {
-            for t in 0..writers {
-                let (m, started, done, barrier) = (&m, &started, &done, &barrier);
-                s.spawn(move || {
-                    barrier.wait();
-                    for i in 0..p {
-                        started[t].store(i + 1, SeqCst);
-                        m.push(T::tag(t, i));
-                        done[t].store(i + 1, SeqCst);
-                        if i % 31 == 0 {
-                            // Interleave the writers even on few cores.
-                            std::thread::yield_now();
-                        }
-                    }
-                });
+        let write = |t: usize, _: &Live| {
+            for i in 0..p {
+                started[t].store(i + 1, SeqCst);
+                m.push(T::tag(t, i));
+                done[t].store(i + 1, SeqCst);
+                if i % 31 == 0 {
+                    // Interleave the writers even on few cores.
+                    std::thread::yield_now();
+                }
             }
-            // Clear somewhere in the middle of the adds.
+        };
+        // Clears somewhere in the middle of the adds; returns the adds that had returned
+        // before the call and those that had started when it returned.
+        let clear = |_: usize, live: &Live| {
             let threshold = (round + 1) * writers * p / 8;
-            while done.iter().map(|d| d.load(SeqCst)).sum::<usize>() < threshold {
+            while done.iter().map(|d| d.load(SeqCst)).sum::<usize>() < threshold
+                && !live.writers_done()
+            {
                 std::thread::yield_now();
             }
             let before: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
             SharedMovingAverage::clear(&m);
             let after: Vec<usize> = started.iter().map(|d| d.load(SeqCst)).collect();
             (before, after)
-        });
+        };
+        let (before, after) = writers_and_readers(writers, 1, 0, write, clear).remove(0);
         let v = m.to_vec();
         let mut present = vec![vec![false; p]; writers];
         let mut next = vec![0usize; writers];
@@ -754,28 +846,6 @@ fn clear_during_adds_mutex() {
 // ---------------------------------------------------------------------------------------------
 // Reads during adds, identified exactly
 // ---------------------------------------------------------------------------------------------
-
-/// Decrements a counter when dropped, also while unwinding.
-struct CountDown<'a>(&'a AtomicUsize);
-
-impl Drop for CountDown<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
-    }
-}
-
-/// Threads that only burn CPU while readers read, so that the OS preempts readers in the
-/// middle of reads while writers run on: the reads that must notice overwritten data.
-const BURNERS: usize = if MIRI { 0 } else { 3 };
-
-fn burn_while_positive(counter: &AtomicUsize) {
-    let mut x = 0u64;
-    while counter.load(SeqCst) > 0 {
-        for _ in 0..1000 {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
-        }
-    }
-}
 
 /// Writer `t`'s add `i`: a pseudo-random 20-bit number, shifted by 40 bits for writer 1, so
 /// that a window sum (at most 1000 elements) splits exactly into the two writers' parts.
@@ -821,7 +891,11 @@ fn run_lengths(
 /// the window is full (`slack`: adds that had drawn a ticket but not published, at most one per
 /// writer for ShardedAverage; zero for the linearizable MutexAverage). A read that used
 /// overwritten slots or checkpoints would almost surely give a sum with no such decomposition.
-fn sums_during_adds_are_runs<M: SharedMovingAverage<u64>>(name: &str, window: usize, slack: usize) {
+fn sums_during_adds_are_runs<M: SharedMovingAverage<Item = u64>>(
+    name: &str,
+    window: usize,
+    slack: usize,
+) {
     const WRITERS: usize = 2;
     const READERS: usize = 2;
     let most = if MIRI { 300 } else { 1_000_000 };
@@ -839,71 +913,42 @@ fn sums_during_adds_are_runs<M: SharedMovingAverage<u64>>(name: &str, window: us
         .collect();
     let m = M::with_window(window).unwrap();
     let done: Vec<AtomicUsize> = (0..WRITERS).map(|_| AtomicUsize::new(0)).collect();
-    let readers_left = AtomicUsize::new(READERS);
-    let start = Barrier::new(WRITERS + READERS);
-    std::thread::scope(|s| {
-        for t in 0..WRITERS {
-            let (m, done, readers_left, start) = (&m, &done, &readers_left, &start);
-            s.spawn(move || {
-                start.wait();
-                for i in 0..most {
-                    if readers_left.load(SeqCst) == 0 {
-                        break;
-                    }
-                    m.push(run_value(t, i));
-                    done[t].store(i + 1, SeqCst);
-                }
-            });
+    let read = |_: usize, _: &Live| {
+        for _ in 0..reads_each {
+            let before: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+            let sum = u128::try_from(m.sum()).unwrap();
+            let after: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+            let parts = [sum & ((1 << 40) - 1), sum & !((1 << 40) - 1)];
+            let lengths: Vec<Vec<usize>> = (0..WRITERS)
+                .map(|t| {
+                    let l = run_lengths(&prefix[t], parts[t], before[t]..=after[t] + 1, window);
+                    assert!(
+                        !l.is_empty(),
+                        "{name}, window {window}: sum {sum:#x} is not made of a run of \
+                         writer {t}'s adds ending in {}..={}",
+                        before[t],
+                        after[t] + 1
+                    );
+                    l
+                })
+                .collect();
+            if before.iter().sum::<usize>() >= window {
+                // The window was full when the read began.
+                let ok = lengths[0].iter().any(|&a| {
+                    lengths[1]
+                        .iter()
+                        .any(|&b| a + b <= window && a + b + slack >= window)
+                });
+                assert!(
+                    ok,
+                    "{name}, window {window}: a read summed runs of {:?} + {:?} elements",
+                    lengths[0], lengths[1]
+                );
+            }
         }
-        for _ in 0..BURNERS {
-            let readers_left = &readers_left;
-            s.spawn(move || burn_while_positive(readers_left));
-        }
-        for _ in 0..READERS {
-            let (m, done, readers_left, start, prefix) =
-                (&m, &done, &readers_left, &start, &prefix);
-            s.spawn(move || {
-                // Counts this reader out even if an assertion below panics, so that the
-                // writers and burners stop.
-                let _leave = CountDown(readers_left);
-                start.wait();
-                for _ in 0..reads_each {
-                    let before: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
-                    let sum = u128::try_from(m.sum()).unwrap();
-                    let after: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
-                    let parts = [sum & ((1 << 40) - 1), sum & !((1 << 40) - 1)];
-                    let lengths: Vec<Vec<usize>> = (0..WRITERS)
-                        .map(|t| {
-                            let l =
-                                run_lengths(&prefix[t], parts[t], before[t]..=after[t] + 1, window);
-                            assert!(
-                                !l.is_empty(),
-                                "{name}, window {window}: sum {sum:#x} is not made of a run of \
-                                 writer {t}'s adds ending in {}..={}",
-                                before[t],
-                                after[t] + 1
-                            );
-                            l
-                        })
-                        .collect();
-                    if before.iter().sum::<usize>() >= window {
-                        // The window was full when the read began.
-                        let ok = lengths[0].iter().any(|&a| {
-                            lengths[1]
-                                .iter()
-                                .any(|&b| a + b <= window && a + b + slack >= window)
-                        });
-                        assert!(
-                            ok,
-                            "{name}, window {window}: a read summed runs of {:?} + {:?} \
-                             elements",
-                            lengths[0], lengths[1]
-                        );
-                    }
-                }
-            });
-        }
-    });
+    };
+    let write = add_until_readers_done(&m, &done, most, run_value);
+    writers_and_readers(WRITERS, READERS, BURNERS, write, read);
     // At quiescence: exactly the last `N` adds, one run per writer ending with its last add.
     let ends: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
     let sum = u128::try_from(m.sum()).unwrap();
@@ -943,7 +988,7 @@ fn mutex_sums_during_adds_are_sums_of_runs() {
 /// had completed after; and, once the window is full, there are between `N - writers` and `N`
 /// of them (exactly `N` for the linearizable `MutexAverage`). Reading a whole window takes
 /// long enough that writers often overwrite what a read is reading, which the read must notice.
-fn to_vec_during_adds<M: SharedMovingAverage<f64>>(
+fn to_vec_during_adds<M: SharedMovingAverage<Item = f64>>(
     name: &str,
     window: usize,
     writers: usize,
@@ -954,70 +999,45 @@ fn to_vec_during_adds<M: SharedMovingAverage<f64>>(
     let readers = 2;
     let m = M::with_window(window).unwrap();
     let done: Vec<AtomicUsize> = (0..writers).map(|_| AtomicUsize::new(0)).collect();
-    let readers_left = AtomicUsize::new(readers);
-    let start = Barrier::new(writers + readers);
-    std::thread::scope(|s| {
-        for t in 0..writers {
-            let (m, done, readers_left, start) = (&m, &done, &readers_left, &start);
-            s.spawn(move || {
-                start.wait();
-                for i in 0..most {
-                    if readers_left.load(SeqCst) == 0 {
-                        break;
-                    }
-                    m.push(f64::tag(t, i));
-                    done[t].store(i + 1, SeqCst);
+    let read = |_: usize, _: &Live| {
+        for _ in 0..reads_each {
+            let before: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+            let v = m.to_vec();
+            let after: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+            let mut runs: Vec<Vec<usize>> = vec![Vec::new(); writers];
+            for &x in &v {
+                match x.untag() {
+                    Some((t, i)) if t < writers && i <= after[t] => runs[t].push(i),
+                    _ => panic!("{name}: {x:?} was never added"),
                 }
-            });
-        }
-        for _ in 0..BURNERS {
-            let readers_left = &readers_left;
-            s.spawn(move || burn_while_positive(readers_left));
-        }
-        for _ in 0..readers {
-            let (m, done, readers_left, start) = (&m, &done, &readers_left, &start);
-            s.spawn(move || {
-                let _leave = CountDown(readers_left);
-                start.wait();
-                for _ in 0..reads_each {
-                    let before: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
-                    let v = m.to_vec();
-                    let after: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
-                    let mut runs: Vec<Vec<usize>> = vec![Vec::new(); writers];
-                    for &x in &v {
-                        match x.untag() {
-                            Some((t, i)) if t < writers && i <= after[t] => runs[t].push(i),
-                            _ => panic!("{name}: {x:?} was never added"),
-                        }
-                    }
-                    for (t, run) in runs.iter().enumerate() {
-                        if let (Some(&a), Some(&b)) = (run.first(), run.last()) {
-                            assert!(
-                                run.iter().copied().eq(a..=b),
-                                "{name}, window {window}: writer {t}'s elements in one read \
-                                 are not a contiguous run of its adds: {}",
-                                abbreviate(run)
-                            );
-                            assert!(
-                                b + 1 >= before[t],
-                                "{name}, window {window}: writer {t}'s run ends at {b}, but \
-                                 it had completed {} adds before the read",
-                                before[t]
-                            );
-                        }
-                    }
-                    if before.iter().sum::<usize>() >= window {
-                        assert!(
-                            v.len() <= window && v.len() + slack >= window,
-                            "{name}, window {window}: a read of a full window returned {} \
-                             elements",
-                            v.len()
-                        );
-                    }
+            }
+            for (t, run) in runs.iter().enumerate() {
+                if let (Some(&a), Some(&b)) = (run.first(), run.last()) {
+                    assert!(
+                        run.iter().copied().eq(a..=b),
+                        "{name}, window {window}: writer {t}'s elements in one read are not \
+                         a contiguous run of its adds: {}",
+                        abbreviate(run)
+                    );
+                    assert!(
+                        b + 1 >= before[t],
+                        "{name}, window {window}: writer {t}'s run ends at {b}, but it had \
+                         completed {} adds before the read",
+                        before[t]
+                    );
                 }
-            });
+            }
+            if before.iter().sum::<usize>() >= window {
+                assert!(
+                    v.len() <= window && v.len() + slack >= window,
+                    "{name}, window {window}: a read of a full window returned {} elements",
+                    v.len()
+                );
+            }
         }
-    });
+    };
+    let write = add_until_readers_done(&m, &done, most, f64::tag);
+    writers_and_readers(writers, readers, BURNERS, write, read);
     let ends: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
     check_quiescent(name, &m, &ends).unwrap();
 }

@@ -11,13 +11,16 @@
 //!   turns (adds that do not overlap in time), which the contract says must match
 //!   `RingAverage` exactly; for `ShardedAverage` this reads across several shards.
 //! * Deterministic tests pin the headline promises: no drift after `1e17`, exactness after ten
-//!   million mixed-magnitude adds, NaN and infinities leaving no trace, empty windows.
+//!   million mixed-magnitude adds, NaN and infinities leaving no trace, empty windows; and the
+//!   rounding cases random values seldom hit: ties decided by an element a thousand binary
+//!   digits below the result, and means of a few subnormals.
 //!
 //! Sums and averages are compared bit for bit (NaN by `is_nan`; an exactly-zero result with
 //! `==`, since an exact zero has no sign: see `reference::Rounded`). Elements are compared bit
 //! for bit, so `-0.0` must come back as `-0.0` and a NaN's payload must survive.
 
 mod reference;
+mod xorshift;
 
 use std::sync::mpsc;
 
@@ -25,6 +28,7 @@ use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovin
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence, RngAlgorithm};
 use reference::*;
+use xorshift::XorShift;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -411,7 +415,7 @@ fn expectations<T: RefSample>(window: usize, ops: &[Op<T>]) -> Vec<Option<Expect
 }
 
 /// Performs one read on `m` and compares it with the expectation.
-fn check_read<T: RefSample, M: MovingAverage<T>>(
+fn check_read<T: RefSample, M: MovingAverage<Item = T>>(
     m: &M,
     read: Read,
     expect: &Expect<T>,
@@ -452,7 +456,7 @@ fn check_read<T: RefSample, M: MovingAverage<T>>(
 }
 
 /// Checks length, sum and average after a burst of adds.
-fn check_after_burst<T: RefSample, M: MovingAverage<T>>(
+fn check_after_burst<T: RefSample, M: MovingAverage<Item = T>>(
     m: &M,
     expect: Option<&Expect<T>>,
 ) -> Result<(), String> {
@@ -478,7 +482,7 @@ fn check_after_burst<T: RefSample, M: MovingAverage<T>>(
 
 /// Runs the operations on a fresh `M` and checks every read, the length after every burst and
 /// clear, and every read at the end.
-fn run<T: RefSample, M: MovingAverage<T>>(
+fn run<T: RefSample, M: MovingAverage<Item = T>>(
     name: &str,
     window: usize,
     ops: &[Op<T>],
@@ -533,77 +537,41 @@ fn check_all_implementations<T: RefSample>(
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(config(64))]
-
-    #[test]
-    fn contract_f64((window, ops) in scenario::<f64>()) {
-        check_all_implementations::<f64>(window, &ops)?;
-    }
-
-    #[test]
-    fn contract_f32((window, ops) in scenario::<f32>()) {
-        check_all_implementations::<f32>(window, &ops)?;
-    }
+/// One property test per sample type, `name: type`: each runs `cases` random scenarios from
+/// `scenario::<type>()` through `check::<type>`.
+macro_rules! property_per_type {
+    ($cases:expr, $scenario:ident, $check:ident => $($name:ident: $t:ty),* $(,)?) => {
+        proptest! {
+            #![proptest_config(config($cases))]
+            $(
+                #[test]
+                fn $name((window, ops) in $scenario::<$t>()) {
+                    $check::<$t>(window, &ops)?;
+                }
+            )*
+        }
+    };
 }
 
-proptest! {
-    #![proptest_config(config(32))]
-
-    #[test]
-    fn contract_i64((window, ops) in scenario::<i64>()) {
-        check_all_implementations::<i64>(window, &ops)?;
-    }
-
-    #[test]
-    fn contract_u64((window, ops) in scenario::<u64>()) {
-        check_all_implementations::<u64>(window, &ops)?;
-    }
-
-    #[test]
-    fn contract_i8((window, ops) in scenario::<i8>()) {
-        check_all_implementations::<i8>(window, &ops)?;
-    }
-
-    #[test]
-    fn contract_u32((window, ops) in scenario::<u32>()) {
-        check_all_implementations::<u32>(window, &ops)?;
-    }
-}
-
-proptest! {
-    #![proptest_config(config(8))]
-
-    #[test]
-    fn contract_i16((window, ops) in scenario::<i16>()) {
-        check_all_implementations::<i16>(window, &ops)?;
-    }
-
-    #[test]
-    fn contract_i32((window, ops) in scenario::<i32>()) {
-        check_all_implementations::<i32>(window, &ops)?;
-    }
-
-    #[test]
-    fn contract_u8((window, ops) in scenario::<u8>()) {
-        check_all_implementations::<u8>(window, &ops)?;
-    }
-
-    #[test]
-    fn contract_u16((window, ops) in scenario::<u16>()) {
-        check_all_implementations::<u16>(window, &ops)?;
-    }
-
-    #[test]
-    fn contract_isize((window, ops) in scenario::<isize>()) {
-        check_all_implementations::<isize>(window, &ops)?;
-    }
-
-    #[test]
-    fn contract_usize((window, ops) in scenario::<usize>()) {
-        check_all_implementations::<usize>(window, &ops)?;
-    }
-}
+// Fewer cases for the integer types whose extremes the wider types already cover.
+property_per_type!(64, scenario, check_all_implementations =>
+    contract_f64: f64,
+    contract_f32: f32,
+);
+property_per_type!(32, scenario, check_all_implementations =>
+    contract_i64: i64,
+    contract_u64: u64,
+    contract_i8: i8,
+    contract_u32: u32,
+);
+property_per_type!(8, scenario, check_all_implementations =>
+    contract_i16: i16,
+    contract_i32: i32,
+    contract_u8: u8,
+    contract_u16: u16,
+    contract_isize: isize,
+    contract_usize: usize,
+);
 
 // ---------------------------------------------------------------------------------------------
 // Adds from several threads that take turns
@@ -636,7 +604,7 @@ fn turn_scenario<T: Arb>() -> impl Strategy<Value = (usize, Vec<TurnOp<T>>)> {
 /// synchronize between adds) produces exactly the elements, sum and average that
 /// `RingAverage` produces for the same sequence". Each add here happens on the thread the
 /// operation names and is acknowledged over a channel before the next operation starts.
-fn run_turns<T: RefSample, M: SharedMovingAverage<T>>(
+fn run_turns<T: RefSample, M: SharedMovingAverage<Item = T>>(
     name: &str,
     window: usize,
     ops: &[TurnOp<T>],
@@ -708,30 +676,17 @@ fn check_turns<T: RefSample>(window: usize, ops: &[TurnOp<T>]) -> Result<(), Tes
     run_turns::<T, ShardedAverage<T>>("ShardedAverage", window, ops)
 }
 
-proptest! {
-    #![proptest_config(config(24))]
-
-    #[test]
-    fn turns_f64((window, ops) in turn_scenario::<f64>()) {
-        check_turns::<f64>(window, &ops)?;
-    }
-
-    #[test]
-    fn turns_i64((window, ops) in turn_scenario::<i64>()) {
-        check_turns::<i64>(window, &ops)?;
-    }
-
-    #[test]
-    fn turns_u32((window, ops) in turn_scenario::<u32>()) {
-        check_turns::<u32>(window, &ops)?;
-    }
-}
+property_per_type!(24, turn_scenario, check_turns =>
+    turns_f64: f64,
+    turns_i64: i64,
+    turns_u32: u32,
+);
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic tests
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `f` for the three implementations of `MovingAverage<T>`.
+/// Runs `f` for the three implementations of `MovingAverage<Item = T>`.
 macro_rules! for_each_impl {
     ($t:ty, $f:ident) => {
         $f::<RingAverage<$t>>("RingAverage");
@@ -744,14 +699,14 @@ const WINDOWS: &[usize] = &[
     1, 2, 3, 5, 63, 64, 65, 100, 127, 128, 129, 191, 192, 193, 255, 256, 257, 1000,
 ];
 
-fn feed<T: RefSample, M: MovingAverage<T>>(m: &mut M, model: &mut Model<T>, xs: &[T]) {
+fn feed<T: RefSample, M: MovingAverage<Item = T>>(m: &mut M, model: &mut Model<T>, xs: &[T]) {
     for &x in xs {
         m.push(x);
         model.push(x);
     }
 }
 
-fn assert_matches<T: RefSample, M: MovingAverage<T>>(name: &str, m: &M, model: &Model<T>) {
+fn assert_matches<T: RefSample, M: MovingAverage<Item = T>>(name: &str, m: &M, model: &Model<T>) {
     if let Err(e) = check_all_reads(m, model) {
         panic!("{name}: {e}");
     }
@@ -759,7 +714,7 @@ fn assert_matches<T: RefSample, M: MovingAverage<T>>(name: &str, m: &M, model: &
 
 #[test]
 fn empty_window_has_no_average_and_a_zero_sum() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS {
             let mut m = M::with_window(w).unwrap();
             let mut model = Model::new(w);
@@ -783,7 +738,7 @@ fn empty_window_has_no_average_and_a_zero_sum() {
             assert_matches(name, &m, &model);
         }
     }
-    fn check_int<M: MovingAverage<i64>>(name: &str) {
+    fn check_int<M: MovingAverage<Item = i64>>(name: &str) {
         let mut m = M::with_window(3).unwrap();
         assert_eq!((m.sum(), m.average()), (0, None), "{name}");
         m.push(i64::MIN);
@@ -796,7 +751,7 @@ fn empty_window_has_no_average_and_a_zero_sum() {
 
 #[test]
 fn a_huge_value_that_left_the_window_leaves_the_average_exactly_one() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS {
             for big in [1e17, -1e17, 1e300, f64::MAX, exp2(60) + exp2(8)] {
                 let mut m = M::with_window(w).unwrap();
@@ -817,7 +772,7 @@ fn a_huge_value_that_left_the_window_leaves_the_average_exactly_one() {
             }
         }
     }
-    fn check_f32<M: MovingAverage<f32>>(name: &str) {
+    fn check_f32<M: MovingAverage<Item = f32>>(name: &str) {
         for &w in WINDOWS {
             let mut m = M::with_window(w).unwrap();
             m.extend_from(&[1e17f32, f32::MAX, -f32::MAX]);
@@ -838,7 +793,7 @@ trait ExtendFrom<T> {
     fn extend_from(&mut self, xs: &[T]);
 }
 
-impl<T: RefSample, M: MovingAverage<T>> ExtendFrom<T> for M {
+impl<T: RefSample, M: MovingAverage<Item = T>> ExtendFrom<T> for M {
     fn extend_from(&mut self, xs: &[T]) {
         xs.iter().for_each(|&x| self.push(x));
     }
@@ -846,7 +801,7 @@ impl<T: RefSample, M: MovingAverage<T>> ExtendFrom<T> for M {
 
 #[test]
 fn documented_examples_are_exact() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         let mut m = M::with_window(3).unwrap();
         m.extend_from(&[0.1, 0.2, 0.3]);
         assert_eq!(m.average(), Some(0.2), "{name}");
@@ -867,7 +822,7 @@ fn documented_examples_are_exact() {
         assert!(expected.value.is_finite());
         assert!(expected.matches(m.average().unwrap()), "{name}");
     }
-    fn check_i64<M: MovingAverage<i64>>(name: &str) {
+    fn check_i64<M: MovingAverage<Item = i64>>(name: &str) {
         let mut m = M::with_window(2).unwrap();
         m.extend_from(&[i64::MAX, i64::MAX, i64::MAX]);
         assert_eq!(m.sum(), 2 * i64::MAX as i128, "{name}");
@@ -879,7 +834,7 @@ fn documented_examples_are_exact() {
 
 #[test]
 fn means_below_the_smallest_subnormal_round_correctly_with_their_sign() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         let tiny = f64::from_bits(1);
         let cases: [(&[f64], f64); 7] = [
             (&[-tiny, 0.0, 0.0], -0.0),    // -1/3 ulp rounds to zero, keeping the sign
@@ -907,6 +862,147 @@ fn means_below_the_smallest_subnormal_round_correctly_with_their_sign() {
         }
     }
     for_each_impl!(f64, check);
+}
+
+/// Checks `m` against the model, and pins the model's sum and average to the bits of `sum`
+/// and `average`, so that a case also fails if the oracle were wrong.
+fn assert_rounds_to<T: RefSample, M: MovingAverage<Item = T>>(
+    name: &str,
+    m: &M,
+    model: &Model<T>,
+    (sum, average): (f64, f64),
+) {
+    let window = abbreviate(&model.to_vec());
+    let oracle_sum = model.expected_sum();
+    assert!(
+        oracle_sum.matches(SumValue::Float(sum)),
+        "oracle: the sum of {window} is {oracle_sum:?}, not {sum:e}"
+    );
+    let oracle_average = model.expected_average().unwrap();
+    assert!(
+        oracle_average.matches(average),
+        "oracle: the mean of {window} is {oracle_average:?}, not {average:e}"
+    );
+    assert_matches(name, m, model);
+}
+
+/// Windows whose exact sum and mean lie halfway between two `f64`s but for one tiny element
+/// a thousand binary digits lower (or in the lowest digit): the tiny element alone decides
+/// the rounding, so it must reach the sticky bit through every digit in between. Once a zero
+/// evicts it, the sum and mean are exact ties and go to even, the other way.
+#[test]
+fn ties_decided_only_by_a_tiny_element_round_away_from_even_until_it_leaves() {
+    /// A window in push order, its sum and mean, and its sum and mean once a zero has evicted
+    /// the first element (the tiny one).
+    struct Case {
+        window: Vec<f64>,
+        with_tiny: (f64, f64),
+        without: (f64, f64),
+    }
+    fn cases(tiny: f64) -> [Case; 3] {
+        let (e53, e54, e55) = (exp2(53), exp2(54), exp2(55));
+        [
+            // 2^55 + 4 and 2^53 + 1 are ties that go down to even; +tiny breaks them up.
+            Case {
+                window: vec![tiny, e54, e54, 4.0],
+                with_tiny: (e55 + 8.0, e53 + 2.0),
+                without: (e55, e53),
+            },
+            // 2^55 + 12 and 2^53 + 3 are ties that go up to even; -tiny breaks them down.
+            Case {
+                window: vec![-tiny, e54, e54, 12.0],
+                with_tiny: (e55 + 8.0, e53 + 2.0),
+                without: (e55 + 16.0, e53 + 4.0),
+            },
+            // The sum 2^53 + 1 alone is a tie (its mean, (2^53 + 1) / 3, is an integer).
+            Case {
+                window: vec![tiny, e53, 1.0],
+                with_tiny: (e53 + 2.0, 3002399751580331.0),
+                without: (e53, 3002399751580331.0),
+            },
+        ]
+    }
+    /// Every case and its negation; `to_t` converts the cases' elements exactly.
+    fn check<T: RefSample, M: MovingAverage<Item = T>>(
+        name: &str,
+        tinies: &[f64],
+        to_t: fn(f64) -> T,
+    ) {
+        for &tiny in tinies {
+            for case in cases(tiny) {
+                for sign in [1.0, -1.0] {
+                    let name = format!("{name}, tiny {tiny:e}, sign {sign}");
+                    let xs: Vec<T> = case.window.iter().map(|&x| to_t(sign * x)).collect();
+                    let signed = |(sum, mean): (f64, f64)| (sign * sum, sign * mean);
+                    let mut m = M::with_window(xs.len()).unwrap();
+                    let mut model = Model::new(xs.len());
+                    feed(&mut m, &mut model, &xs);
+                    assert_rounds_to(&name, &m, &model, signed(case.with_tiny));
+                    feed(&mut m, &mut model, &[to_t(0.0)]);
+                    assert_rounds_to(&name, &m, &model, signed(case.without));
+                }
+            }
+        }
+    }
+    macro_rules! all {
+        ($t:ty, $tinies:expr, $to_t:expr) => {
+            check::<$t, RingAverage<$t>>("RingAverage", $tinies, $to_t);
+            check::<$t, MutexAverage<$t>>("MutexAverage", $tinies, $to_t);
+            check::<$t, ShardedAverage<$t>>("ShardedAverage", $tinies, $to_t);
+        };
+    }
+    all!(f64, &[exp2(-1000), exp2(-1074), exp2(-60)], |x| x);
+    // f32's smallest subnormal, 2^-149, is as far below as f32 goes.
+    all!(f32, &[exp2(-149), exp2(-100)], |x| x as f32);
+}
+
+/// Means of a few subnormals `k t` (`t` the smallest subnormal of the element type) must be
+/// rounded once. For `f64`, rounding first to `t / 2` and then to `t` turns 2/3, 3/5, 4/3 and
+/// 10/3 into ties that then go the wrong way, and 3/2 is a true tie that goes to even. For `f32`,
+/// the mean is an `f64` far finer than `t`: the sum (exact in `f64`) divided by the count in
+/// one IEEE division is the correctly rounded mean.
+#[test]
+fn means_of_subnormals_are_rounded_once() {
+    /// `(k for each element, the mean in units of t rounded to an integer)`.
+    const CASES: [(&[u64], u64); 7] = [
+        (&[1, 1, 1], 1),       // exactly 1
+        (&[1, 2], 2),          // 3/2: a tie, to the even 2
+        (&[1, 0, 0], 0),       // 1/3
+        (&[2, 0, 0], 1),       // 2/3
+        (&[4, 0, 0], 1),       // 4/3
+        (&[10, 0, 0], 3),      // 10/3
+        (&[1, 1, 1, 0, 0], 1), // 3/5
+    ];
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
+        for (ks, mean) in CASES {
+            for sign in [1.0, -1.0] {
+                let xs: Vec<f64> = ks.iter().map(|&k| sign * f64::from_bits(k)).collect();
+                let sum = sign * f64::from_bits(ks.iter().sum());
+                let mut m = M::with_window(xs.len()).unwrap();
+                let mut model = Model::new(xs.len());
+                feed(&mut m, &mut model, &xs);
+                // A negative mean that rounds to zero is -0.0.
+                assert_rounds_to(name, &m, &model, (sum, sign * f64::from_bits(mean)));
+            }
+        }
+    }
+    fn check_f32<M: MovingAverage<Item = f32>>(name: &str) {
+        for (ks, _) in CASES {
+            for sign in [1.0f32, -1.0] {
+                let xs: Vec<f32> = ks
+                    .iter()
+                    .map(|&k| sign * f32::from_bits(k as u32))
+                    .collect();
+                let sum = f64::from(sign * f32::from_bits(ks.iter().sum::<u64>() as u32));
+                let mut m = M::with_window(xs.len()).unwrap();
+                let mut model = Model::new(xs.len());
+                feed(&mut m, &mut model, &xs);
+                assert_rounds_to(name, &m, &model, (sum, sum / xs.len() as f64));
+            }
+        }
+    }
+    for_each_impl!(f64, check);
+    for_each_impl!(f32, check_f32);
 }
 
 #[test]
@@ -938,27 +1034,15 @@ fn extend_adds_in_order() {
     }
 }
 
-/// A xorshift64* generator: deterministic, no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A finite `f64` of random sign whose magnitude lies between about `1e-300` and `1e300`
-    /// (binary exponents -996..=995), every significand bit random.
-    fn mixed_magnitude(&mut self) -> f64 {
-        let r = self.next();
-        let exponent = 1023 - 996 + (r % (996 + 995 + 1));
-        let sign = (r >> 63) << 63;
-        let x = f64::from_bits(sign | (exponent << 52) | (self.next() >> 12));
-        debug_assert!((1e-300..=1e300).contains(&x.abs()));
-        x
-    }
+/// A finite `f64` of random sign whose magnitude lies between about `1e-300` and `1e300`
+/// (binary exponents -996..=995), every significand bit random.
+fn mixed_magnitude(rng: &mut XorShift) -> f64 {
+    let r = rng.next_u64();
+    let exponent = 1023 - 996 + (r % (996 + 995 + 1));
+    let sign = (r >> 63) << 63;
+    let x = f64::from_bits(sign | (exponent << 52) | (rng.next_u64() >> 12));
+    debug_assert!((1e-300..=1e300).contains(&x.abs()));
+    x
 }
 
 #[test]
@@ -971,7 +1055,7 @@ fn ten_million_mixed_magnitude_adds_stay_exact() {
     let mut ring = RingAverage::<f64>::new(window).unwrap();
     let sharded = ShardedAverage::<f64>::new(window).unwrap();
     let mut model = Model::new(window);
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
     let early = [
         1,
         2,
@@ -984,7 +1068,7 @@ fn ten_million_mixed_magnitude_adds_stay_exact() {
         2 * window + 191,
     ];
     for i in 1..=adds {
-        let x = rng.mixed_magnitude();
+        let x = mixed_magnitude(&mut rng);
         ring.push(x);
         sharded.push(x);
         model.push(x);
@@ -1012,7 +1096,7 @@ fn ten_million_mixed_magnitude_adds_stay_exact() {
 
 #[test]
 fn a_nan_that_left_the_window_leaves_no_trace() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS {
             let mut m = M::with_window(w).unwrap();
             let mut model = Model::new(w);
@@ -1037,7 +1121,7 @@ fn a_nan_that_left_the_window_leaves_no_trace() {
             );
         }
     }
-    fn check_f32<M: MovingAverage<f32>>(name: &str) {
+    fn check_f32<M: MovingAverage<Item = f32>>(name: &str) {
         let mut m = M::with_window(2).unwrap();
         let mut model = Model::new(2);
         feed(&mut m, &mut model, &[f32::NAN, 0.1, 0.2]);
@@ -1054,7 +1138,7 @@ fn a_nan_that_left_the_window_leaves_no_trace() {
 
 #[test]
 fn infinities_that_left_the_window_leave_no_trace() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS.iter().filter(|&&w| w >= 2) {
             let mut m = M::with_window(w).unwrap();
             let mut model = Model::new(w);
@@ -1091,7 +1175,7 @@ fn infinities_that_left_the_window_leave_no_trace() {
 
 #[test]
 fn elements_come_back_bit_for_bit() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         let xs = [
             -0.0,
             f64::from_bits(0x7ff8_0000_0000_1234),
@@ -1105,7 +1189,7 @@ fn elements_come_back_bit_for_bit() {
         assert_matches(name, &m, &model);
         assert_eq!(m.get(0).unwrap().to_bits(), (-0.0f64).to_bits(), "{name}");
     }
-    fn check_i8<M: MovingAverage<i8>>(name: &str) {
+    fn check_i8<M: MovingAverage<Item = i8>>(name: &str) {
         let mut m = M::with_window(4).unwrap();
         let mut model = Model::new(4);
         feed(&mut m, &mut model, &[i8::MIN, -1, i8::MAX, 0, -1]);
@@ -1119,7 +1203,7 @@ fn elements_come_back_bit_for_bit() {
 #[test]
 fn integer_extremes_in_a_large_window_are_exact() {
     let w = if cfg!(miri) { 300 } else { 1 << 16 };
-    fn check<T: RefSample, M: MovingAverage<T>>(name: &str, w: usize, xs: &[T]) {
+    fn check<T: RefSample, M: MovingAverage<Item = T>>(name: &str, w: usize, xs: &[T]) {
         let mut m = M::with_window(w).unwrap();
         let mut model = Model::new(w);
         for _ in 0..(w + 5).div_ceil(xs.len()) {
@@ -1153,7 +1237,7 @@ fn integer_extremes_in_a_large_window_are_exact() {
 
 #[test]
 fn long_histories_wrap_every_ring() {
-    fn check<T: RefSample, M: MovingAverage<T>>(name: &str, value: impl Fn(usize) -> T) {
+    fn check<T: RefSample, M: MovingAverage<Item = T>>(name: &str, value: impl Fn(usize) -> T) {
         for &w in WINDOWS {
             let mut m = M::with_window(w).unwrap();
             let mut model = Model::new(w);
@@ -1194,7 +1278,7 @@ fn long_histories_wrap_every_ring() {
 /// span's top limb is 34 and the sum `-2^46` is `-2^(32*35 - 1074)`).
 #[test]
 fn negative_power_of_two_sum_at_a_digit_boundary_ring() {
-    fn check<M: MovingAverage<f64>>(name: &str) {
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
         let w = 8192;
         let mut m = M::with_window(w).unwrap();
         let mut model = Model::new(w);
@@ -1233,19 +1317,19 @@ fn exact_f64(x: f64) -> num_bigint::BigInt {
 
 #[test]
 fn oracle_agrees_with_ieee_addition_and_division() {
-    let mut rng = XorShift(12345);
+    let mut rng = XorShift::new(12345);
     let interesting = f64_specials()
         .into_iter()
         .filter(|x| x.is_finite())
         .collect::<Vec<_>>();
     let n = if cfg!(miri) { 50 } else { 20_000 };
     for i in 0..n {
-        let pick = |rng: &mut XorShift| match rng.next() % 4 {
-            0 => interesting[(rng.next() % interesting.len() as u64) as usize],
-            1 => f64::from_bits(rng.next() % 0x0020_0000_0000_0000), // subnormal and tiny normal
-            2 => rng.mixed_magnitude(),
+        let pick = |rng: &mut XorShift| match rng.next_u64() % 4 {
+            0 => interesting[(rng.next_u64() % interesting.len() as u64) as usize],
+            1 => f64::from_bits(rng.next_u64() % 0x0020_0000_0000_0000), // subnormal and tiny normal
+            2 => mixed_magnitude(rng),
             _ => loop {
-                let x = f64::from_bits(rng.next());
+                let x = f64::from_bits(rng.next_u64());
                 if x.is_finite() {
                     break x;
                 }
@@ -1272,8 +1356,8 @@ fn oracle_agrees_with_ieee_addition_and_division() {
         }
     }
     for _ in 0..n {
-        let a = (rng.next() >> 11) as i64 * if rng.next() % 2 == 0 { 1 } else { -1 };
-        let b = (rng.next() >> (11 + rng.next() % 50)).max(1);
+        let a = (rng.next_u64() >> 11) as i64 * if rng.next_u64() % 2 == 0 { 1 } else { -1 };
+        let b = (rng.next_u64() >> (11 + rng.next_u64() % 50)).max(1);
         let got = round_exact(&num_bigint::BigInt::from(a), b, 0);
         assert_eq!(got.to_bits(), (a as f64 / b as f64).to_bits(), "{a} / {b}");
     }
@@ -1307,7 +1391,7 @@ fn oracle_agrees_with_ieee_addition_and_division() {
     assert_eq!(round_exact(&3.into(), 2, 1074), f64::from_bits(2));
     // f32 decoding agrees with the f64 decoding of the same value.
     for _ in 0..n {
-        let x = f32::from_bits(rng.next() as u32);
+        let x = f32::from_bits(rng.next_u64() as u32);
         if x.is_finite() {
             let Exact::Finite(v32) = x.exact() else {
                 unreachable!()

@@ -125,7 +125,7 @@ fn with_failing_alloc<R>(big: usize, allowed: usize, f: impl FnOnce() -> R) -> (
 // Zero and TooLarge
 // ---------------------------------------------------------------------------------------------
 
-fn assert_zero_and_too_large<T: RefSample, M: MovingAverage<T>>(name: &str) {
+fn assert_zero_and_too_large<T: RefSample, M: MovingAverage<Item = T>>(name: &str) {
     assert_eq!(M::with_window(0).err(), Some(WindowError::Zero), "{name}");
     for window in [MAX_WINDOW + 1, MAX_WINDOW * 2, usize::MAX] {
         assert_eq!(
@@ -276,9 +276,8 @@ fn ring_and_mutex_report_allocation_failure() {
     assert_eq!((refused, leaked), (MAX_WINDOW * 8, 0));
 
     // Through the trait.
-    let (r, _, leaked) = with_failing_alloc(w, 0, || {
-        <RingAverage<i16> as MovingAverage<i16>>::with_window(w)
-    });
+    let (r, _, leaked) =
+        with_failing_alloc(w, 0, || <RingAverage<i16> as MovingAverage>::with_window(w));
     assert!(matches!(r, Err(WindowError::Alloc { requested, .. }) if requested == w));
     assert_eq!(leaked, 0);
     // Nothing is left in a bad state: the same call succeeds once memory is available.
@@ -326,7 +325,7 @@ fn sharded_reports_allocation_failure_and_frees_what_it_took() {
     }
     // Through the trait.
     let (r, _, leaked) = with_failing_alloc(segment, 0, || {
-        <ShardedAverage<i32> as MovingAverage<i32>>::with_window(w)
+        <ShardedAverage<i32> as MovingAverage>::with_window(w)
     });
     assert!(matches!(r, Err(WindowError::Alloc { .. })), "{r:?}");
     assert_eq!(leaked, 0);

@@ -1,4 +1,5 @@
-//! What both benchmark binaries share: the criterion settings and the input values.
+//! What the benchmark binaries share: the criterion settings, the input values and their
+//! pseudo-random generator.
 //!
 //! The values are generated once, before anything is timed, by a small xorshift64* generator
 //! with a fixed seed, so every run (and every implementation within a run) sees the same
@@ -16,15 +17,22 @@ pub const VALUES: usize = 1 << 12;
 /// `i & MASK` indexes [`F64S`] and [`I64S`].
 pub const MASK: usize = VALUES - 1;
 
-/// The windows every single-thread benchmark runs at.
+/// The windows every single-thread benchmark and the memory table run at.
 pub const WINDOWS: [usize; 3] = [16, 1024, 1_000_000];
 
-/// xorshift64* (Vigna 2016): enough for benchmark inputs, not for anything else.
+/// xorshift64* (Vigna 2016): enough for benchmark inputs, not for anything else. The benches'
+/// one copy; the tests keep theirs in `tests/xorshift`, and each example its own, so that an
+/// example stays one self-contained file for a reader who copies it.
 pub struct XorShift(u64);
 
 impl XorShift {
+    /// A zero state would stay zero forever, so a zero seed is replaced.
     pub fn new(seed: u64) -> Self {
-        XorShift(seed | 1)
+        XorShift(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
     }
 
     pub fn next_u64(&mut self) -> u64 {

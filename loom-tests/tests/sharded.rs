@@ -149,10 +149,10 @@ fn run_wrap_model<R>(
 /// as it goes on adding, while a reader runs the exact read: the reader meets rewritten slots
 /// and checkpoints and must start over. (The model's name is from when shards were rings.)
 #[test]
-fn reader_during_ring_wrap() {
+fn reader_during_block_retirement() {
     const ADDS: i64 = 16;
     run_wrap_model(
-        "reader_during_ring_wrap",
+        "reader_during_block_retirement",
         3,
         ADDS,
         8,
@@ -170,10 +170,10 @@ fn reader_during_ring_wrap() {
 /// under the reader, which walks slots that the writer may be rewriting. A fast read either
 /// gives up or returns an allowed average.
 #[test]
-fn fast_read_during_ring_wrap() {
+fn fast_read_during_block_retirement() {
     const ADDS: i64 = 10;
     run_wrap_model(
-        "fast_read_during_ring_wrap",
+        "fast_read_during_block_retirement",
         3,
         ADDS,
         6,

@@ -11,23 +11,26 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 
-use crate::sync::{thread_local_key, AtomicBool};
+use super::shard::{release, Claim};
+use crate::sample::Sample;
+use crate::sync::{thread_local_key, Arc, AtomicBool};
 
-/// A thread's claim on one shard of one moving average.
+/// A thread's claim on one shard of one moving average, kept for the thread's life.
 pub(crate) struct Lease {
     /// The moving average's unique id (ids are never reused, unlike addresses).
     pub(crate) owner: u64,
-    /// The claimed shard; dereferenced only through the moving average with id `owner`,
-    /// which keeps its shards alive as long as it lives.
+    /// The claimed shard, as [`Claim::into_raw`] gives it; turned back into a claim only by the
+    /// moving average with id `owner`, which keeps its shards alive as long as it lives.
     pub(crate) shard: *const (),
     /// The shard's `claimed` flag, kept alive even if the moving average is dropped first.
     claimed: Arc<AtomicBool>,
 }
 
 impl Lease {
-    pub(crate) fn new(owner: u64, shard: *const (), claimed: Arc<AtomicBool>) -> Self {
+    /// Keeps `claim` until the lease is dropped.
+    pub(crate) fn new<T: Sample>(owner: u64, claim: Claim<'_, T>) -> Self {
+        let (shard, claimed) = claim.into_raw();
         Lease {
             owner,
             shard,
@@ -35,7 +38,8 @@ impl Lease {
         }
     }
 
-    /// Whether the moving average this lease belongs to was dropped.
+    /// Whether the moving average this lease belongs to was dropped: the shard held the
+    /// other reference to the flag.
     fn is_orphan(&self) -> bool {
         Arc::strong_count(&self.claimed) == 1
     }
@@ -43,10 +47,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        // Release pairs with the Acquire of the next owner's claim: our writes to the shard
-        // happen before theirs.
-        self.claimed
-            .store(false, std::sync::atomic::Ordering::Release);
+        release(&self.claimed);
     }
 }
 
@@ -90,48 +91,64 @@ thread_local_key! {
     static LEASES: RefCell<Leases> = RefCell::new(Leases::default());
 }
 
-/// The shard the current thread holds in moving average `owner`, if any.
+/// The thread's lease list is gone: the thread is exiting, and its thread-local storage is
+/// being destroyed.
+#[derive(Debug)]
+pub(crate) struct Gone;
+
+/// The shard the current thread holds in moving average `owner` (as [`Claim::into_raw`] gave
+/// it), after taking a lease with `claim` if it holds none. Leases of moving averages that no
+/// longer exist are dropped once the map has doubled since the last purge.
 ///
-/// `Err(())` when the thread's lease list is gone (the thread is exiting).
+/// `Err(Gone)` when the thread's lease list is gone (`claim` was not called).
 #[inline]
-pub(crate) fn find(owner: u64) -> Result<Option<*const ()>, ()> {
-    try_with(|leases| {
-        let mut leases = leases.borrow_mut();
-        if let Some((id, shard)) = leases.last {
-            if id == owner {
-                return Some(shard);
+pub(crate) fn get_or_claim<E>(
+    owner: u64,
+    claim: impl FnOnce() -> Result<Lease, E>,
+) -> Result<Result<*const (), E>, Gone> {
+    LEASES
+        .try_with(|leases| {
+            let mut leases = leases.borrow_mut();
+            if let Some((id, shard)) = leases.last {
+                if id == owner {
+                    return Ok(shard);
+                }
             }
-        }
-        let shard = leases.by_owner.get(&owner)?.shard;
-        leases.last = Some((owner, shard));
-        Some(shard)
-    })
+            let shard = match leases.by_owner.get(&owner) {
+                Some(lease) => lease.shard,
+                None => {
+                    let lease = claim()?;
+                    let shard = lease.shard;
+                    leases.insert(lease);
+                    shard
+                }
+            };
+            leases.last = Some((owner, shard));
+            Ok(shard)
+        })
+        .map_err(|_| Gone)
 }
 
-/// Records a new lease, dropping leases of moving averages that no longer exist once the map
-/// has doubled since the last purge.
-///
-/// Returns the lease back if the thread's lease list is gone.
-pub(crate) fn insert(lease: Lease) -> Result<(), Lease> {
-    let mut lease = Some(lease);
-    let stored = try_with(|leases| {
-        let mut leases = leases.borrow_mut();
-        if leases.by_owner.len() >= leases.purge_at {
-            leases.by_owner.retain(|_, l| !l.is_orphan());
-            leases.purge_at = (2 * leases.by_owner.len()).max(16);
+impl Leases {
+    fn insert(&mut self, lease: Lease) {
+        if self.by_owner.len() >= self.purge_at {
+            self.by_owner.retain(|_, l| !l.is_orphan());
+            self.purge_at = (2 * self.by_owner.len()).max(16);
         }
-        let lease = lease.take().expect("taken once");
-        leases.last = Some((lease.owner, lease.shard));
-        leases.by_owner.insert(lease.owner, lease);
-    });
-    match stored {
-        Ok(()) => Ok(()),
-        Err(()) => Err(lease.take().expect("not taken when the list is gone")),
+        self.by_owner.insert(lease.owner, lease);
     }
 }
 
-fn try_with<R>(f: impl FnOnce(&RefCell<Leases>) -> R) -> Result<R, ()> {
-    LEASES.try_with(f).map_err(|_| ())
+/// How many leases the current thread keeps, for tests of the purge.
+#[cfg(test)]
+pub(crate) fn count() -> usize {
+    LEASES.with(|leases| leases.borrow().by_owner.len())
+}
+
+/// The shard the current thread holds in moving average `owner`, for tests.
+#[cfg(test)]
+pub(crate) fn held(owner: u64) -> Option<*const ()> {
+    LEASES.with(|leases| leases.borrow().by_owner.get(&owner).map(|l| l.shard))
 }
 
 /// Ids for moving averages, unique for the life of the process.

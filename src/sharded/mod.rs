@@ -1,31 +1,10 @@
-//! The lock-free sharded moving average.
+//! The lock-free sharded moving average: the list of shards (`shard.rs`), the pool their blocks
+//! come from (`pool.rs`) and the thread-local leases that give each shard one writer
+//! (`lease.rs`).
 //!
-//! # Algorithm
-//!
-//! Adds are ordered by a global ticket, one `fetch_add` on a shared counter: the one write
-//! to a cache line other threads also write. Everything else an add writes lives in the
-//! calling thread's own shard: the element and its ticket go into the shard's current block,
-//! the element's digits into the shard's private exact running sum, and as each block starts a
-//! copy of that running sum into the block's checkpoint (see `shard.rs`). Blocks come from a
-//! pool shared by the shards (`pool.rs`) and go back to it once their elements have left the
-//! window, so memory follows the window, not the number of threads.
-//!
-//! The window is the elements whose tickets lie in `[T - N, T)`, where `T` is the ticket
-//! counter (and above the ticket at the last [`clear`](ShardedAverage::clear)). No add ever
-//! removes anything: an element leaves the window because later tickets were drawn, possibly
-//! by other threads. A reader therefore finds, in each shard, the range of elements with
-//! tickets in the window (two binary searches, tickets increase within a shard) and takes the
-//! exact sum of that range as a difference of two prefix sums, each a checkpoint plus fewer
-//! than `B` elements. Summing those differences over the shards gives the window's exact
-//! sum, which is rounded once.
-//!
-//! Reads cost `O(S * (log N + B + L))` for `S` shards and `L` limbs, independent of how
-//! many elements the window holds beyond the logarithm. Most reads are cheaper still: each
-//! shard also publishes, under a sequence lock, a summary of its own recent elements (their
-//! exact sum for integers, a certified estimate for floats, see `estimate.rs`), which a reader
-//! adjusts to the window by a few elements and merges; the exact read above answers only when
-//! that cannot (an add in flight, a long adjustment, or a float mean the certificate cannot
-//! prove). `notes/design.md` has the protocol and its proof.
+//! The algorithm, the proof that reads are exact and consistent, the memory bound and every
+//! ordering are in `notes/design.md` (published as [`crate::design`]), section *ShardedAverage*;
+//! the code's comments point to it rather than repeat it.
 
 mod lease;
 mod pool;
@@ -37,16 +16,30 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 use crossbeam_utils::CachePadded;
 
-use crate::error::check_window;
-use crate::exact::Span;
+use crate::error::{check_window, WindowError};
+use crate::exact::{LimbSum, Limbs, Span};
 use crate::running::Summary;
-use crate::sample::Limbs;
+use crate::sample::Sample;
 use crate::sync::{AtomicPtr, AtomicU64};
-use crate::{MovingAverage, Sample, SharedMovingAverage, WindowError};
+use crate::traits::{MovingAverage, SharedMovingAverage};
 
-use lease::Lease;
+use lease::{Gone, Lease};
 use pool::{Exhausted, Pool};
-use shard::{Geometry, Shard, Stale, View};
+use shard::{Claim, Geometry, Shard, Stale, View};
+
+/// The orderings of a ticket draw and of a reader's load of the counter. Release and Acquire
+/// are what reads need, and Relaxed is not enough; they are SeqCst because loom explores
+/// hundreds of times fewer executions with them, at no cost on x86 (design note, *Orderings of
+/// the ticket counter*). `--cfg mavg_planted_bug="relaxed_tickets"` weakens both to Relaxed,
+/// which the loom models must catch.
+#[cfg(not(mavg_planted_bug = "relaxed_tickets"))]
+const DRAW: std::sync::atomic::Ordering = SeqCst;
+#[cfg(not(mavg_planted_bug = "relaxed_tickets"))]
+const LOAD_TICKETS: std::sync::atomic::Ordering = SeqCst;
+#[cfg(mavg_planted_bug = "relaxed_tickets")]
+const DRAW: std::sync::atomic::Ordering = Relaxed;
+#[cfg(mavg_planted_bug = "relaxed_tickets")]
+const LOAD_TICKETS: std::sync::atomic::Ordering = Relaxed;
 
 /// A lock-free moving average that any number of threads add to at once.
 ///
@@ -79,17 +72,12 @@ use shard::{Geometry, Shard, Stale, View};
 ///
 /// # Memory
 ///
-/// Bounded by the window, not by the number of threads. Each shard keeps its elements in
-/// blocks of `B` slots of 16 bytes drawn from one pool; a block goes back to the pool once
-/// every element in it has left the window, and blocks of a shard whose thread stopped adding
-/// are stolen by the others. In use: about `N / B + 4` blocks per shard-share of the window,
-/// `16 * (N + 4 * S * B)` bytes of slots for `S` shards, plus one checkpoint of the exact sum
-/// per block (16 bytes for 64-bit integers, 552 for `f64`) and per shard a header and a table
-/// of `8 * N / B` bytes. Memory is committed as the window fills and stays at its high-water
-/// mark (blocks are reused, not freed). One shard per thread that holds one: a thread holds
-/// its shard from its first add until its thread-local storage is destroyed as it exits, and
-/// the next thread to add takes it over. See [`memory_bytes`](ShardedAverage::memory_bytes)
-/// and `notes/benchmarks.md` for measured figures.
+/// Bounded by the window, not by the number of threads: elements live in blocks of `B` slots
+/// drawn from one pool, and a block goes back to the pool once its elements have left the
+/// window (or is stolen from a shard whose thread stopped adding). Memory is committed as the
+/// window fills and stays at its high-water mark. The bound and its proof are in the design
+/// note ([`crate::design`], *Memory bound*); [`memory_bytes`](ShardedAverage::memory_bytes)
+/// reports what one moving average holds.
 ///
 /// # Examples
 ///
@@ -128,15 +116,10 @@ pub struct ShardedAverage<T: Sample> {
     steal_above: AtomicU64,
     /// Identifies this moving average in thread-local leases.
     id: u64,
-    _samples: PhantomData<T>,
+    /// The shards are owned through `head`: `ShardedAverage` is `Send` and `Sync` because
+    /// `Shard` is (see the argument on its `Sync` implementation).
+    _shards: PhantomData<Shard<T>>,
 }
-
-// SAFETY: shards are shared between threads only through atomics and through `Shard::push`,
-// which the shard's single owner calls (see `lease.rs`); the raw pointers are owned by the
-// moving average and freed only by `Drop`, which has exclusive access.
-unsafe impl<T: Sample> Send for ShardedAverage<T> {}
-// SAFETY: as above; every method takes `&self` and synchronizes through atomics.
-unsafe impl<T: Sample> Sync for ShardedAverage<T> {}
 
 impl<T: Sample> ShardedAverage<T> {
     /// Creates an empty moving average over the last `window` elements, with one shard
@@ -205,41 +188,13 @@ impl<T: Sample> ShardedAverage<T> {
             pool,
             steal_above: AtomicU64::new(geometry.table() as u64),
             id: lease::next_owner_id(),
-            _samples: PhantomData,
+            _shards: PhantomData,
         };
         for _ in 0..shards {
             // On error, `this` is dropped and frees the shards linked so far.
-            this.new_shard(false)?;
+            this.new_shard()?;
         }
         Ok(this)
-    }
-
-    /// Adds an element.
-    ///
-    /// # Panics
-    ///
-    /// If this is the calling thread's first add and no shard is free, a shard is allocated;
-    /// an add that starts a block may need to allocate one (a segment of the pool). If that
-    /// allocation fails, this panics with the [`WindowError`], having added nothing. Use
-    /// [`try_push`](Self::try_push) to get the error instead.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use mavg::{MovingAverage, ShardedAverage};
-    ///
-    /// let m = ShardedAverage::new(2)?;
-    /// m.push(1u8);
-    /// m.push(2);
-    /// m.push(3);
-    /// assert_eq!(m.to_vec(), [2, 3]);
-    /// # Ok::<(), mavg::WindowError>(())
-    /// ```
-    #[inline]
-    pub fn push(&self, value: T) {
-        if let Err(e) = self.try_push(value) {
-            panic!("mavg: {e}");
-        }
     }
 
     /// Adds an element, reporting instead of panicking if the calling thread needs a new
@@ -261,52 +216,41 @@ impl<T: Sample> ShardedAverage<T> {
     /// ```
     #[inline]
     pub fn try_push(&self, value: T) -> Result<(), WindowError> {
-        match lease::find(self.id) {
-            Ok(Some(shard)) => {
-                // SAFETY: a lease with our id points to one of our shards, alive while `self`
-                // is, and claimed by this thread.
-                let shard = unsafe { &*shard.cast::<CachePadded<Shard<T>>>() };
-                self.push_to(shard, value)
+        match lease::get_or_claim(self.id, || Ok(Lease::new(self.id, self.claim()?))) {
+            Ok(Ok(shard)) => {
+                // SAFETY: a lease with our id holds a claim on one of our shards, made by
+                // `Claim::into_raw`, and our shards live as long as `self`.
+                let claim = unsafe { Claim::<T>::from_raw(shard) };
+                self.push_to(&claim, value)
             }
-            Ok(None) => {
-                let shard = self.claim()?;
-                let lease = Lease::new(
-                    self.id,
-                    std::ptr::from_ref(shard).cast(),
-                    shard.claimed.clone(),
-                );
-                let pushed = self.push_to(shard, value);
-                // If the thread is exiting, the lease drops here and releases the shard.
-                drop(lease::insert(lease));
-                pushed
-            }
-            Err(()) => {
-                // The thread is exiting and has no lease list: claim for this one add.
-                let shard = self.claim()?;
-                let pushed = self.push_to(shard, value);
-                shard.release();
-                pushed
+            Ok(Err(e)) => Err(e),
+            // The thread is exiting and has no lease list: claim for this one add, and
+            // release when `claim` drops.
+            Err(Gone) => {
+                #[cfg(test)]
+                tests::ADDS_WITHOUT_LEASES.fetch_add(1, Relaxed);
+                self.push_to(&self.claim()?, value)
             }
         }
     }
 
     #[inline(always)]
-    fn push_to(&self, shard: &Shard<T>, value: T) -> Result<(), WindowError> {
+    fn push_to(&self, claim: &Claim<'_, T>, value: T) -> Result<(), WindowError> {
         let window = self.geometry.window;
         let draw = || {
-            // SeqCst keeps tickets, clears and readers' loads in one total order (free on x86,
-            // where every read-modify-write is a full barrier).
-            let ticket = self.next_ticket.fetch_add(1, SeqCst);
+            // Release (at least) pairs with readers' Acquire (at least) loads of the counter: a
+            // reader that loads a counter past `ticket` sees this thread's earlier adds
+            // published (design note, *Orderings of the ticket counter*).
+            let ticket = self.next_ticket.fetch_add(1, DRAW);
             // Elements with tickets below this are outside the window of every read that loads
             // a ticket counter past `ticket`. (Clears are left to readers: after one, they walk
             // forward past the cleared elements, or take the exact read until the owner's own
             // window has moved past them.)
             (ticket, (ticket + 1).saturating_sub(window))
         };
-        // SAFETY: the calling thread claimed `shard` (lease or `claim`) and has not released
-        // it, and every shard of this moving average was created with `self.pool`.
-        let take = || self.take_block(Some(shard));
-        unsafe { shard.push(&self.pool, value, take, draw) }.map_err(|Exhausted| {
+        let take = || self.take_block(Some(claim.shard()));
+        // SAFETY: every shard of this moving average was created with `self.pool`.
+        unsafe { claim.push(&self.pool, value, take, draw) }.map_err(|Exhausted| {
             WindowError::Alloc {
                 requested: window as usize,
                 bytes: self.pool.block_bytes(),
@@ -314,25 +258,28 @@ impl<T: Sample> ShardedAverage<T> {
         })
     }
 
-    /// Claims a free shard or links a new one.
-    fn claim(&self) -> Result<&Shard<T>, WindowError> {
-        for shard in self.shards() {
-            if shard.try_claim() {
-                return Ok(shard);
+    /// Claims a free shard, linking a new one if there is none.
+    fn claim(&self) -> Result<Claim<'_, T>, WindowError> {
+        loop {
+            if let Some(claim) = self.shards().find_map(Claim::try_new) {
+                return Ok(claim);
+            }
+            // Another thread may claim the new shard first; then we look again.
+            if let Some(claim) = Claim::try_new(self.new_shard()?) {
+                return Ok(claim);
             }
         }
-        self.new_shard(true)
     }
 
-    /// Links a new shard, claimed or not.
-    fn new_shard(&self, claimed: bool) -> Result<&Shard<T>, WindowError> {
+    /// Links a new, unclaimed shard.
+    fn new_shard(&self) -> Result<&CachePadded<Shard<T>>, WindowError> {
         let first = self
             .take_block(None)
             .map_err(|Exhausted| WindowError::Alloc {
                 requested: self.geometry.window as usize,
                 bytes: self.pool.block_bytes(),
             })?;
-        match Shard::new(self.geometry, &self.pool, first, claimed) {
+        match Shard::new(self.geometry, &self.pool, first) {
             Ok(shard) => Ok(self.link(shard)),
             Err(e) => {
                 self.pool.give_back(first);
@@ -344,7 +291,7 @@ impl<T: Sample> ShardedAverage<T> {
     /// Takes a block for shard `own` (`None`: a new shard): one returned to the pool, else one
     /// stolen from a shard whose thread stopped adding while its elements left the window,
     /// else a fresh one.
-    fn take_block(&self, own: Option<&Shard<T>>) -> Result<u64, Exhausted> {
+    fn take_block(&self, own: Option<&CachePadded<Shard<T>>>) -> Result<u64, Exhausted> {
         if let Some(number) = self.pool.take_free() {
             return Ok(number);
         }
@@ -371,13 +318,17 @@ impl<T: Sample> ShardedAverage<T> {
     }
 
     /// Pushes a shard onto the list and returns it.
-    fn link(&self, shard: Shard<T>) -> &Shard<T> {
+    fn link(&self, shard: Shard<T>) -> &CachePadded<Shard<T>> {
         let node = Box::into_raw(Box::new(CachePadded::new(shard)));
         let mut head = self.head.load(Relaxed);
         loop {
             // SAFETY: `node` is not shared until the compare-exchange below succeeds.
             unsafe { (&mut *node).next = head };
             // Release pairs with the Acquire in `shards`: readers see the initialized shard.
+            // The load of `head` and the failure ordering may be Relaxed: we never read the
+            // shard `head` points to, and a reader that reaches it through our node still
+            // synchronizes with its linker, because our successful compare-exchange continues
+            // the release sequence of every earlier one on `head`.
             match self
                 .head
                 .compare_exchange_weak(head, node, Release, Relaxed)
@@ -391,7 +342,7 @@ impl<T: Sample> ShardedAverage<T> {
     }
 
     /// The shards, newest first.
-    fn shards(&self) -> impl Iterator<Item = &Shard<T>> + '_ {
+    fn shards(&self) -> impl Iterator<Item = &CachePadded<Shard<T>>> + '_ {
         // Acquire pairs with the Release in `link`.
         let mut next = self.head.load(Acquire);
         std::iter::from_fn(move || {
@@ -399,7 +350,7 @@ impl<T: Sample> ShardedAverage<T> {
             // shard is published and never after.
             let shard: &CachePadded<Shard<T>> = unsafe { next.as_ref()? };
             next = shard.next;
-            Some(&**shard)
+            Some(shard)
         })
     }
 
@@ -458,11 +409,14 @@ impl<T: Sample> ShardedAverage<T> {
     ) -> A {
         loop {
             // Ticket first, then the clear mark: an element in `[from, to)` was in the window
-            // when `to` was loaded (SeqCst: one total order with adds and clears).
-            let to = self.next_ticket.load(SeqCst);
+            // when `to` was loaded. Acquire (at least) pairs with the Release of every draw
+            // below `to` (each `fetch_add` continues the release sequence), so of those
+            // elements only the last add of each thread may be missing; the clear mark needs no
+            // ordering (design note, *Orderings of the ticket counter*).
+            let to = self.next_ticket.load(LOAD_TICKETS);
             let from = to
                 .saturating_sub(self.geometry.window)
-                .max(self.cleared_below.load(SeqCst));
+                .max(self.cleared_below.load(Relaxed));
             let mut acc = init();
             let complete = self.shards().all(|shard| {
                 shard
@@ -484,10 +438,10 @@ impl<T: Sample> ShardedAverage<T> {
     /// shard was being added to or needs a long adjustment; the exact read is then taken.
     fn summarize(&self) -> Option<(T::Summary, u64)> {
         // As in `read`: an element in `[from, to)` was in the window when `to` was loaded.
-        let to = self.next_ticket.load(SeqCst);
+        let to = self.next_ticket.load(LOAD_TICKETS);
         let from = to
             .saturating_sub(self.geometry.window)
-            .max(self.cleared_below.load(SeqCst));
+            .max(self.cleared_below.load(Relaxed));
         let mut total = <T::Summary as Summary<T>>::EMPTY;
         let mut n = 0;
         for shard in self.shards() {
@@ -510,13 +464,12 @@ impl<T: Sample> ShardedAverage<T> {
     /// The exact read of the average.
     fn exact_mean(&self) -> Option<f64> {
         let (sum, n) = self.total();
-        (n > 0).then(|| T::mean_of(&sum, Self::full_span(), n))
+        (n > 0).then(|| sum.exact_mean(Self::full_span(), n))
     }
 
     /// The exact read alone, for loom models of it (the fast read's extra loads would multiply
     /// their executions).
     #[cfg(loom)]
-    #[doc(hidden)]
     pub fn exact_average(&self) -> Option<f64> {
         self.exact_mean()
     }
@@ -524,14 +477,12 @@ impl<T: Sample> ShardedAverage<T> {
     /// Lets shards steal blocks from the first block on, for loom models of stealing (which
     /// cannot afford the adds it otherwise takes to get there).
     #[cfg(loom)]
-    #[doc(hidden)]
     pub fn steal_from_the_start(&self) {
         self.steal_above.store(0, Relaxed);
     }
 
     /// The fast read alone, for loom models of it.
     #[cfg(loom)]
-    #[doc(hidden)]
     pub fn fast_average(&self) -> Option<Option<f64>> {
         self.fast_mean()
     }
@@ -555,7 +506,9 @@ impl<T: Sample> ShardedAverage<T> {
     }
 }
 
-impl<T: Sample> MovingAverage<T> for ShardedAverage<T> {
+impl<T: Sample> MovingAverage for ShardedAverage<T> {
+    type Item = T;
+
     fn with_window(window: usize) -> Result<Self, WindowError> {
         Self::new(window)
     }
@@ -573,7 +526,7 @@ impl<T: Sample> MovingAverage<T> for ShardedAverage<T> {
             return sum;
         }
         let (sum, _) = self.total();
-        T::sum_of(&sum, Self::full_span())
+        sum.exact_sum(Self::full_span())
     }
 
     fn average(&self) -> Option<f64> {
@@ -636,8 +589,9 @@ impl<T: Sample> MovingAverage<T> for ShardedAverage<T> {
         tagged.into_iter().map(|(_, v)| v).collect()
     }
 
+    /// As [`SharedMovingAverage::push`], which documents the one panic.
     fn push(&mut self, value: T) {
-        ShardedAverage::push(self, value);
+        SharedMovingAverage::push(&*self, value);
     }
 
     fn clear(&mut self) {
@@ -645,17 +599,42 @@ impl<T: Sample> MovingAverage<T> for ShardedAverage<T> {
     }
 }
 
-impl<T: Sample> SharedMovingAverage<T> for ShardedAverage<T> {
+impl<T: Sample> SharedMovingAverage for ShardedAverage<T> {
+    /// Adds an element.
+    ///
+    /// # Panics
+    ///
+    /// If this is the calling thread's first add and no shard is free, a shard is allocated;
+    /// an add that starts a block may need to allocate one (a segment of the pool). If that
+    /// allocation fails, this panics with the [`WindowError`], having added nothing. Use
+    /// [`try_push`](ShardedAverage::try_push) to get the error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+    ///
+    /// let m = ShardedAverage::new(2)?;
+    /// m.push(1u8);
+    /// m.push(2);
+    /// m.push(3);
+    /// assert_eq!(m.to_vec(), [2, 3]);
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
     #[inline]
     fn push(&self, value: T) {
-        ShardedAverage::push(self, value);
+        if let Err(e) = self.try_push(value) {
+            panic!("mavg: {e}");
+        }
     }
 
     /// Removes every element whose add drew its ticket before the clear. Lock-free: the
     /// elements stay in their shards and leave the window by their tickets.
     fn clear(&self) {
-        let now = self.next_ticket.load(SeqCst);
-        self.cleared_below.fetch_max(now, SeqCst);
+        // Relaxed, as the reads: an add that happens before the clear drew a ticket below
+        // `now`, and a read that happens after it loads `now` or a later mark (coherence).
+        let now = self.next_ticket.load(Relaxed);
+        self.cleared_below.fetch_max(now, Relaxed);
     }
 }
 
@@ -669,7 +648,7 @@ impl<T: Sample> Extend<T> for ShardedAverage<T> {
 impl<T: Sample> Extend<T> for &ShardedAverage<T> {
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         for value in iter {
-            ShardedAverage::push(*self, value);
+            SharedMovingAverage::push(*self, value);
         }
     }
 }
@@ -701,7 +680,97 @@ impl<T: Sample> fmt::Debug for ShardedAverage<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::thread;
+
     use super::*;
+
+    /// Adds that ran while the adding thread's lease list was gone.
+    pub(super) static ADDS_WITHOUT_LEASES: AtomicUsize = AtomicUsize::new(0);
+
+    #[test]
+    fn a_threads_lease_survives_its_adds_to_other_averages() {
+        thread::spawn(|| {
+            let a = ShardedAverage::<u32>::new(8).unwrap();
+            a.push(1);
+            let held = lease::held(a.id).expect("a lease after the first add");
+            // Enough other averages, all alive, to force purges of the lease map.
+            let others: Vec<_> = (0..if cfg!(miri) { 40 } else { 100 })
+                .map(|_| ShardedAverage::<u32>::new(8).unwrap())
+                .collect();
+            for (i, other) in others.iter().enumerate() {
+                other.push(i as u32);
+                assert_eq!(lease::held(a.id), Some(held), "after adding to average {i}");
+            }
+            a.push(2);
+            assert_eq!(lease::held(a.id), Some(held));
+            assert_eq!(lease::count(), others.len() + 1);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn dropped_averages_do_not_grow_a_threads_lease_list() {
+        thread::spawn(|| {
+            let kept = ShardedAverage::<u32>::new(8).unwrap();
+            kept.push(0);
+            for i in 0..if cfg!(miri) { 100 } else { 1000 } {
+                let m = ShardedAverage::<u32>::new(4).unwrap();
+                m.push(i);
+                // Purged when the map doubles: never more than twice the live leases, or 16.
+                assert!(lease::count() <= 16, "{} leases after {i}", lease::count());
+            }
+            assert!(lease::held(kept.id).is_some());
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Adds to a moving average from a thread-local destructor. Destructors run in an order
+    /// the platform chooses, so each of two threads registers the guard and the lease list in
+    /// a different order: in one of them the add runs after the lease list is gone.
+    #[test]
+    fn adds_from_thread_local_destructors_land_and_release_their_shard() {
+        struct AddOnDrop(Arc<ShardedAverage<u64>>, u64);
+        impl Drop for AddOnDrop {
+            fn drop(&mut self) {
+                self.0.push(self.1);
+            }
+        }
+        std::thread_local! {
+            static GUARD: RefCell<Option<AddOnDrop>> = const { RefCell::new(None) };
+        }
+        let m = Arc::new(ShardedAverage::<u64>::new(8).unwrap());
+        let before = ADDS_WITHOUT_LEASES.load(Relaxed);
+        for guard_first in [true, false] {
+            let m = Arc::clone(&m);
+            thread::spawn(move || {
+                let arm = || GUARD.with(|g| *g.borrow_mut() = Some(AddOnDrop(m.clone(), 7)));
+                if guard_first {
+                    arm();
+                    m.push(1);
+                } else {
+                    m.push(1);
+                    arm();
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        assert_eq!(m.to_vec(), [1, 7, 1, 7]);
+        assert!(ADDS_WITHOUT_LEASES.load(Relaxed) > before);
+        // Both threads released the shard: a new thread claims it instead of linking another.
+        thread::spawn({
+            let m = Arc::clone(&m);
+            move || m.push(2)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(m.shard_count(), 1);
+    }
 
     /// A shard whose thread stopped adding, whose elements all left the window and whose older
     /// blocks were stolen, costs the fast read nothing: it is skipped by its newest element

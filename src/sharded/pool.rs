@@ -34,7 +34,9 @@ use crate::sync::{AtomicPtr, AtomicU64};
 
 /// One element: its global ticket and its bits.
 pub(crate) struct Slot {
+    /// The element's global ticket: its place in the order of all adds.
     pub(crate) ticket: AtomicU64,
+    /// The element's bits ([`Element::to_bits`](crate::sample::sealed::Element::to_bits)).
     pub(crate) value: AtomicU64,
 }
 
@@ -268,6 +270,8 @@ impl Pool {
             let top = u64::from(head as u32 - 1);
             let below = self.link(top).load(Relaxed);
             let new = (head >> 32).wrapping_add(1) << 32 | below;
+            // Acquire on both outcomes, as the first load: a failure hands us the head the next
+            // attempt reads the link of and takes.
             match self.free.compare_exchange_weak(head, new, Acquire, Acquire) {
                 Ok(_) => return Some(top),
                 Err(current) => head = current,

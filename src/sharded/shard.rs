@@ -18,29 +18,24 @@
 //!
 //! # Retirement
 //!
-//! Once every element of the shard's block `j` has left the window (the summary's `start`, the
-//! oldest element that may still be in it, has passed block `j + 1`), the owner stores
+//! Once every element of the shard's block `j` has left the window, the owner stores
 //! `retired_below = j + 1` and gives the block back to the pool, from which any shard may take
-//! it. A reader loads `version` (Acquire), reads blocks with Relaxed loads, issues an Acquire
-//! fence and loads `retired_below`. Whoever takes a block issues a Release fence after taking it
-//! and before writing it, and taking synchronizes with the giving back (Acquire/Release on the
-//! pool's free list). So if any load of the reader saw a write of the block's next user, that
-//! user's fence synchronizes with the reader's fence, the owner's `retired_below` store happens
-//! before the reader's last load, and the reader sees that the block it used is retired and
-//! starts over. `notes/design.md` has the full argument.
+//! it. Readers validate against `retired_below` after an Acquire fence, and whoever takes a
+//! block issues a Release fence before writing it; the design note ([`crate::design`], *Why the
+//! read is consistent: retirement*) has the case analysis.
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
 use super::pool::{zeroed, Block, Exhausted, Pool, Slot};
+use crate::error::WindowError;
+use crate::exact::Limbs;
 use crate::exact::Span;
 use crate::running::Summary;
-use crate::sample::Limbs;
-use crate::sync::{fence, AtomicBool, AtomicU64, UnsafeCell};
-use crate::{Sample, WindowError};
+use crate::sample::Sample;
+use crate::sync::{fence, Arc, AtomicBool, AtomicU64, UnsafeCell};
 
 /// The ordering of the store that publishes an element. Release is required; building with
 /// `--cfg mavg_planted_bug="relaxed_publish"` weakens it, so that the loom models can show
@@ -59,6 +54,10 @@ const CHECK_RETIRED: bool = !cfg!(mavg_planted_bug = "no_retire_check");
 /// `--cfg mavg_planted_bug="no_owner_check"` removes the check, which the loom models must
 /// catch.
 const CHECK_OWNER: bool = !cfg!(mavg_planted_bug = "no_owner_check");
+
+/// Whether adds issue the Release fence between taking (or retiring) blocks and writing
+/// them; `--cfg mavg_planted_bug="no_take_fence"` removes it, which the loom models must catch.
+const TAKE_FENCE: bool = !cfg!(mavg_planted_bug = "no_take_fence");
 
 /// Whether fast readers check that no add ran during their read; building with
 /// `--cfg mavg_planted_bug="no_summary_check"` removes the check, which the loom models must
@@ -172,16 +171,118 @@ struct Published {
     retired_below: AtomicU64,
 }
 
+/// One thread's elements, written by the thread holding its [`Claim`], read by anyone.
 pub(crate) struct Shard<T: Sample> {
+    /// What readers load first and last, on its own cache line: the owner writes it once per
+    /// add, and readers of other shards should not share its line.
     published: CachePadded<Published>,
     /// The pool block of the shard's block `j`, at `j % R`.
     table: Box<[AtomicU64]>,
+    /// The owner's private state, touched only by `push`.
     owner: UnsafeCell<Owner<T>>,
     /// Set while a thread owns the shard; shared with that thread's lease.
     pub(crate) claimed: Arc<AtomicBool>,
     /// The shard added to the list before this one; written once, before publication.
     pub(crate) next: *mut CachePadded<Shard<T>>,
+    /// The moving average's sizes, copied into each shard so that reads need no other pointer.
     geometry: Geometry,
+}
+
+// SAFETY: a shard is shared through `&` between its owner and any number of readers. Readers
+// and non-owners touch only atomics (`published`, `table`, `claimed`) and `geometry`, which is
+// never written. `owner`, the one cell, is accessed only by `push`, which runs on the thread
+// holding the shard's `Claim` (one thread at a time; a claim passes between threads through
+// the Release/Acquire pair on `claimed`). The raw pointers are `next`, written before the shard
+// is published and only read after, and the owner's `SlotsPtr`s into the pool, which outlives
+// the shard.
+unsafe impl<T: Sample> Sync for Shard<T> {}
+// SAFETY: nothing in a shard belongs to a thread: it may be dropped by any thread, and its
+// raw pointers point into the pool and the shard list of the moving average that owns it.
+unsafe impl<T: Sample> Send for Shard<T> {}
+
+/// The calling thread's ownership of one shard: the right to add to it. Made only by
+/// [`Claim::try_new`]; dropping it releases the shard, and [`Lease`](super::lease::Lease)
+/// keeps one for as long as the thread lives.
+pub(crate) struct Claim<'a, T: Sample> {
+    shard: &'a CachePadded<Shard<T>>,
+}
+
+impl<'a, T: Sample> Claim<'a, T> {
+    /// Claims an unowned shard for the calling thread.
+    pub(crate) fn try_new(shard: &'a CachePadded<Shard<T>>) -> Option<Self> {
+        // Acquire pairs with the Release in `release`: the previous owner's writes to `owner`
+        // happen before ours.
+        let free = !shard.claimed.load(Relaxed)
+            && shard
+                .claimed
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .is_ok();
+        // Built only on success: dropping a claim releases the shard.
+        if free {
+            Some(Claim { shard })
+        } else {
+            None
+        }
+    }
+
+    /// The claimed shard.
+    pub(crate) fn shard(&self) -> &'a CachePadded<Shard<T>> {
+        self.shard
+    }
+
+    /// Adds an element to the claimed shard (see [`Shard::push`]).
+    ///
+    /// # Safety
+    ///
+    /// `pool` must be the pool the shard was created with.
+    #[inline]
+    pub(crate) unsafe fn push(
+        &self,
+        pool: &Pool,
+        value: T,
+        take: impl FnOnce() -> Result<u64, Exhausted>,
+        draw: impl FnOnce() -> (u64, u64),
+    ) -> Result<(), Exhausted> {
+        // SAFETY: holding the claim makes this thread the shard's owner; the caller vouches
+        // for the pool.
+        unsafe { self.shard.push(pool, value, take, draw) }
+    }
+
+    /// Keeps the claim beyond this borrow: the shard, as the pointer [`from_raw`] takes, and
+    /// its `claimed` flag, which the holder must clear (with Release) to release it.
+    ///
+    /// [`from_raw`]: Self::from_raw
+    pub(crate) fn into_raw(self) -> (*const (), Arc<AtomicBool>) {
+        let shard = self.shard;
+        std::mem::forget(self);
+        (std::ptr::from_ref(shard).cast(), shard.claimed.clone())
+    }
+
+    /// The claim that [`into_raw`](Self::into_raw) kept, borrowed: dropping it does not
+    /// release the shard.
+    ///
+    /// # Safety
+    ///
+    /// `shard` must come from `into_raw` on a `Claim<T>` (so it points to a
+    /// `CachePadded<Shard<T>>`) whose flag was not cleared since, and the shard must outlive
+    /// `'a` (its moving average is alive).
+    #[inline]
+    pub(crate) unsafe fn from_raw(shard: *const ()) -> std::mem::ManuallyDrop<Self> {
+        // SAFETY: the caller guarantees the pointer's type and that the shard is alive.
+        let shard = unsafe { &*shard.cast::<CachePadded<Shard<T>>>() };
+        std::mem::ManuallyDrop::new(Claim { shard })
+    }
+}
+
+impl<T: Sample> Drop for Claim<'_, T> {
+    fn drop(&mut self) {
+        release(&self.shard.claimed);
+    }
+}
+
+/// Gives up a shard's ownership; pairs with the Acquire in [`Claim::try_new`].
+pub(crate) fn release(claimed: &AtomicBool) {
+    claimed.store(false, Release);
 }
 
 /// Reads a shard's slots by seq, remembering the last block looked up: walks touch one or two
@@ -232,21 +333,18 @@ impl<'a, T: Sample> Cursor<'a, T> {
 pub(crate) struct Stale;
 
 impl<T: Sample> Shard<T> {
-    /// An empty shard, claimed or not, allocated fallibly, with `first`, a block just taken
-    /// from `pool`, as its first block. On error the caller still holds `first`.
-    pub(crate) fn new(
-        geometry: Geometry,
-        pool: &Pool,
-        first: u64,
-        claimed: bool,
-    ) -> Result<Self, WindowError> {
+    /// An empty, unclaimed shard, allocated fallibly, with `first`, a block just taken from
+    /// `pool`, as its first block. On error the caller still holds `first`.
+    pub(crate) fn new(geometry: Geometry, pool: &Pool, first: u64) -> Result<Self, WindowError> {
         let table = zeroed::<AtomicU64>(geometry.table()).ok_or(WindowError::Alloc {
             requested: geometry.window as usize,
             bytes: geometry.shard_bytes::<T>(),
         })?;
         // The block may have been another shard's: its readers must see it was retired before
         // they can see our writes (see `retire`).
-        fence(Release);
+        if TAKE_FENCE {
+            fence(Release);
+        }
         let block = pool.block(first).expect("a taken block exists");
         for word in block.checkpoint {
             // Checkpoint 0 is the empty prefix.
@@ -272,26 +370,10 @@ impl<T: Sample> Shard<T> {
                 spare: None,
                 retired: 0,
             }),
-            claimed: Arc::new(AtomicBool::new(claimed)),
+            claimed: Arc::new(AtomicBool::new(false)),
             next: std::ptr::null_mut(),
             geometry,
         })
-    }
-
-    /// Claims an unowned shard for the calling thread.
-    pub(crate) fn try_claim(&self) -> bool {
-        // Acquire pairs with the Release store in `Lease::drop`: the previous owner's writes to
-        // `owner` happen before ours.
-        !self.claimed.load(Relaxed)
-            && self
-                .claimed
-                .compare_exchange(false, true, Acquire, Relaxed)
-                .is_ok()
-    }
-
-    /// Gives up ownership; pairs with the Acquire in [`try_claim`](Self::try_claim).
-    pub(crate) fn release(&self) {
-        self.claimed.store(false, Release);
     }
 
     /// The pool block of the shard's block `j`, as the table says now.
@@ -317,11 +399,11 @@ impl<T: Sample> Shard<T> {
     ///
     /// # Safety
     ///
-    /// The calling thread must own the shard (have claimed it and not released it), so that
-    /// no other thread runs `push` on it at the same time, and `pool` must be the pool the
+    /// The calling thread must own the shard, so that no other thread runs `push` on it at
+    /// the same time (the callers are [`Claim`]'s methods), and `pool` must be the pool the
     /// shard was created with.
     #[inline]
-    pub(crate) unsafe fn push(
+    unsafe fn push(
         &self,
         pool: &Pool,
         value: T,
@@ -362,7 +444,9 @@ impl<T: Sample> Shard<T> {
         // and the taking of blocks before the stores below, which may write to a block another
         // shard's readers are still reading: pairs with the Acquire fence in `read` and in
         // `summary`.
-        fence(Release);
+        if TAKE_FENCE {
+            fence(Release);
+        }
         // SAFETY: `pool` is the shard's pool (the caller of `push` guarantees it), alive here.
         let slot = unsafe { owner.current.slot(owner.count & in_block) };
         slot.ticket.store(ticket, Relaxed);

@@ -590,7 +590,7 @@ impl<T: RefSample> Model<T> {
 
 /// Compares every read of `m` with `model`: window, len, is_empty, is_full, sum, average,
 /// oldest, newest, get (every index, one past the end and `usize::MAX`) and to_vec.
-pub fn check_all_reads<T: RefSample, M: mavg::MovingAverage<T>>(
+pub fn check_all_reads<T: RefSample, M: mavg::MovingAverage<Item = T>>(
     m: &M,
     model: &Model<T>,
 ) -> Result<(), String> {
