@@ -10,28 +10,35 @@ use mavg::Sample;
 use crate::input::{for_each_state, state_arrays, state_error, Exact, ExactInput, SumValue};
 use crate::Kind;
 
-/// Exact `SUM` or `AVG` of every group, indexed by group: one exact sum and one count of
-/// non-NULL values per group.
+/// The exact sum of one group's non-NULL values and their count, side by side so that an
+/// update touches one place.
+#[derive(Debug)]
+struct Group<A: ExactInput> {
+    sum: Exact<A>,
+    count: u64,
+}
+
+/// Exact `SUM` or `AVG` of every group, indexed by group.
 #[derive(Debug)]
 pub(crate) struct ExactGroupsAccumulator<A: ExactInput> {
-    sums: Vec<Exact<A>>,
-    counts: Vec<u64>,
+    groups: Vec<Group<A>>,
     kind: Kind,
 }
 
 impl<A: ExactInput> ExactGroupsAccumulator<A> {
     pub(crate) fn new(kind: Kind) -> Self {
         Self {
-            sums: Vec::new(),
-            counts: Vec::new(),
+            groups: Vec::new(),
             kind,
         }
     }
 
     fn resize(&mut self, total_num_groups: usize) {
-        if self.sums.len() < total_num_groups {
-            self.sums.resize_with(total_num_groups, Exact::<A>::new);
-            self.counts.resize(total_num_groups, 0);
+        if self.groups.len() < total_num_groups {
+            self.groups.resize_with(total_num_groups, || Group {
+                sum: Exact::<A>::new(),
+                count: 0,
+            });
         }
     }
 }
@@ -55,14 +62,16 @@ impl<A: ExactInput> GroupsAccumulator for ExactGroupsAccumulator<A> {
         let raw = values.values();
         if values.null_count() == 0 && opt_filter.is_none() {
             for (&g, &v) in group_indices.iter().zip(raw.iter()) {
-                self.sums[g].add(v);
-                self.counts[g] += 1;
+                let group = &mut self.groups[g];
+                group.sum.add(v);
+                group.count += 1;
             }
         } else {
             for (i, (&g, &v)) in group_indices.iter().zip(raw.iter()).enumerate() {
                 if values.is_valid(i) && selected(opt_filter, i) {
-                    self.sums[g].add(v);
-                    self.counts[g] += 1;
+                    let group = &mut self.groups[g];
+                    group.sum.add(v);
+                    group.count += 1;
                 }
             }
         }
@@ -70,26 +79,27 @@ impl<A: ExactInput> GroupsAccumulator for ExactGroupsAccumulator<A> {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let sums = emit_to.take_needed(&mut self.sums);
-        let counts = emit_to.take_needed(&mut self.counts);
-        let groups = sums.iter().zip(counts);
+        let groups = emit_to.take_needed(&mut self.groups);
+        let groups = groups.iter();
         match self.kind {
             Kind::Sum => <A::Native as Sample>::Sum::array(
-                groups.map(|(s, n)| (n > 0).then(|| s.sum())).collect(),
+                groups.map(|g| (g.count > 0).then(|| g.sum.sum())).collect(),
             ),
             Kind::Avg => Ok(Arc::new(
-                groups.map(|(s, n)| s.mean(n)).collect::<Float64Array>(),
+                groups
+                    .map(|g| g.sum.mean(g.count))
+                    .collect::<Float64Array>(),
             )),
         }
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let sums = emit_to.take_needed(&mut self.sums);
-        let counts = emit_to.take_needed(&mut self.counts);
-        let mut words = Vec::with_capacity(sums.len() * Exact::<A>::STATE_LEN);
-        for s in &sums {
-            s.write_state(&mut words);
+        let groups = emit_to.take_needed(&mut self.groups);
+        let mut words = Vec::with_capacity(groups.len() * Exact::<A>::STATE_LEN);
+        for g in &groups {
+            g.sum.write_state(&mut words);
         }
+        let counts = groups.iter().map(|g| g.count).collect();
         state_arrays(counts, words, Exact::<A>::STATE_LEN)
     }
 
@@ -100,11 +110,11 @@ impl<A: ExactInput> GroupsAccumulator for ExactGroupsAccumulator<A> {
         total_num_groups: usize,
     ) -> Result<()> {
         self.resize(total_num_groups);
-        let (sums, counts) = (&mut self.sums, &mut self.counts);
+        let groups = &mut self.groups;
         for_each_state(values, Exact::<A>::STATE_LEN, |row, n, words| {
-            let g = group_indices[row];
-            sums[g].merge_state(words).map_err(state_error)?;
-            counts[g] += n;
+            let group = &mut groups[group_indices[row]];
+            group.sum.merge_state(words).map_err(state_error)?;
+            group.count += n;
             Ok(())
         })
     }
@@ -134,6 +144,6 @@ impl<A: ExactInput> GroupsAccumulator for ExactGroupsAccumulator<A> {
     }
 
     fn size(&self) -> usize {
-        self.sums.capacity() * size_of::<Exact<A>>() + self.counts.capacity() * size_of::<u64>()
+        self.groups.capacity() * size_of::<Group<A>>()
     }
 }
