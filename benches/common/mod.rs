@@ -20,30 +20,11 @@ pub const MASK: usize = VALUES - 1;
 /// The windows every single-thread benchmark and the memory table run at.
 pub const WINDOWS: [usize; 3] = [16, 1024, 1_000_000];
 
-/// xorshift64* (Vigna 2016): enough for benchmark inputs, not for anything else. The benches'
-/// one copy; the tests keep theirs in `tests/xorshift`, and each example its own, so that an
-/// example stays one self-contained file for a reader who copies it.
-pub struct XorShift(u64);
-
-impl XorShift {
-    /// A zero state would stay zero forever, so a zero seed is replaced.
-    pub fn new(seed: u64) -> Self {
-        XorShift(if seed == 0 {
-            0x9e37_79b9_7f4a_7c15
-        } else {
-            seed
-        })
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+/// The tests' xorshift64* generator, the one copy in the repository (examples keep their own,
+/// so that an example stays one self-contained file for a reader who copies it).
+#[path = "../../tests/xorshift/mod.rs"]
+mod xorshift;
+pub use xorshift::XorShift;
 
 /// Latencies in `[0, 1000)` with full 53-bit mantissas (most values use all of them).
 pub static F64S: LazyLock<Vec<f64>> = LazyLock::new(|| {

@@ -2,8 +2,7 @@
 //! a dependency, so that a failure reproduces from its seed. Property tests use proptest's
 //! generators instead; this one drives the long fixed-seed runs.
 //!
-//! The benchmarks keep their own copy in `benches/common/mod.rs`: test and bench targets
-//! cannot share a module file without one reaching into the other's directory.
+//! The benchmarks use this file too (`benches/common/mod.rs` includes it by path).
 
 pub struct XorShift(u64);
 
