@@ -26,6 +26,18 @@
 //! shards are reclaimed by the next sample's threads when the previous ones exit (the shard
 //! count at the end of each benchmark is printed on stderr).
 //!
+//! The relaxed order ([`ShardedAverage::relaxed`], slack [`SLACK`]) is the row
+//! `ShardedAverage_relaxed`; the plain `ShardedAverage` row is the strict order of `new`.
+//!
+//! # Fixed-time runs
+//!
+//! `MAVG_FIXED=1 cargo bench --bench threads` runs each implementation for a fixed time
+//! ([`FIXED_MS`] ms) at 1, 2 and 4 threads, [`FIXED_RUNS`] times, and prints the median total
+//! adds per second, the spread of the runs, and each thread's share of the adds in the median
+//! run, for two loops: the tight loop of `push/threads`, and a service-like loop with
+//! [`WORK`] rounds of integer arithmetic (a few tens of ns) between adds. The implementations
+//! alternate within each round of runs, so slow drifts of the shared machine hit all alike.
+//!
 //! # Memory table
 //!
 //! `MAVG_MEMORY=1 cargo bench --bench threads` prints the bytes of state per window element
@@ -49,6 +61,14 @@ const WINDOW: usize = 1024;
 const THREADS: [usize; 4] = [1, 2, 4, 8];
 /// In `mixed`, every `READ_EVERY`-th operation is a read.
 const READ_EVERY: u64 = 100;
+/// The relaxed order's slack in the benchmarks: batches of up to `4096 / (2 S)` tickets.
+const SLACK: usize = 4096;
+/// Length of one fixed-time run, in milliseconds.
+const FIXED_MS: u64 = 300;
+/// Fixed-time runs per implementation and loop; the median is reported.
+const FIXED_RUNS: usize = 3;
+/// Rounds of xorshift between two adds in the service-like loop.
+const WORK: u32 = 24;
 
 /// The implementations under test, as the worker threads see them.
 trait Shared: Sync {
@@ -191,6 +211,17 @@ fn threads(c: &mut Criterion) {
                 sharded.shard_count()
             );
 
+            let relaxed =
+                ShardedAverage::<f64>::relaxed_with_shards(WINDOW, SLACK, threads).unwrap();
+            std::thread::scope(|s| {
+                s.spawn(|| (&relaxed).extend(F64S.iter().copied().take(WINDOW)));
+            });
+            g.bench_with_input(
+                BenchmarkId::new("ShardedAverage_relaxed", threads),
+                &threads,
+                |b, &n| b.iter_custom(|iters| run(&relaxed, n, iters, mixed)),
+            );
+
             let floor = FetchAdd(CachePadded::new(AtomicU64::new(0)));
             g.bench_with_input(BenchmarkId::new("fetch_add", threads), &threads, |b, &n| {
                 b.iter_custom(|iters| run(&floor, n, iters, mixed))
@@ -274,9 +305,115 @@ fn print_memory() {
     }
 }
 
+/// Some integer work standing in for what a service does between two adds.
+#[inline]
+fn work(mut x: u64) -> u64 {
+    for _ in 0..WORK {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+/// One fixed-time run: `threads` threads add (with `work` between adds if `service`) until
+/// [`FIXED_MS`] have passed. Returns the total adds per second and each thread's adds.
+fn fixed<S: Shared>(subject: &S, threads: usize, service: bool) -> (f64, Vec<u64>) {
+    use std::sync::atomic::AtomicBool;
+    let start = Barrier::new(threads + 1);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (start, stop) = (&start, &stop);
+                s.spawn(move || {
+                    let values: &[f64] = &F64S;
+                    let mut i = t * 997;
+                    let mut x = 0x9e37_79b9_7f4a_7c15 ^ t as u64;
+                    let mut adds = 0u64;
+                    start.wait();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        for _ in 0..256 {
+                            if service {
+                                x = work(x);
+                                subject.add(t, values[(x as usize) & MASK]);
+                            } else {
+                                subject.add(t, values[i & MASK]);
+                                i = i.wrapping_add(1);
+                            }
+                        }
+                        adds += 256;
+                    }
+                    black_box(x);
+                    adds
+                })
+            })
+            .collect();
+        start.wait();
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_millis(FIXED_MS));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let adds: Vec<u64> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        let secs = t0.elapsed().as_secs_f64();
+        (adds.iter().sum::<u64>() as f64 / secs, adds)
+    })
+}
+
+/// Prints the fixed-time table (markdown) for `notes/benchmarks.md`.
+fn print_fixed() {
+    println!("| loop | threads | implementation | M adds/s (median) | runs (min..max) | shares of the median run |");
+    println!("| --- | ---: | --- | ---: | ---: | --- |");
+    for service in [false, true] {
+        for threads in [1, 2, 4] {
+            let mutex = MutexAverage::<f64>::new(WINDOW).unwrap();
+            let strict = ShardedAverage::<f64>::with_shards(WINDOW, threads).unwrap();
+            let relaxed =
+                ShardedAverage::<f64>::relaxed_with_shards(WINDOW, SLACK, threads).unwrap();
+            let ceiling = PerThread::new(threads);
+            let floor = FetchAdd(CachePadded::new(AtomicU64::new(0)));
+            let names = [
+                "MutexAverage",
+                "ShardedAverage (strict)",
+                "ShardedAverage (relaxed)",
+                "fetch_add",
+                "per_thread",
+            ];
+            let mut runs: Vec<Vec<(f64, Vec<u64>)>> = vec![Vec::new(); names.len()];
+            for _ in 0..FIXED_RUNS {
+                runs[0].push(fixed(&mutex, threads, service));
+                runs[1].push(fixed(&strict, threads, service));
+                runs[2].push(fixed(&relaxed, threads, service));
+                runs[3].push(fixed(&floor, threads, service));
+                runs[4].push(fixed(&ceiling, threads, service));
+            }
+            for (name, mut r) in names.iter().zip(runs) {
+                r.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let (median, adds) = &r[r.len() / 2];
+                let total: u64 = adds.iter().sum();
+                let shares: Vec<String> = adds
+                    .iter()
+                    .map(|&a| format!("{:.0}%", 100.0 * a as f64 / total as f64))
+                    .collect();
+                println!(
+                    "| {} | {threads} | {name} | {:.1} | {:.1}..{:.1} | {} |",
+                    if service { "service-like" } else { "tight" },
+                    median / 1e6,
+                    r[0].0 / 1e6,
+                    r[r.len() - 1].0 / 1e6,
+                    shares.join(" ")
+                );
+            }
+        }
+    }
+}
+
 fn main() {
     if std::env::var_os("MAVG_MEMORY").is_some() {
         print_memory();
+        return;
+    }
+    if std::env::var_os("MAVG_FIXED").is_some() {
+        print_fixed();
         return;
     }
     let mut c = common::config(Duration::from_millis(700), Duration::from_secs(2), 20);

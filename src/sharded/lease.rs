@@ -12,6 +12,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering::Relaxed;
 
+use crossbeam_utils::CachePadded;
+
+use super::clock::Clock;
 use super::shard::{release, Claim};
 use crate::sample::Sample;
 use crate::sync::{thread_local_key, Arc, AtomicBool};
@@ -25,16 +28,24 @@ pub(crate) struct Lease {
     pub(crate) shard: *const (),
     /// The shard's `claimed` flag, kept alive even if the moving average is dropped first.
     claimed: Arc<AtomicBool>,
+    /// In the relaxed order, the clock whose floor the release raises: giving up a shard is an
+    /// ordering point.
+    clock: Option<Arc<CachePadded<Clock>>>,
 }
 
 impl Lease {
     /// Keeps `claim` until the lease is dropped.
-    pub(crate) fn new<T: Sample>(owner: u64, claim: Claim<'_, T>) -> Self {
+    pub(crate) fn new<T: Sample>(
+        owner: u64,
+        claim: Claim<'_, T>,
+        clock: Option<Arc<CachePadded<Clock>>>,
+    ) -> Self {
         let (shard, claimed) = claim.into_raw();
         Lease {
             owner,
             shard,
             claimed,
+            clock,
         }
     }
 
@@ -47,6 +58,13 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        if let Some(clock) = &self.clock {
+            // `--cfg mavg_planted_bug="release_unordered"` skips it, which the loom models
+            // must catch.
+            if !cfg!(mavg_planted_bug = "release_unordered") {
+                clock.order_point();
+            }
+        }
         release(&self.claimed);
     }
 }

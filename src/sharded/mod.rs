@@ -6,8 +6,10 @@
 //! ordering are in `notes/design.md` (published as [`crate::design`]), section *ShardedAverage*;
 //! the code's comments point to it rather than repeat it.
 
+mod clock;
 mod lease;
 mod pool;
+mod select;
 mod shard;
 
 use std::fmt;
@@ -20,9 +22,10 @@ use crate::error::{check_window, WindowError};
 use crate::exact::{LimbSum, Limbs, Span};
 use crate::running::Summary;
 use crate::sample::Sample;
-use crate::sync::{AtomicPtr, AtomicU64};
+use crate::sync::{Arc, AtomicPtr, AtomicU64};
 use crate::traits::{MovingAverage, SharedMovingAverage};
 
+use clock::{Batch, Clock};
 use lease::{Gone, Lease};
 use pool::{Exhausted, Pool};
 use shard::{Claim, Geometry, Shard, Stale, View};
@@ -101,8 +104,14 @@ const LOAD_TICKETS: std::sync::atomic::Ordering = Relaxed;
 /// # Ok::<(), mavg::WindowError>(())
 /// ```
 pub struct ShardedAverage<T: Sample> {
-    /// The next ticket to hand out: the number of adds that have started.
-    next_ticket: CachePadded<AtomicU64>,
+    /// The ticket counter and the words of the relaxed order; shared with the leases, whose
+    /// release is an ordering point.
+    clock: Arc<CachePadded<Clock>>,
+    /// How far an element may be ordered before one added earlier, in elements; 0 for the
+    /// strict order.
+    slack: u64,
+    /// The number of shards linked: sizes the batches of tickets in the relaxed order.
+    shard_total: AtomicU64,
     /// Elements with tickets below this were cleared.
     cleared_below: CachePadded<AtomicU64>,
     /// The most recently added shard; each links to the one added before it.
@@ -169,6 +178,88 @@ impl<T: Sample> ShardedAverage<T> {
     /// # Ok::<(), mavg::WindowError>(())
     /// ```
     pub fn with_shards(window: usize, shards: usize) -> Result<Self, WindowError> {
+        Self::build(window, 0, shards)
+    }
+
+    /// Creates an empty moving average over the last `window` elements whose adds may be
+    /// ordered differently from the order they ran in by fewer than `slack` places, in return
+    /// for adds that scale with cores: a thread's add writes only its own shard, and touches
+    /// shared memory once per batch of its adds, not once per add. A `slack` of 0 is the
+    /// strict order of [`new`](Self::new).
+    ///
+    /// Every read, [`clear`](SharedMovingAverage::clear) and [`flush`](Self::flush) is an
+    /// *ordering point*, and so are a thread's first add and its exit; adds separated by one
+    /// are in the order they ran in. Between ordering points, an add `y` that starts after an
+    /// add `x` returned may be ordered before `x`, by fewer than `slack` places. So the window
+    /// differs from the last `window` adds only among its oldest `slack` or so elements, and
+    /// once adds stop it is exactly the last `window` elements of the order: exact sums,
+    /// correctly rounded means. The README, *The relaxed order*, states the contract in full;
+    /// the design note ([`crate::design`]) proves it.
+    ///
+    /// Batches grow up to `slack / (2 S)` tickets for `S` shards, so that threads adding at
+    /// similar rates use theirs up before they expire: the larger the slack, the less often
+    /// threads touch the shared counter. A slack of 4,096 lets two threads draw batches of
+    /// 1,024 tickets.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+    ///
+    /// let m = ShardedAverage::<u64>::relaxed(1_000, 4_096)?;
+    /// std::thread::scope(|s| {
+    ///     for t in 0..2 {
+    ///         let m = &m;
+    ///         s.spawn(move || (0..10_000).for_each(|i| m.push(t * 10_000 + i)));
+    ///     }
+    /// });
+    /// // Adds have stopped: the window holds exactly the last 1,000 elements of the order,
+    /// // which keeps each thread's own order.
+    /// assert_eq!(m.len(), 1_000);
+    /// let window = m.to_vec();
+    /// for t in 0..2 {
+    ///     let mine: Vec<_> = window.iter().filter(|&&v| v / 10_000 == t).collect();
+    ///     assert!(mine.windows(2).all(|w| w[0] < w[1]));
+    /// }
+    ///
+    /// // One thread, or adds separated by reads, give the strict window.
+    /// (0..1_000).for_each(|i| m.push(i));
+    /// assert_eq!(m.to_vec(), (0..1_000).collect::<Vec<_>>());
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    pub fn relaxed(window: usize, slack: usize) -> Result<Self, WindowError> {
+        Self::build(window, slack, 1)
+    }
+
+    /// [`relaxed`](Self::relaxed), allocating `shards` shards up front as
+    /// [`with_shards`](Self::with_shards) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::ShardedAverage;
+    ///
+    /// let m = ShardedAverage::<f64>::relaxed_with_shards(1024, 4_096, 4)?;
+    /// assert_eq!((m.shard_count(), m.slack()), (4, 4_096));
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    pub fn relaxed_with_shards(
+        window: usize,
+        slack: usize,
+        shards: usize,
+    ) -> Result<Self, WindowError> {
+        Self::build(window, slack, shards)
+    }
+
+    fn build(window: usize, slack: usize, shards: usize) -> Result<Self, WindowError> {
         check_window(window)?;
         let geometry = Geometry::new(window);
         let limbs = T::Limbs::ZERO.as_ref().len();
@@ -181,7 +272,9 @@ impl<T: Sample> ShardedAverage<T> {
             },
         )?;
         let this = ShardedAverage {
-            next_ticket: CachePadded::new(AtomicU64::new(0)),
+            clock: Arc::new(CachePadded::new(Clock::new())),
+            slack: slack as u64,
+            shard_total: AtomicU64::new(0),
             cleared_below: CachePadded::new(AtomicU64::new(0)),
             head: AtomicPtr::new(std::ptr::null_mut()),
             geometry,
@@ -216,7 +309,8 @@ impl<T: Sample> ShardedAverage<T> {
     /// ```
     #[inline]
     pub fn try_push(&self, value: T) -> Result<(), WindowError> {
-        match lease::get_or_claim(self.id, || Ok(Lease::new(self.id, self.claim()?))) {
+        let lease = || Ok(Lease::new(self.id, self.claim()?, self.lease_clock()));
+        match lease::get_or_claim(self.id, lease) {
             Ok(Ok(shard)) => {
                 // SAFETY: a lease with our id holds a claim on one of our shards, made by
                 // `Claim::into_raw`, and our shards live as long as `self`.
@@ -229,19 +323,33 @@ impl<T: Sample> ShardedAverage<T> {
             Err(Gone) => {
                 #[cfg(test)]
                 tests::ADDS_WITHOUT_LEASES.fetch_add(1, Relaxed);
-                self.push_to(&self.claim()?, value)
+                let claim = self.claim()?;
+                let pushed = self.push_to(&claim, value);
+                if let Some(clock) = self.lease_clock() {
+                    // Releasing a shard is an ordering point.
+                    clock.order_point();
+                }
+                pushed
             }
         }
     }
 
+    /// The clock a lease raises the floor of when it releases its shard (relaxed order only).
+    fn lease_clock(&self) -> Option<Arc<CachePadded<Clock>>> {
+        (self.slack > 0).then(|| self.clock.clone())
+    }
+
     #[inline(always)]
     fn push_to(&self, claim: &Claim<'_, T>, value: T) -> Result<(), WindowError> {
+        if self.slack > 0 {
+            return self.push_relaxed(claim, value);
+        }
         let window = self.geometry.window;
-        let draw = || {
+        let draw = |_: &mut Batch| {
             // Release (at least) pairs with readers' Acquire (at least) loads of the counter: a
             // reader that loads a counter past `ticket` sees this thread's earlier adds
             // published (design note, *Orderings of the ticket counter*).
-            let ticket = self.next_ticket.fetch_add(1, DRAW);
+            let ticket = self.clock.next_ticket.fetch_add(1, DRAW);
             // Elements with tickets below this are outside the window of every read that loads
             // a ticket counter past `ticket`. (Clears are left to readers: after one, they walk
             // forward past the cleared elements, or take the exact read until the owner's own
@@ -250,12 +358,43 @@ impl<T: Sample> ShardedAverage<T> {
         };
         let take = || self.take_block(Some(claim.shard()));
         // SAFETY: every shard of this moving average was created with `self.pool`.
-        unsafe { claim.push(&self.pool, value, take, draw) }.map_err(|Exhausted| {
-            WindowError::Alloc {
-                requested: window as usize,
-                bytes: self.pool.block_bytes(),
-            }
-        })
+        unsafe { claim.push(&self.pool, value, take, draw) }.map_err(|e| self.alloc_error(e))
+    }
+
+    /// An add in the relaxed order: stamped from the thread's batch of tickets, evicting what
+    /// the last relaxed read found out of the window (and, in the shard, what has `N` newer
+    /// elements of its own).
+    #[inline(always)]
+    fn push_relaxed(&self, claim: &Claim<'_, T>, value: T) -> Result<(), WindowError> {
+        let mut drew = false;
+        let draw = |batch: &mut Batch| {
+            let (stamp, new) = self.clock.stamp(batch, self.slack, || self.batch_limit());
+            drew = new;
+            (stamp, self.clock.out_below())
+        };
+        let take = || self.take_block(Some(claim.shard()));
+        // SAFETY: every shard of this moving average was created with `self.pool`.
+        let pushed = unsafe { claim.push(&self.pool, value, take, draw) };
+        // Once per batch at most: find how far the window has moved, so that shards evict
+        // and retire blocks even if nobody reads.
+        if drew && self.clock.out_below_is_stale(self.geometry.window / 2) {
+            self.relaxed_window(false, |_, _, _, _| ());
+        }
+        pushed.map_err(|e| self.alloc_error(e))
+    }
+
+    /// The largest batch of tickets a thread draws: `slack / (2 S)` for `S` shards, so that
+    /// `S` threads adding at similar rates each use theirs up before it expires.
+    fn batch_limit(&self) -> u64 {
+        let shards = self.shard_total.load(Relaxed).max(1);
+        (self.slack / (2 * shards)).max(1)
+    }
+
+    fn alloc_error(&self, _: Exhausted) -> WindowError {
+        WindowError::Alloc {
+            requested: self.geometry.window as usize,
+            bytes: self.pool.block_bytes(),
+        }
     }
 
     /// Claims a free shard, linking a new one if there is none.
@@ -297,15 +436,22 @@ impl<T: Sample> ShardedAverage<T> {
         }
         let fresh = self.pool.fresh_count();
         if fresh >= self.steal_above.load(Relaxed) {
-            // Any value will do: a smaller one only finds fewer blocks out of the window.
-            let to = self.next_ticket.load(Relaxed);
+            // Elements with stamps below this have left the window for good. In the strict
+            // order, any counter value will do: a smaller one only finds fewer blocks out of
+            // the window.
+            let out_below = if self.slack == 0 {
+                let to = self.clock.next_ticket.load(Relaxed);
+                to.saturating_sub(self.geometry.window)
+            } else {
+                self.clock.out_below()
+            };
             let mut shards = 0;
             for shard in self.shards() {
                 shards += 1;
                 if own.is_some_and(|own| std::ptr::eq(own, shard)) {
                     continue;
                 }
-                if let Some(number) = shard.steal(&self.pool, to) {
+                if let Some(number) = shard.steal(&self.pool, out_below) {
                     return Ok(number);
                 }
             }
@@ -337,6 +483,8 @@ impl<T: Sample> ShardedAverage<T> {
                 Err(current) => head = current,
             }
         }
+        // Relaxed: sizes batches, any recent value will do.
+        self.shard_total.fetch_add(1, Relaxed);
         // SAFETY: linked shards live until `Drop`.
         unsafe { &*node }
     }
@@ -352,6 +500,51 @@ impl<T: Sample> ShardedAverage<T> {
             next = shard.next;
             Some(shard)
         })
+    }
+
+    /// Makes this moment an ordering point: every add that returned before the call is
+    /// ordered before every add that starts after it. Reads and clears are ordering points
+    /// already; call this where adds alone must be ordered, for example at the end of a phase
+    /// of work whose threads then go on adding. Costs one write to a shared word, and each
+    /// thread's next add draws a new batch of tickets. In the strict order, where every add is
+    /// in order already, it does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+    ///
+    /// let m = ShardedAverage::<u32>::relaxed(2, 1_024)?;
+    /// let other = std::thread::scope(|s| s.spawn(|| m.push(1)).join().unwrap());
+    /// m.push(2);
+    /// m.flush();
+    /// m.push(3);
+    /// // 3 is ordered after 2, so 1 and 2 are not both in the window.
+    /// assert_eq!(m.newest(), Some(3));
+    /// # let () = other;
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    pub fn flush(&self) {
+        if self.slack > 0 {
+            self.clock.order_point();
+        }
+    }
+
+    /// How far an add may be ordered before one that returned before it started, in places:
+    /// 0 for the strict order ([`new`](Self::new)), the `slack` given to
+    /// [`relaxed`](Self::relaxed) otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::ShardedAverage;
+    ///
+    /// assert_eq!(ShardedAverage::<u8>::new(8)?.slack(), 0);
+    /// assert_eq!(ShardedAverage::<u8>::relaxed(8, 64)?.slack(), 64);
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    pub fn slack(&self) -> usize {
+        self.slack as usize
     }
 
     /// The number of shards allocated: the most threads that held one at the same time (or the
@@ -407,13 +600,22 @@ impl<T: Sample> ShardedAverage<T> {
         init: impl Fn() -> A,
         mut visit: impl FnMut(&mut A, &View<'_, T>, (u64, u64), u64),
     ) -> A {
+        if self.slack > 0 {
+            return self.relaxed_window(true, |views, ranges, from, _| {
+                let mut acc = init();
+                for (view, &range) in views.iter().zip(ranges) {
+                    visit(&mut acc, view, range, from);
+                }
+                acc
+            });
+        }
         loop {
             // Ticket first, then the clear mark: an element in `[from, to)` was in the window
             // when `to` was loaded. Acquire (at least) pairs with the Release of every draw
             // below `to` (each `fetch_add` continues the release sequence), so of those
             // elements only the last add of each thread may be missing; the clear mark needs no
             // ordering (design note, *Orderings of the ticket counter*).
-            let to = self.next_ticket.load(LOAD_TICKETS);
+            let to = self.clock.next_ticket.load(LOAD_TICKETS);
             let from = to
                 .saturating_sub(self.geometry.window)
                 .max(self.cleared_below.load(Relaxed));
@@ -437,19 +639,62 @@ impl<T: Sample> ShardedAverage<T> {
     /// The fast read: each shard's published summary, adjusted to the window. `None` if any
     /// shard was being added to or needs a long adjustment; the exact read is then taken.
     fn summarize(&self) -> Option<(T::Summary, u64)> {
+        if self.slack > 0 {
+            return self.relaxed_window(true, |views, _, from, to| {
+                let mut total = <T::Summary as Summary<T>>::EMPTY;
+                let mut n = 0;
+                for view in views {
+                    let (summary, count) = view.summary(from, to)?;
+                    total.merge(&summary);
+                    n += count;
+                }
+                Some((total, n))
+            });
+        }
         // As in `read`: an element in `[from, to)` was in the window when `to` was loaded.
-        let to = self.next_ticket.load(LOAD_TICKETS);
+        let to = self.clock.next_ticket.load(LOAD_TICKETS);
         let from = to
             .saturating_sub(self.geometry.window)
             .max(self.cleared_below.load(Relaxed));
         let mut total = <T::Summary as Summary<T>>::EMPTY;
         let mut n = 0;
         for shard in self.shards() {
-            let (summary, count) = shard.summary(&self.pool, from, to)?;
+            let (summary, count) = shard.summary(&self.pool, from, to, u64::MAX)?;
             total.merge(&summary);
             n += count;
         }
         Some((total, n))
+    }
+
+    /// Runs `f` on a consistent set of views of every shard, the range of each one's elements
+    /// in the window of the relaxed order, the window's first stamp and the ticket counter the
+    /// read loaded; starts over when a view turns out stale. With `order`, the read is an
+    /// ordering point. The window's start, once the views are validated, is a bound below
+    /// which elements have left the window for good: shards evict by it.
+    fn relaxed_window<R>(
+        &self,
+        order: bool,
+        mut f: impl FnMut(&[View<'_, T>], &[(u64, u64)], u64, u64) -> R,
+    ) -> R {
+        loop {
+            let to = if order {
+                self.clock.order_point()
+            } else {
+                self.clock.next_ticket.load(Relaxed)
+            };
+            let cleared = self.cleared_below.load(Relaxed);
+            let views: Vec<View<'_, T>> = self.shards().map(|s| s.open(&self.pool)).collect();
+            let mut ranges = vec![(0, 0); views.len()];
+            let window = self.geometry.window;
+            let Ok(from) = select::select(&views, cleared, to, window, &mut ranges) else {
+                continue;
+            };
+            let result = f(&views, &ranges, from, to);
+            if views.iter().all(|view| view.validate().is_ok()) {
+                self.clock.raise_out_below(from, to);
+                return result;
+            }
+        }
     }
 
     /// The fast read of the average: `None` if it gave up (an add ran on a shard, a long
@@ -567,6 +812,12 @@ impl<T: Sample> MovingAverage for ShardedAverage<T> {
     /// flight, `None` also when the add that drew that position's ticket has not published it
     /// yet.
     fn get(&self, index: usize) -> Option<T> {
+        if self.slack > 0 {
+            return self.relaxed_window(true, |views, ranges, from, to| {
+                let (i, seq) = select::nth(views, ranges, from, to, index as u64)?;
+                Some(views[i].value(seq))
+            });
+        }
         self.read(
             || None,
             |found: &mut Option<T>, view, (lo, hi), from| {
@@ -633,7 +884,12 @@ impl<T: Sample> SharedMovingAverage for ShardedAverage<T> {
     fn clear(&self) {
         // Relaxed, as the reads: an add that happens before the clear drew a ticket below
         // `now`, and a read that happens after it loads `now` or a later mark (coherence).
-        let now = self.next_ticket.load(Relaxed);
+        let now = if self.slack > 0 {
+            // An ordering point: adds that start after the clear are stamped at or above `now`.
+            self.clock.order_point()
+        } else {
+            self.clock.next_ticket.load(Relaxed)
+        };
         self.cleared_below.fetch_max(now, Relaxed);
     }
 }
@@ -671,6 +927,7 @@ impl<T: Sample> fmt::Debug for ShardedAverage<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShardedAverage")
             .field("window", &self.geometry.window)
+            .field("slack", &self.slack)
             .field("shards", &self.shard_count())
             .field("len", &self.len())
             .field("average", &self.average())

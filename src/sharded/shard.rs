@@ -29,6 +29,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crossbeam_utils::CachePadded;
 
+use super::clock::Batch;
 use super::pool::{zeroed, Block, Exhausted, Pool, Slot};
 use crate::error::WindowError;
 use crate::exact::Limbs;
@@ -63,6 +64,11 @@ const TAKE_FENCE: bool = !cfg!(mavg_planted_bug = "no_take_fence");
 /// `--cfg mavg_planted_bug="no_summary_check"` removes the check, which the loom models must
 /// catch.
 const CHECK_SUMMARY: bool = !cfg!(mavg_planted_bug = "no_summary_check");
+
+/// Whether fast readers check that no block they read was retired (stolen) during their
+/// read: a steal does not change the owner's `version`. `--cfg
+/// mavg_planted_bug="no_fast_retire_check"` removes the check, which the loom models must catch.
+const CHECK_FAST_RETIRED: bool = !cfg!(mavg_planted_bug = "no_fast_retire_check");
 
 /// Sizes shared by all shards of one moving average.
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +133,8 @@ struct Owner<T: Sample> {
     spare: Option<u64>,
     /// The shard's blocks below this one were given back (the value of `retired_below`).
     retired: u64,
+    /// The tickets this thread stamps its next adds with, in the relaxed order.
+    batch: Batch,
 }
 
 /// The first slot of a block, kept by the owner so that an add does not look its blocks up in
@@ -241,7 +249,7 @@ impl<'a, T: Sample> Claim<'a, T> {
         pool: &Pool,
         value: T,
         take: impl FnOnce() -> Result<u64, Exhausted>,
-        draw: impl FnOnce() -> (u64, u64),
+        draw: impl FnOnce(&mut Batch) -> (u64, u64),
     ) -> Result<(), Exhausted> {
         // SAFETY: holding the claim makes this thread the shard's owner; the caller vouches
         // for the pool.
@@ -369,6 +377,7 @@ impl<T: Sample> Shard<T> {
                 start_block: (u64::MAX, SlotsPtr(std::ptr::null())),
                 spare: None,
                 retired: 0,
+                batch: Batch::NONE,
             }),
             claimed: Arc::new(AtomicBool::new(false)),
             next: std::ptr::null_mut(),
@@ -408,7 +417,7 @@ impl<T: Sample> Shard<T> {
         pool: &Pool,
         value: T,
         take: impl FnOnce() -> Result<u64, Exhausted>,
-        draw: impl FnOnce() -> (u64, u64),
+        draw: impl FnOnce(&mut Batch) -> (u64, u64),
     ) -> Result<(), Exhausted> {
         // SAFETY: the caller owns the shard, so this is the only access to `owner`; ownership
         // passed between threads through the Acquire/Release pair on `claimed`.
@@ -423,7 +432,7 @@ impl<T: Sample> Shard<T> {
         pool: &Pool,
         value: T,
         take: impl FnOnce() -> Result<u64, Exhausted>,
-        draw: impl FnOnce() -> (u64, u64),
+        draw: impl FnOnce(&mut Batch) -> (u64, u64),
     ) -> Result<(), Exhausted> {
         // `B` is a power of two: masks, not divisions, on the add path.
         let in_block = self.geometry.block() - 1;
@@ -431,7 +440,7 @@ impl<T: Sample> Shard<T> {
             // This add fills the block: have the next one before drawing a ticket.
             owner.spare = Some(take()?);
         }
-        let (ticket, evict_below) = draw();
+        let (ticket, evict_below) = draw(&mut owner.batch);
         let published = &*self.published;
         // Odd: the add is writing. The fast read discards what it read if it sees this value
         // (or any store below); the exact read takes it as `count` elements published.
@@ -518,7 +527,11 @@ impl<T: Sample> Shard<T> {
                 }
                 // SAFETY: `pool` is the shard's pool (the caller of `push` guarantees it).
                 let slot = unsafe { owner.start_block.1.slot(owner.start & in_block) };
-                if slot.ticket.load(Relaxed) >= evict_below {
+                // Out of the window: a stamp below `evict_below`, or (in the relaxed order,
+                // where stamps are not dense) `N` published elements of this shard after it.
+                if slot.ticket.load(Relaxed) >= evict_below
+                    && owner.start + self.geometry.window >= owner.count
+                {
                     break;
                 }
                 let old = T::from_bits(slot.value.load(Relaxed));
@@ -578,12 +591,13 @@ impl<T: Sample> Shard<T> {
     }
 
     /// Retires this shard's oldest block for another shard, if every element in it has left
-    /// the window of every read that loads a ticket counter at or past `to` and it is not one
-    /// of the two newest: lets shards whose threads stopped adding give their memory back.
+    /// the window for good (stamps below `out_below`, or `N` newer elements in this shard) and
+    /// it is not one of the two newest: lets shards whose threads stopped adding give their
+    /// memory back.
     /// Returns the block, now the caller's.
     ///
     /// Safe to call from any thread at any time: the owner detects the steal (see `evict`).
-    pub(crate) fn steal(&self, pool: &Pool, to: u64) -> Option<u64> {
+    pub(crate) fn steal(&self, pool: &Pool, out_below: u64) -> Option<u64> {
         let published = &*self.published;
         // Acquire pairs with the Release store that ends an add: the table entries and slots
         // of the elements below `count` are written.
@@ -599,11 +613,8 @@ impl<T: Sample> Shard<T> {
         // then puts that element out of it (see `View::range`). The owner's own retirement
         // keeps the same rule.
         let next = self.block(pool, j + 1)?;
-        if next.slots[0]
-            .ticket
-            .load(Relaxed)
-            .saturating_add(self.geometry.window)
-            >= to
+        let first = (j + 1) << self.geometry.shift;
+        if next.slots[0].ticket.load(Relaxed) >= out_below && first + self.geometry.window >= count
         {
             return None;
         }
@@ -644,6 +655,14 @@ impl<T: Sample> Shard<T> {
         pool: &Pool,
         f: impl FnOnce(&View<'_, T>) -> R,
     ) -> Result<R, Stale> {
+        let view = self.open(pool);
+        let result = f(&view);
+        view.validate().map(|()| result)
+    }
+
+    /// Starts a read of the shard: the view is consistent if [`View::validate`] says so once
+    /// the reader is done with it.
+    pub(crate) fn open<'a>(&'a self, pool: &'a Pool) -> View<'a, T> {
         let published = &*self.published;
         // Pairs with the Release store in `push_owned`: elements below `c0` are fully written.
         let c0 = published.version.load(Acquire) / 2;
@@ -651,22 +670,12 @@ impl<T: Sample> Shard<T> {
         // finds a retired element could be in the window, the retry's load of the ticket
         // counter is at least the one the retirement was decided on.
         let retired = published.retired_below.load(Acquire);
-        let view = View {
+        View {
             shard: self,
             pool,
             published: c0,
             oldest: (retired << self.geometry.shift).min(c0),
             min_block: Cell::new(u64::MAX),
-        };
-        let result = f(&view);
-        // Pairs with the Release fence in `push_owned` (and in `Shard::new`): if a load above
-        // saw a block's next use, the load below sees that the block was retired.
-        fence(Acquire);
-        let retired = published.retired_below.load(Relaxed);
-        if view.min_block.get() >= retired || !CHECK_RETIRED {
-            Ok(result)
-        } else {
-            Err(Stale)
         }
     }
 }
@@ -676,11 +685,18 @@ impl<T: Sample> Shard<T> {
 const WALK: u32 = 64;
 
 impl<T: Sample> Shard<T> {
-    /// The summary of this shard's elements with tickets in `[from, to)`, and their number,
-    /// from the published summary adjusted by at most [`WALK`] elements at either end; `None`
+    /// The summary of this shard's elements with tickets in `[from, to)` among its first
+    /// `cap`, and their number, from the published summary adjusted by at most [`WALK`]
+    /// elements at either end; `None`
     /// if an add ran during the read or the adjustment would be longer.
     #[inline]
-    pub(crate) fn summary(&self, pool: &Pool, from: u64, to: u64) -> Option<(T::Summary, u64)> {
+    pub(crate) fn summary(
+        &self,
+        pool: &Pool,
+        from: u64,
+        to: u64,
+        cap: u64,
+    ) -> Option<(T::Summary, u64)> {
         let published = &*self.published;
         // Pairs with the Release store that ends an add: the summary, `start`, the table and the
         // slots of the elements below `end` are those that add wrote (or later ones, detected
@@ -704,7 +720,7 @@ impl<T: Sample> Shard<T> {
             // saw a store of a block's next user, the second load sees the block retired.
             fence(Acquire);
             let unchanged = published.version.load(Relaxed) == version
-                && published.retired_below.load(Relaxed) == retired;
+                && (published.retired_below.load(Relaxed) == retired || !CHECK_FAST_RETIRED);
             (unchanged || !CHECK_SUMMARY).then_some(found)
         };
         if end > 0 && cursor.ticket(end - 1) < from {
@@ -730,9 +746,10 @@ impl<T: Sample> Shard<T> {
             budget = budget.checked_sub(1)?;
             Some(())
         };
-        // Elements at the end that were added after the read loaded `to`.
+        // Elements at the end that were added after the read loaded `to` (or, in the relaxed
+        // order, after the read counted this shard's elements).
         let mut hi = end;
-        while hi > start && cursor.ticket(hi - 1) >= to {
+        while hi > start && (hi > cap || cursor.ticket(hi - 1) >= to) {
             step()?;
             hi -= 1;
             summary.remove(cursor.value(hi));
@@ -838,6 +855,31 @@ impl<'a, T: Sample> View<'a, T> {
             }
         }
         lo
+    }
+
+    /// Whether every block read through this view still held this shard's elements when the
+    /// read ended.
+    pub(crate) fn validate(&self) -> Result<(), Stale> {
+        // Pairs with the Release fence in `push_owned` (and in `Shard::new`): if a load through
+        // the view saw a block's next use, the load below sees that the block was retired.
+        fence(Acquire);
+        let retired = self.shard.published.retired_below.load(Relaxed);
+        if self.min_block.get() >= retired || !CHECK_RETIRED {
+            Ok(())
+        } else {
+            Err(Stale)
+        }
+    }
+
+    /// The summary of the viewed elements with stamps in `[from, to)`, as
+    /// [`Shard::summary`].
+    pub(crate) fn summary(&self, from: u64, to: u64) -> Option<(T::Summary, u64)> {
+        self.shard.summary(self.pool, from, to, self.published)
+    }
+
+    /// The oldest element not retired when the view was opened.
+    pub(crate) fn oldest(&self) -> u64 {
+        self.oldest
     }
 
     /// Adds (or subtracts) the exact sum of this shard's elements `0 .. k` to `limbs`.

@@ -1,0 +1,154 @@
+//! Where elements get their stamps: the shared ticket counter, and the batches of tickets a
+//! thread draws at once when the order may be relaxed.
+//!
+//! In the strict order every add draws one ticket (`fetch_add(1)`), so tickets are dense and
+//! one shared cache line moves between cores on every add. With a slack `D > 0`, a thread
+//! draws a *batch* of tickets in one `fetch_add` and stamps its next adds from it; an add
+//! touches shared memory only to load two words that are written rarely (once per batch and
+//! once per ordering point), which stay in every core's cache. A batch is given up, and the
+//! next one drawn, when
+//!
+//! * it is used up,
+//! * an *ordering point* passed since it was drawn: the `floor` word is raised to the ticket
+//!   counter by every read, every clear, every release of a shard and every
+//!   [`flush`](super::ShardedAverage::flush), and tickets below it are never used again;
+//! * it is more than `D` tickets behind the counter (it *expired*), which bounds how far an
+//!   element can be ordered before one added earlier.
+//!
+//! Batches start at one ticket after a batch is given up early and double each time one is
+//! used up, up to `D / (2 S)` for `S` shards (so `S` threads adding at similar rates each use
+//! theirs up before it expires). Tickets given up are never used: the counter has holes, at
+//! most two per element added, and reads find the window by counting elements, not tickets
+//! (`select.rs`). The contract and its proof are in the design note ([`crate::design`],
+//! *The relaxed order*).
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use crate::sync::AtomicU64;
+
+/// The words every add loads and rarely writes, on one cache line of their own.
+pub(crate) struct Clock {
+    /// The next ticket to hand out: every ticket drawn is below it.
+    pub(crate) next_ticket: AtomicU64,
+    /// Tickets below this are never used again: raised to the counter at ordering points.
+    floor: AtomicU64,
+    /// Elements with stamps below this have left the window for good (a lower bound, raised
+    /// by relaxed reads; see `select.rs`). Unused in the strict order.
+    out_below: AtomicU64,
+    /// The ticket counter when `out_below` was last raised.
+    out_at: AtomicU64,
+}
+
+/// A thread's current batch of tickets; part of its shard's owner state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Batch {
+    /// The next ticket to use.
+    next: u64,
+    /// The end of the batch (exclusive).
+    end: u64,
+    /// The size of the batch, doubled each time one is used up.
+    size: u64,
+}
+
+impl Batch {
+    /// No batch: the first add draws one.
+    pub(crate) const NONE: Batch = Batch {
+        next: 0,
+        end: 0,
+        size: 0,
+    };
+}
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        Clock {
+            next_ticket: AtomicU64::new(0),
+            floor: AtomicU64::new(0),
+            out_below: AtomicU64::new(0),
+            out_at: AtomicU64::new(0),
+        }
+    }
+
+    /// A stamp for one add in the relaxed order with slack `slack` (at least 1), from the
+    /// thread's `batch`, drawing a new batch of at most `most()` tickets when the current one is
+    /// used up, expired, or older than an ordering point. Returns the stamp and whether a batch
+    /// was drawn.
+    #[inline(always)]
+    pub(crate) fn stamp(
+        &self,
+        batch: &mut Batch,
+        slack: u64,
+        most: impl FnOnce() -> u64,
+    ) -> (u64, bool) {
+        // `--cfg mavg_planted_bug="stale_batch"` ignores the floor, which the loom models must
+        // catch. Relaxed: ordering points need only coherence. An add that happens after an ordering
+        // point loads a floor at least as high as the one it stored (write-read coherence), and
+        // a `fetch_add` that happens after the ordering point's load of the counter returns at
+        // least the value that load saw (design note, *The relaxed order*).
+        let floor = self.floor.load(Relaxed);
+        let now = self.next_ticket.load(Relaxed);
+        let ordered = batch.next >= floor || cfg!(mavg_planted_bug = "stale_batch");
+        if batch.next < batch.end && ordered && batch.next.saturating_add(slack) >= now {
+            let stamp = batch.next;
+            batch.next += 1;
+            return (stamp, false);
+        }
+        self.draw(batch, most())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn draw(&self, batch: &mut Batch, most: u64) -> (u64, bool) {
+        // A batch used up earns a bigger one; one given up early starts over at one ticket, so
+        // that tickets given up are at most those of the batch before (design note).
+        let size = if batch.next == batch.end && batch.size > 0 {
+            (batch.size * 2).min(most)
+        } else {
+            1
+        };
+        let base = self.next_ticket.fetch_add(size, Relaxed);
+        *batch = Batch {
+            next: base + 1,
+            end: base + size,
+            size,
+        };
+        (base, true)
+    }
+
+    /// An ordering point: no batch drawn before it is used after it. Returns the ticket
+    /// counter it read: every element added before the ordering point has a stamp below it.
+    pub(crate) fn order_point(&self) -> u64 {
+        let to = self.next_ticket.load(Relaxed);
+        // The load first: without adds since the last ordering point, no write.
+        if self.floor.load(Relaxed) < to {
+            self.floor.fetch_max(to, Relaxed);
+        }
+        to
+    }
+
+    /// The stamp below which elements have left the window for good.
+    #[inline(always)]
+    pub(crate) fn out_below(&self) -> u64 {
+        // Acquire pairs with the Release in `raise_out_below`: whoever retires blocks on the
+        // strength of this bound orders the read that found it before the retirement, so a
+        // reader that sees the retirement sees at least the elements that read saw
+        // (`select.rs`).
+        self.out_below.load(Acquire)
+    }
+
+    /// Whether the bound is more than `lag` tickets behind the counter.
+    pub(crate) fn out_below_is_stale(&self, lag: u64) -> bool {
+        let now = self.next_ticket.load(Relaxed);
+        self.out_at.load(Relaxed).saturating_add(lag) < now
+    }
+
+    /// Raises the bound to `stamp`, found by a read that loaded the counter `to`.
+    pub(crate) fn raise_out_below(&self, stamp: u64, to: u64) {
+        // Relaxed: a heuristic for when to look again.
+        self.out_at.fetch_max(to, Relaxed);
+        if self.out_below.load(Relaxed) < stamp {
+            // Release pairs with the Acquire in `out_below`.
+            self.out_below.fetch_max(stamp, Release);
+        }
+    }
+}
