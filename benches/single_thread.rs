@@ -345,6 +345,8 @@ macro_rules! bench_subjects {
         bench(g, op, "MutexAverage", $n, values, || MutexAverage::<$t>::new($n).unwrap(), false);
         let sharded = || ShardedAverage::<$t>::new($n).unwrap();
         bench(g, op, "ShardedAverage", $n, values, sharded, false);
+        let relaxed = || ShardedAverage::<$t>::relaxed($n, RELAXED_SLACK).unwrap();
+        bench(g, op, "ShardedAverage_relaxed", $n, values, relaxed, false);
         bench(g, op, "SingleSumSMA", $n, values, SingleSumSMA::<$t, $t, $n>::new, false);
         bench(g, op, "SumTreeSMA", $n, values, SumTreeSMA::<$t, $t, $n>::new, false);
         // Built full (`prefilled`): filling it by adds would take O(N^2).
@@ -386,6 +388,9 @@ fn single_thread(c: &mut Criterion) {
 /// Window of the special-case reads below.
 const SPECIAL_N: usize = 1024;
 
+/// The slack of the relaxed `ShardedAverage` rows (as in `benches/threads.rs`).
+const RELAXED_SLACK: usize = 4096;
+
 /// A window of `2^53` and `2^53 + 2` in turn: its mean, `2^53 + 1`, is a rounding tie, so
 /// every read fails the certificate and takes the full exact path (the worst case).
 fn tie_window() -> RingAverage<f64> {
@@ -399,11 +404,11 @@ fn tie_window() -> RingAverage<f64> {
 
 /// A `ShardedAverage` with two shards, filled by two threads taking turns (the steady state of
 /// two busy workers): both shards hold half of the window.
-fn two_shard_window() -> ShardedAverage<f64> {
+fn two_shard_window(window: usize, slack: usize) -> ShardedAverage<f64> {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    let m = ShardedAverage::with_shards(SPECIAL_N, 2).unwrap();
+    let m = ShardedAverage::relaxed_with_shards(window, slack, 2).unwrap();
     let turn = AtomicUsize::new(0);
-    let total = 2 * SPECIAL_N + 64;
+    let total = 2 * window + 64;
     std::thread::scope(|s| {
         for t in 0..2 {
             let (m, turn) = (&m, &turn);
@@ -445,11 +450,17 @@ fn special_reads(c: &mut Criterion) {
             })
         },
     );
-    let sharded = two_shard_window();
-    g.bench_function(
-        BenchmarkId::new("ShardedAverage_2_shards_read", SPECIAL_N),
-        |b| b.iter(|| black_box(black_box(&sharded).average())),
-    );
+    for (name, slack) in [
+        ("ShardedAverage_2_shards_read", 0),
+        ("ShardedAverage_relaxed_2_shards_read", RELAXED_SLACK),
+    ] {
+        for window in [SPECIAL_N, 1_000_000] {
+            let sharded = two_shard_window(window, slack);
+            g.bench_function(BenchmarkId::new(name, window), |b| {
+                b.iter(|| black_box(black_box(&sharded).average()))
+            });
+        }
+    }
     g.finish();
 }
 

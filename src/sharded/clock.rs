@@ -15,11 +15,11 @@
 //! * it is more than `D` tickets behind the counter (it *expired*), which bounds how far an
 //!   element can be ordered before one added earlier.
 //!
-//! Batches start at one ticket after a batch is given up early and double each time one is
-//! used up, up to `D / (2 S)` for `S` shards (so `S` threads adding at similar rates each use
-//! theirs up before it expires). Tickets given up are never used: the counter has holes, at
-//! most two per element added, and reads find the window by counting elements, not tickets
-//! (`select.rs`). The contract and its proof are in the design note ([`crate::design`],
+//! A batch used up is followed by one twice its size, and one given up early by one the size
+//! of what was used of it (rounded up to a power of two), up to `D / (2 S)` for `S` shards (so
+//! `S` threads adding at similar rates each use theirs up before it expires). Tickets given up
+//! are never used: the counter has holes, at most two per element added, and reads find the
+//! window by counting elements, not tickets (`select.rs`). The contract and its proof are in the design note ([`crate::design`],
 //! *The relaxed order*).
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -99,13 +99,16 @@ impl Clock {
     #[cold]
     #[inline(never)]
     fn draw(&self, batch: &mut Batch, most: u64) -> (u64, bool) {
-        // A batch used up earns a bigger one; one given up early starts over at one ticket, so
-        // that tickets given up are at most those of the batch before (design note).
-        let size = if batch.next == batch.end && batch.size > 0 {
-            (batch.size * 2).min(most)
+        // A batch used up earns one twice its size; one given up early is followed by one the
+        // size of what was used of it (a power of two), so that tickets given up are at most
+        // twice those used of the batch before (design note).
+        let used = batch.size - (batch.end - batch.next);
+        let size = if batch.next == batch.end {
+            used * 2
         } else {
-            1
-        };
+            used.next_power_of_two()
+        }
+        .clamp(1, most.max(1));
         let base = self.next_ticket.fetch_add(size, Relaxed);
         *batch = Batch {
             next: base + 1,

@@ -28,7 +28,11 @@ use crate::traits::{MovingAverage, SharedMovingAverage};
 use clock::{Batch, Clock};
 use lease::{Gone, Lease};
 use pool::{Exhausted, Pool};
-use shard::{Claim, Geometry, Shard, Stale, View};
+use shard::{Claim, Geometry, Shard, Snapshot, Stale, View};
+
+/// The most shards the fast read of the relaxed order handles; with more, reads take the exact
+/// path.
+const FAST_SHARDS: usize = 8;
 
 /// The orderings of a ticket draw and of a reader's load of the counter. Release and Acquire
 /// are what reads need, and Relaxed is not enough; they are SeqCst because loom explores
@@ -640,16 +644,7 @@ impl<T: Sample> ShardedAverage<T> {
     /// shard was being added to or needs a long adjustment; the exact read is then taken.
     fn summarize(&self) -> Option<(T::Summary, u64)> {
         if self.slack > 0 {
-            return self.relaxed_window(true, |views, _, from, to| {
-                let mut total = <T::Summary as Summary<T>>::EMPTY;
-                let mut n = 0;
-                for view in views {
-                    let (summary, count) = view.summary(from, to)?;
-                    total.merge(&summary);
-                    n += count;
-                }
-                Some((total, n))
-            });
+            return self.summarize_relaxed();
         }
         // As in `read`: an element in `[from, to)` was in the window when `to` was loaded.
         let to = self.clock.next_ticket.load(LOAD_TICKETS);
@@ -659,10 +654,77 @@ impl<T: Sample> ShardedAverage<T> {
         let mut total = <T::Summary as Summary<T>>::EMPTY;
         let mut n = 0;
         for shard in self.shards() {
-            let (summary, count) = shard.summary(&self.pool, from, to, u64::MAX)?;
+            let (summary, count) = shard.summary(&self.pool, from, to)?;
             total.merge(&summary);
             n += count;
         }
+        Some((total, n))
+    }
+
+    /// The fast read in the relaxed order: the shards' published summaries, less their oldest
+    /// elements until together they hold the window. `None` if any shard was being added to,
+    /// the trim is long, an element below a summary could be in the window, or there are
+    /// more than [`FAST_SHARDS`] shards; the exact read is then taken.
+    ///
+    /// Owners evict only elements that have left the window for good, so the summaries
+    /// together usually hold the window and a few elements more; dropping the oldest of all
+    /// until `N` remain, and checking that each shard's element below its summary is older
+    /// than all of them, gives exactly the `N` highest stamps that the exact read finds.
+    fn summarize_relaxed(&self) -> Option<(T::Summary, u64)> {
+        let to = self.clock.order_point();
+        let cleared = self.cleared_below.load(Relaxed);
+        let mut snapshots: [Option<Snapshot<'_, T>>; FAST_SHARDS] = Default::default();
+        let mut shards = 0;
+        for shard in self.shards() {
+            *snapshots.get_mut(shards)? = Some(shard.snapshot(&self.pool, to)?);
+            shards += 1;
+        }
+        let snapshots = &mut snapshots[..shards];
+        let mut n = 0;
+        for snapshot in snapshots.iter_mut().flatten() {
+            while snapshot.lo < snapshot.hi && snapshot.oldest_stamp() < cleared {
+                snapshot.drop_oldest()?;
+            }
+            n += snapshot.hi - snapshot.lo;
+        }
+        while n > self.geometry.window {
+            // Drop the oldest element of all.
+            let mut oldest: Option<(u64, &mut Snapshot<'_, T>)> = None;
+            for snapshot in snapshots.iter_mut().flatten() {
+                if snapshot.lo < snapshot.hi {
+                    let stamp = snapshot.oldest_stamp();
+                    if oldest.as_ref().is_none_or(|(s, _)| stamp < *s) {
+                        oldest = Some((stamp, snapshot));
+                    }
+                }
+            }
+            oldest?.1.drop_oldest()?;
+            n -= 1;
+        }
+        // Everything below the summaries must lie below the window's oldest element (or below
+        // the clear mark, when the window is not full).
+        let from = if n == self.geometry.window {
+            snapshots
+                .iter_mut()
+                .flatten()
+                .filter(|s| s.lo < s.hi)
+                .map(|s| s.oldest_stamp())
+                .min()
+                .unwrap_or(cleared)
+        } else {
+            cleared
+        };
+        let mut total = <T::Summary as Summary<T>>::EMPTY;
+        for snapshot in snapshots.iter_mut().flatten() {
+            if !snapshot.older_below(from)? {
+                return None;
+            }
+            total.merge(&snapshot.summary);
+        }
+        if !snapshots.iter().flatten().all(Snapshot::validate) {
+            return None;
+        }
+        self.clock.raise_out_below(from, to);
         Some((total, n))
     }
 
@@ -686,7 +748,8 @@ impl<T: Sample> ShardedAverage<T> {
             let views: Vec<View<'_, T>> = self.shards().map(|s| s.open(&self.pool)).collect();
             let mut ranges = vec![(0, 0); views.len()];
             let window = self.geometry.window;
-            let Ok(from) = select::select(&views, cleared, to, window, &mut ranges) else {
+            let hint = self.clock.out_below();
+            let Ok(from) = select::select(&views, cleared, hint, to, window, &mut ranges) else {
                 continue;
             };
             let result = f(&views, &ranges, from, to);

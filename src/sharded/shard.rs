@@ -685,18 +685,11 @@ impl<T: Sample> Shard<T> {
 const WALK: u32 = 64;
 
 impl<T: Sample> Shard<T> {
-    /// The summary of this shard's elements with tickets in `[from, to)` among its first
-    /// `cap`, and their number, from the published summary adjusted by at most [`WALK`]
-    /// elements at either end; `None`
+    /// The summary of this shard's elements with tickets in `[from, to)`, and their number,
+    /// from the published summary adjusted by at most [`WALK`] elements at either end; `None`
     /// if an add ran during the read or the adjustment would be longer.
     #[inline]
-    pub(crate) fn summary(
-        &self,
-        pool: &Pool,
-        from: u64,
-        to: u64,
-        cap: u64,
-    ) -> Option<(T::Summary, u64)> {
+    pub(crate) fn summary(&self, pool: &Pool, from: u64, to: u64) -> Option<(T::Summary, u64)> {
         let published = &*self.published;
         // Pairs with the Release store that ends an add: the summary, `start`, the table and the
         // slots of the elements below `end` are those that add wrote (or later ones, detected
@@ -746,10 +739,9 @@ impl<T: Sample> Shard<T> {
             budget = budget.checked_sub(1)?;
             Some(())
         };
-        // Elements at the end that were added after the read loaded `to` (or, in the relaxed
-        // order, after the read counted this shard's elements).
+        // Elements at the end that were added after the read loaded `to`.
         let mut hi = end;
-        while hi > start && (hi > cap || cursor.ticket(hi - 1) >= to) {
+        while hi > start && cursor.ticket(hi - 1) >= to {
             step()?;
             hi -= 1;
             summary.remove(cursor.value(hi));
@@ -785,6 +777,117 @@ impl<T: Sample> Shard<T> {
             }
         }
         validated((summary, hi - lo))
+    }
+}
+
+impl<T: Sample> Shard<T> {
+    /// The published summary of this shard, trimmed to the elements with stamps below `to`,
+    /// for the fast read of the relaxed order (see [`Snapshot`]); `None` if an add is running
+    /// or the trim would walk more than [`WALK`] elements.
+    #[inline]
+    pub(crate) fn snapshot<'a>(&'a self, pool: &'a Pool, to: u64) -> Option<Snapshot<'a, T>> {
+        let published = &*self.published;
+        // Pairs with the Release store that ends an add, as in `summary`.
+        let version = published.version.load(Acquire);
+        if version % 2 == 1 {
+            return None;
+        }
+        let end = version / 2;
+        let start = published.start.load(Relaxed);
+        let retired = published.retired_below.load(Relaxed);
+        let oldest = retired << self.geometry.shift;
+        if start > end || oldest > start {
+            // Written by a later add, or blocks the summary covers were stolen.
+            return None;
+        }
+        let mut words = [0; 3];
+        for (w, word) in words
+            .iter_mut()
+            .zip(&published.summary[..T::Summary::WORDS])
+        {
+            *w = word.load(Relaxed);
+        }
+        let mut snapshot = Snapshot {
+            cursor: Cursor::new(self, pool),
+            version,
+            retired,
+            oldest,
+            lo: start,
+            hi: end,
+            summary: <T::Summary as Summary<T>>::from_words(words),
+            budget: WALK,
+        };
+        while snapshot.hi > start && snapshot.cursor.ticket(snapshot.hi - 1) >= to {
+            snapshot.step()?;
+            snapshot.hi -= 1;
+            let value = snapshot.cursor.value(snapshot.hi);
+            snapshot.summary.remove(value);
+        }
+        Some(snapshot)
+    }
+}
+
+/// One shard's published summary of its elements `lo .. hi`, which the relaxed fast read trims
+/// from below until the shards together hold the window; valid only if [`validate`] says so
+/// after the read.
+///
+/// [`validate`]: Self::validate
+pub(crate) struct Snapshot<'a, T: Sample> {
+    cursor: Cursor<'a, T>,
+    /// The version and retirement mark loaded first, checked again by `validate`.
+    version: u64,
+    retired: u64,
+    /// The first element not retired.
+    oldest: u64,
+    /// The elements summarized.
+    pub(crate) lo: u64,
+    pub(crate) hi: u64,
+    pub(crate) summary: T::Summary,
+    /// Elements this snapshot may still add to or remove from the summary.
+    budget: u32,
+}
+
+impl<T: Sample> Snapshot<'_, T> {
+    fn step(&mut self) -> Option<()> {
+        self.budget = self.budget.checked_sub(1)?;
+        Some(())
+    }
+
+    /// The stamp of element `lo` (`lo < hi`).
+    pub(crate) fn oldest_stamp(&mut self) -> u64 {
+        self.cursor.ticket(self.lo)
+    }
+
+    /// Removes element `lo` from the summary; `None` past the walking budget.
+    pub(crate) fn drop_oldest(&mut self) -> Option<()> {
+        self.step()?;
+        let value = self.cursor.value(self.lo);
+        self.summary.remove(value);
+        self.lo += 1;
+        Some(())
+    }
+
+    /// Whether every element of the shard below `lo` has a stamp below `stamp`; `None` if the
+    /// one below `lo` was retired, so that it cannot be told.
+    pub(crate) fn older_below(&mut self, stamp: u64) -> Option<bool> {
+        if self.lo == 0 {
+            return Some(true);
+        }
+        if self.lo == self.oldest {
+            return None;
+        }
+        Some(self.cursor.ticket(self.lo - 1) < stamp)
+    }
+
+    /// Whether no add ran on the shard and no block of it was retired since the snapshot
+    /// began: then everything it read is what the adds up to `version` wrote.
+    pub(crate) fn validate(&self) -> bool {
+        let published = &*self.cursor.shard.published;
+        // Pairs with the Release fence in `push_owned`, as in `summary`.
+        fence(Acquire);
+        published.version.load(Relaxed) == self.version
+            && (published.retired_below.load(Relaxed) == self.retired || !CHECK_FAST_RETIRED)
+            || !CHECK_SUMMARY
     }
 }
 
@@ -869,12 +972,6 @@ impl<'a, T: Sample> View<'a, T> {
         } else {
             Err(Stale)
         }
-    }
-
-    /// The summary of the viewed elements with stamps in `[from, to)`, as
-    /// [`Shard::summary`].
-    pub(crate) fn summary(&self, from: u64, to: u64) -> Option<(T::Summary, u64)> {
-        self.shard.summary(self.pool, from, to, self.published)
     }
 
     /// The oldest element not retired when the view was opened.
