@@ -37,6 +37,10 @@ pub(crate) struct Clock {
     out_below: AtomicU64,
     /// The ticket counter when `out_below` was last raised.
     out_at: AtomicU64,
+    /// The number of shards linked: sizes the batches.
+    shards: AtomicU64,
+    /// The slack `D`, at least 1.
+    slack: u64,
 }
 
 /// A thread's current batch of tickets; part of its shard's owner state.
@@ -60,26 +64,43 @@ impl Batch {
 }
 
 impl Clock {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(slack: u64) -> Self {
+        debug_assert!(
+            slack > 0,
+            "a slack of 0 is the strict order, which has no clock"
+        );
         Clock {
             next_ticket: AtomicU64::new(0),
             floor: AtomicU64::new(0),
             out_below: AtomicU64::new(0),
             out_at: AtomicU64::new(0),
+            shards: AtomicU64::new(0),
+            slack,
         }
     }
 
-    /// A stamp for one add in the relaxed order with slack `slack` (at least 1), from the
-    /// thread's `batch`, drawing a new batch of at most `most()` tickets when the current one is
-    /// used up, expired, or older than an ordering point. Returns the stamp and whether a batch
-    /// was drawn.
+    pub(crate) fn slack(&self) -> u64 {
+        self.slack
+    }
+
+    /// Counts a shard linked to the moving average.
+    pub(crate) fn shard_linked(&self) {
+        // Relaxed: sizes batches, any recent value will do.
+        self.shards.fetch_add(1, Relaxed);
+    }
+
+    /// The largest batch of tickets a thread draws: `D / (2 S)` for `S` shards, so that `S`
+    /// threads adding at similar rates each use theirs up before it expires.
+    fn batch_limit(&self) -> u64 {
+        let shards = self.shards.load(Relaxed).max(1);
+        (self.slack / (2 * shards)).max(1)
+    }
+
+    /// A stamp for one add, from the thread's `batch`, drawing a new batch when the current one
+    /// is used up, expired, or older than an ordering point. Returns the stamp and whether a
+    /// batch was drawn.
     #[inline(always)]
-    pub(crate) fn stamp(
-        &self,
-        batch: &mut Batch,
-        slack: u64,
-        most: impl FnOnce() -> u64,
-    ) -> (u64, bool) {
+    pub(crate) fn stamp(&self, batch: &mut Batch) -> (u64, bool) {
         // `--cfg mavg_planted_bug="stale_batch"` ignores the floor, which the loom models must
         // catch. Relaxed: ordering points need only coherence. An add that happens after an ordering
         // point loads a floor at least as high as the one it stored (write-read coherence), and
@@ -88,17 +109,17 @@ impl Clock {
         let floor = self.floor.load(Relaxed);
         let now = self.next_ticket.load(Relaxed);
         let ordered = batch.next >= floor || cfg!(mavg_planted_bug = "stale_batch");
-        if batch.next < batch.end && ordered && batch.next.saturating_add(slack) >= now {
+        if batch.next < batch.end && ordered && batch.next.saturating_add(self.slack) >= now {
             let stamp = batch.next;
             batch.next += 1;
             return (stamp, false);
         }
-        self.draw(batch, most())
+        self.draw(batch)
     }
 
     #[cold]
     #[inline(never)]
-    fn draw(&self, batch: &mut Batch, most: u64) -> (u64, bool) {
+    fn draw(&self, batch: &mut Batch) -> (u64, bool) {
         // A batch used up earns one twice its size; one given up early is followed by one the
         // size of what was used of it (a power of two), so that tickets given up are at most
         // twice those used of the batch before (design note).
@@ -108,7 +129,7 @@ impl Clock {
         } else {
             used.next_power_of_two()
         }
-        .clamp(1, most.max(1));
+        .clamp(1, self.batch_limit());
         let base = self.next_ticket.fetch_add(size, Relaxed);
         *batch = Batch {
             next: base + 1,

@@ -108,16 +108,11 @@ const LOAD_TICKETS: std::sync::atomic::Ordering = Relaxed;
 /// # Ok::<(), mavg::WindowError>(())
 /// ```
 pub struct ShardedAverage<T: Sample> {
-    /// The ticket counter and the words of the relaxed order; shared with the leases, whose
-    /// release is an ordering point.
-    clock: Arc<CachePadded<Clock>>,
-    /// How far an element may be ordered before one added earlier, in elements; 0 for the
-    /// strict order.
-    slack: u64,
-    /// The number of shards linked: sizes the batches of tickets in the relaxed order.
-    shard_total: AtomicU64,
-    /// Elements with tickets below this were cleared.
-    cleared_below: CachePadded<AtomicU64>,
+    /// The strict order's ticket counter, and the clear mark: what every read loads first.
+    tickets: CachePadded<Tickets>,
+    /// In the relaxed order, its ticket counter and the words that go with it; shared with the
+    /// leases, whose release is an ordering point. `None` in the strict order.
+    relaxed: Option<Arc<CachePadded<Clock>>>,
     /// The most recently added shard; each links to the one added before it.
     head: AtomicPtr<CachePadded<Shard<T>>>,
     geometry: Geometry,
@@ -132,6 +127,15 @@ pub struct ShardedAverage<T: Sample> {
     /// The shards are owned through `head`: `ShardedAverage` is `Send` and `Sync` because
     /// `Shard` is (see the argument on its `Sync` implementation).
     _shards: PhantomData<Shard<T>>,
+}
+
+/// The strict order's ticket counter and the clear mark, on one cache line: reads load both,
+/// and clears are rare.
+struct Tickets {
+    /// The next ticket to hand out in the strict order: the number of adds that have started.
+    next: AtomicU64,
+    /// Elements with tickets (stamps, in the relaxed order) below this were cleared.
+    cleared_below: AtomicU64,
 }
 
 impl<T: Sample> ShardedAverage<T> {
@@ -276,10 +280,11 @@ impl<T: Sample> ShardedAverage<T> {
             },
         )?;
         let this = ShardedAverage {
-            clock: Arc::new(CachePadded::new(Clock::new())),
-            slack: slack as u64,
-            shard_total: AtomicU64::new(0),
-            cleared_below: CachePadded::new(AtomicU64::new(0)),
+            tickets: CachePadded::new(Tickets {
+                next: AtomicU64::new(0),
+                cleared_below: AtomicU64::new(0),
+            }),
+            relaxed: (slack > 0).then(|| Arc::new(CachePadded::new(Clock::new(slack as u64)))),
             head: AtomicPtr::new(std::ptr::null_mut()),
             geometry,
             pool,
@@ -340,20 +345,26 @@ impl<T: Sample> ShardedAverage<T> {
 
     /// The clock a lease raises the floor of when it releases its shard (relaxed order only).
     fn lease_clock(&self) -> Option<Arc<CachePadded<Clock>>> {
-        (self.slack > 0).then(|| self.clock.clone())
+        self.relaxed.clone()
+    }
+
+    /// The relaxed order's clock; `None` in the strict order.
+    #[inline(always)]
+    fn clock(&self) -> Option<&Clock> {
+        self.relaxed.as_deref().map(|clock| &**clock)
     }
 
     #[inline(always)]
     fn push_to(&self, claim: &Claim<'_, T>, value: T) -> Result<(), WindowError> {
-        if self.slack > 0 {
-            return self.push_relaxed(claim, value);
+        if let Some(clock) = self.clock() {
+            return self.push_relaxed(clock, claim, value);
         }
         let window = self.geometry.window;
         let draw = |_: &mut Batch| {
             // Release (at least) pairs with readers' Acquire (at least) loads of the counter: a
             // reader that loads a counter past `ticket` sees this thread's earlier adds
             // published (design note, *Orderings of the ticket counter*).
-            let ticket = self.clock.next_ticket.fetch_add(1, DRAW);
+            let ticket = self.tickets.next.fetch_add(1, DRAW);
             // Elements with tickets below this are outside the window of every read that loads
             // a ticket counter past `ticket`. (Clears are left to readers: after one, they walk
             // forward past the cleared elements, or take the exact read until the owner's own
@@ -369,29 +380,27 @@ impl<T: Sample> ShardedAverage<T> {
     /// the last relaxed read found out of the window (and, in the shard, what has `N` newer
     /// elements of its own).
     #[inline(always)]
-    fn push_relaxed(&self, claim: &Claim<'_, T>, value: T) -> Result<(), WindowError> {
+    fn push_relaxed(
+        &self,
+        clock: &Clock,
+        claim: &Claim<'_, T>,
+        value: T,
+    ) -> Result<(), WindowError> {
         let mut drew = false;
         let draw = |batch: &mut Batch| {
-            let (stamp, new) = self.clock.stamp(batch, self.slack, || self.batch_limit());
+            let (stamp, new) = clock.stamp(batch);
             drew = new;
-            (stamp, self.clock.out_below())
+            (stamp, clock.out_below())
         };
         let take = || self.take_block(Some(claim.shard()));
         // SAFETY: every shard of this moving average was created with `self.pool`.
         let pushed = unsafe { claim.push(&self.pool, value, take, draw) };
         // Once per batch at most: find how far the window has moved, so that shards evict
         // and retire blocks even if nobody reads.
-        if drew && self.clock.out_below_is_stale(self.geometry.window / 2) {
-            self.relaxed_window(false, |_, _, _, _| ());
+        if drew && clock.out_below_is_stale(self.geometry.window / 2) {
+            self.relaxed_window(clock, false, |_, _, _, _| ());
         }
         pushed.map_err(|e| self.alloc_error(e))
-    }
-
-    /// The largest batch of tickets a thread draws: `slack / (2 S)` for `S` shards, so that
-    /// `S` threads adding at similar rates each use theirs up before it expires.
-    fn batch_limit(&self) -> u64 {
-        let shards = self.shard_total.load(Relaxed).max(1);
-        (self.slack / (2 * shards)).max(1)
     }
 
     fn alloc_error(&self, _: Exhausted) -> WindowError {
@@ -443,11 +452,12 @@ impl<T: Sample> ShardedAverage<T> {
             // Elements with stamps below this have left the window for good. In the strict
             // order, any counter value will do: a smaller one only finds fewer blocks out of
             // the window.
-            let out_below = if self.slack == 0 {
-                let to = self.clock.next_ticket.load(Relaxed);
-                to.saturating_sub(self.geometry.window)
-            } else {
-                self.clock.out_below()
+            let out_below = match self.clock() {
+                None => {
+                    let to = self.tickets.next.load(Relaxed);
+                    to.saturating_sub(self.geometry.window)
+                }
+                Some(clock) => clock.out_below(),
             };
             let mut shards = 0;
             for shard in self.shards() {
@@ -487,8 +497,9 @@ impl<T: Sample> ShardedAverage<T> {
                 Err(current) => head = current,
             }
         }
-        // Relaxed: sizes batches, any recent value will do.
-        self.shard_total.fetch_add(1, Relaxed);
+        if let Some(clock) = self.clock() {
+            clock.shard_linked();
+        }
         // SAFETY: linked shards live until `Drop`.
         unsafe { &*node }
     }
@@ -518,19 +529,22 @@ impl<T: Sample> ShardedAverage<T> {
     /// ```
     /// use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
     ///
-    /// let m = ShardedAverage::<u32>::relaxed(2, 1_024)?;
-    /// let other = std::thread::scope(|s| s.spawn(|| m.push(1)).join().unwrap());
-    /// m.push(2);
+    /// let m = ShardedAverage::<u32>::relaxed(4, 1_024)?;
+    /// std::thread::scope(|s| {
+    ///     // One phase: two threads add at once, their adds ordered within the slack.
+    ///     s.spawn(|| (0..100).for_each(|i| m.push(i)));
+    ///     (100..200).for_each(|i| m.push(i));
+    /// });
+    /// // The phase's threads returned before this: every add of the next phase is ordered
+    /// // after all of theirs.
     /// m.flush();
-    /// m.push(3);
-    /// // 3 is ordered after 2, so 1 and 2 are not both in the window.
-    /// assert_eq!(m.newest(), Some(3));
-    /// # let () = other;
+    /// (1_000..1_004).for_each(|i| m.push(i));
+    /// assert_eq!(m.to_vec(), [1_000, 1_001, 1_002, 1_003]);
     /// # Ok::<(), mavg::WindowError>(())
     /// ```
     pub fn flush(&self) {
-        if self.slack > 0 {
-            self.clock.order_point();
+        if let Some(clock) = self.clock() {
+            clock.order_point();
         }
     }
 
@@ -548,7 +562,7 @@ impl<T: Sample> ShardedAverage<T> {
     /// # Ok::<(), mavg::WindowError>(())
     /// ```
     pub fn slack(&self) -> usize {
-        self.slack as usize
+        self.clock().map_or(0, |clock| clock.slack() as usize)
     }
 
     /// The number of shards allocated: the most threads that held one at the same time (or the
@@ -604,8 +618,8 @@ impl<T: Sample> ShardedAverage<T> {
         init: impl Fn() -> A,
         mut visit: impl FnMut(&mut A, &View<'_, T>, (u64, u64), u64),
     ) -> A {
-        if self.slack > 0 {
-            return self.relaxed_window(true, |views, ranges, from, _| {
+        if let Some(clock) = self.clock() {
+            return self.relaxed_window(clock, true, |views, ranges, from, _| {
                 let mut acc = init();
                 for (view, &range) in views.iter().zip(ranges) {
                     visit(&mut acc, view, range, from);
@@ -619,10 +633,10 @@ impl<T: Sample> ShardedAverage<T> {
             // below `to` (each `fetch_add` continues the release sequence), so of those
             // elements only the last add of each thread may be missing; the clear mark needs no
             // ordering (design note, *Orderings of the ticket counter*).
-            let to = self.clock.next_ticket.load(LOAD_TICKETS);
+            let to = self.tickets.next.load(LOAD_TICKETS);
             let from = to
                 .saturating_sub(self.geometry.window)
-                .max(self.cleared_below.load(Relaxed));
+                .max(self.tickets.cleared_below.load(Relaxed));
             let mut acc = init();
             let complete = self.shards().all(|shard| {
                 shard
@@ -643,14 +657,14 @@ impl<T: Sample> ShardedAverage<T> {
     /// The fast read: each shard's published summary, adjusted to the window. `None` if any
     /// shard was being added to or needs a long adjustment; the exact read is then taken.
     fn summarize(&self) -> Option<(T::Summary, u64)> {
-        if self.slack > 0 {
-            return self.summarize_relaxed();
+        if let Some(clock) = self.clock() {
+            return self.summarize_relaxed(clock);
         }
         // As in `read`: an element in `[from, to)` was in the window when `to` was loaded.
-        let to = self.clock.next_ticket.load(LOAD_TICKETS);
+        let to = self.tickets.next.load(LOAD_TICKETS);
         let from = to
             .saturating_sub(self.geometry.window)
-            .max(self.cleared_below.load(Relaxed));
+            .max(self.tickets.cleared_below.load(Relaxed));
         let mut total = <T::Summary as Summary<T>>::EMPTY;
         let mut n = 0;
         for shard in self.shards() {
@@ -670,9 +684,9 @@ impl<T: Sample> ShardedAverage<T> {
     /// together usually hold the window and a few elements more; dropping the oldest of all
     /// until `N` remain, and checking that each shard's element below its summary is older
     /// than all of them, gives exactly the `N` highest stamps that the exact read finds.
-    fn summarize_relaxed(&self) -> Option<(T::Summary, u64)> {
-        let to = self.clock.order_point();
-        let cleared = self.cleared_below.load(Relaxed);
+    fn summarize_relaxed(&self, clock: &Clock) -> Option<(T::Summary, u64)> {
+        let to = clock.order_point();
+        let cleared = self.tickets.cleared_below.load(Relaxed);
         let mut snapshots: [Option<Snapshot<'_, T>>; FAST_SHARDS] = Default::default();
         let mut shards = 0;
         for shard in self.shards() {
@@ -724,7 +738,7 @@ impl<T: Sample> ShardedAverage<T> {
         if !snapshots.iter().flatten().all(Snapshot::validate) {
             return None;
         }
-        self.clock.raise_out_below(from, to);
+        clock.raise_out_below(from, to);
         Some((total, n))
     }
 
@@ -735,26 +749,27 @@ impl<T: Sample> ShardedAverage<T> {
     /// which elements have left the window for good: shards evict by it.
     fn relaxed_window<R>(
         &self,
+        clock: &Clock,
         order: bool,
         mut f: impl FnMut(&[View<'_, T>], &[(u64, u64)], u64, u64) -> R,
     ) -> R {
         loop {
             let to = if order {
-                self.clock.order_point()
+                clock.order_point()
             } else {
-                self.clock.next_ticket.load(Relaxed)
+                clock.next_ticket.load(Relaxed)
             };
-            let cleared = self.cleared_below.load(Relaxed);
+            let cleared = self.tickets.cleared_below.load(Relaxed);
             let views: Vec<View<'_, T>> = self.shards().map(|s| s.open(&self.pool)).collect();
             let mut ranges = vec![(0, 0); views.len()];
             let window = self.geometry.window;
-            let hint = self.clock.out_below();
+            let hint = clock.out_below();
             let Ok(from) = select::select(&views, cleared, hint, to, window, &mut ranges) else {
                 continue;
             };
             let result = f(&views, &ranges, from, to);
             if views.iter().all(|view| view.validate().is_ok()) {
-                self.clock.raise_out_below(from, to);
+                clock.raise_out_below(from, to);
                 return result;
             }
         }
@@ -875,8 +890,8 @@ impl<T: Sample> MovingAverage for ShardedAverage<T> {
     /// flight, `None` also when the add that drew that position's ticket has not published it
     /// yet.
     fn get(&self, index: usize) -> Option<T> {
-        if self.slack > 0 {
-            return self.relaxed_window(true, |views, ranges, from, to| {
+        if let Some(clock) = self.clock() {
+            return self.relaxed_window(clock, true, |views, ranges, from, to| {
                 let (i, seq) = select::nth(views, ranges, from, to, index as u64)?;
                 Some(views[i].value(seq))
             });
@@ -947,13 +962,12 @@ impl<T: Sample> SharedMovingAverage for ShardedAverage<T> {
     fn clear(&self) {
         // Relaxed, as the reads: an add that happens before the clear drew a ticket below
         // `now`, and a read that happens after it loads `now` or a later mark (coherence).
-        let now = if self.slack > 0 {
+        let now = match self.clock() {
             // An ordering point: adds that start after the clear are stamped at or above `now`.
-            self.clock.order_point()
-        } else {
-            self.clock.next_ticket.load(Relaxed)
+            Some(clock) => clock.order_point(),
+            None => self.tickets.next.load(Relaxed),
         };
-        self.cleared_below.fetch_max(now, Relaxed);
+        self.tickets.cleared_below.fetch_max(now, Relaxed);
     }
 }
 
@@ -990,7 +1004,7 @@ impl<T: Sample> fmt::Debug for ShardedAverage<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShardedAverage")
             .field("window", &self.geometry.window)
-            .field("slack", &self.slack)
+            .field("slack", &self.slack())
             .field("shards", &self.shard_count())
             .field("len", &self.len())
             .field("average", &self.average())
