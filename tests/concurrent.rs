@@ -16,6 +16,11 @@
 //! Reads that run during adds are checked against what each implementation documents:
 //! `MutexAverage` reads are linearizable; `ShardedAverage` reads are exact over a set of
 //! elements each of which was in the window during the read.
+//!
+//! `ShardedAverage::relaxed` (the relaxed order) gets the same check at quiescence, reads and
+//! flushes from another thread during the adds, a check that a flush orders the adds on either
+//! side of it, and a check that memory stays bounded when nothing reads. (`tests/relaxed.rs`
+//! decides exactly which windows its contract allows for small histories of turns.)
 
 mod reference;
 
@@ -1203,4 +1208,278 @@ fn idle_shards_give_their_blocks_back() {
         "{blocks} blocks in use for a window of {} blocks",
         window / 64
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The relaxed order
+// ---------------------------------------------------------------------------------------------
+
+/// No index: a writer never saw that announcement.
+const NEVER: usize = usize::MAX;
+
+/// Four writers add tagged values to a relaxed `ShardedAverage` while another thread (the
+/// *orderer*) reads and flushes. Writer `t` adds `p (t + 2) / 5` elements, then (for `t > 0`)
+/// waits until it sees writer `t - 1`'s announcement, then adds `p / 5` more, so that every
+/// run has adds ordered by a flush. Once a writer has finished, the orderer calls `flush()` and
+/// then announces it, and each writer notes the first of its adds that started after it saw an
+/// announcement.
+///
+/// Reads during the adds must be exact over at most `N` elements, each of which had started
+/// before the read ended and had not left the window when it began (fewer than `N` of its own
+/// thread's later adds had returned), with each thread's elements in its order. Once the
+/// writers are joined: `len == min(total, N)`, the elements are an in-order suffix of each
+/// thread's adds, the sum and average are exact over them (`check_quiescent`), and every
+/// element a writer added after seeing an announcement is ordered after every element of the
+/// writer announced.
+fn relaxed_adds_with_reads_and_flushes<T: Tagged>(window: usize, slack: usize, shards: usize) {
+    const WRITERS: usize = 4;
+    let p = if MIRI { 10 } else { 1_000 };
+    let first: Vec<usize> = (0..WRITERS).map(|t| p * (t + 2) / 5).collect();
+    let tail = p / 5;
+    let name = format!("ShardedAverage::relaxed({window}, {slack}), {shards} shards");
+    let m = ShardedAverage::<T>::relaxed_with_shards(window, slack, shards).unwrap();
+    let (lo, hi) = value_range::<T>(WRITERS, p + tail);
+    let atomics =
+        |n: usize, v: usize| -> Vec<AtomicUsize> { (0..n).map(|_| AtomicUsize::new(v)).collect() };
+    let started = atomics(WRITERS, 0);
+    let done = atomics(WRITERS, 0);
+    let finished = atomics(WRITERS, 0);
+    let announced = atomics(WRITERS, 0);
+    // `after[b * WRITERS + a]`: the first of writer b's adds that started after it saw writer
+    // a's announcement.
+    let after = atomics(WRITERS * WRITERS, NEVER);
+    let write = |t: usize, live: &Live| {
+        let mut seen = [false; WRITERS];
+        let mut add = |i: usize| {
+            for (a, seen) in seen.iter_mut().enumerate() {
+                if !*seen && announced[a].load(SeqCst) == 1 {
+                    *seen = true;
+                    after[t * WRITERS + a].store(i, SeqCst);
+                }
+            }
+            started[t].store(i + 1, SeqCst);
+            m.push(T::tag(t, i));
+            done[t].store(i + 1, SeqCst);
+            if i % 61 == 0 {
+                std::thread::yield_now();
+            }
+        };
+        (0..first[t]).for_each(&mut add);
+        // (Stops waiting if the orderer failed.)
+        while t > 0 && announced[t - 1].load(SeqCst) == 0 && !live.readers_done() {
+            std::thread::yield_now();
+        }
+        (first[t]..first[t] + tail).for_each(add);
+        finished[t].store(1, SeqCst);
+    };
+    let read = |_: usize, live: &Live| {
+        let mut reads = 0usize;
+        loop {
+            let last = live.writers_done();
+            for a in 0..WRITERS {
+                if announced[a].load(SeqCst) == 0 && finished[a].load(SeqCst) == 1 {
+                    // Every add of writer `a` returned before this flush.
+                    m.flush();
+                    announced[a].store(1, SeqCst);
+                }
+            }
+            let before: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+            match reads % 4 {
+                0 => {
+                    let v = m.to_vec();
+                    let begun: Vec<usize> = started.iter().map(|s| s.load(SeqCst)).collect();
+                    assert!(v.len() <= window, "{name}: to_vec has {} elements", v.len());
+                    let mut next = [0usize; WRITERS];
+                    for x in v {
+                        let (t, i) = x
+                            .untag()
+                            .filter(|&(t, i)| t < WRITERS && i < begun[t])
+                            .unwrap_or_else(|| panic!("{name}: {x:?} had not been added"));
+                        assert!(i >= next[t], "{name}: thread {t}'s elements out of order");
+                        assert!(
+                            i + window >= before[t],
+                            "{name}: thread {t}'s element {i} had left the window before the \
+                             read began ({} of its adds had returned)",
+                            before[t]
+                        );
+                        next[t] = i + 1;
+                    }
+                }
+                1 => m.flush(),
+                2 => {
+                    assert!(m.len() <= window, "{name}: len {}", m.len());
+                    if let Some(a) = m.average() {
+                        assert!(
+                            lo <= a && a <= hi,
+                            "{name}: average {a} outside [{lo}, {hi}]"
+                        );
+                    }
+                    if let SumValue::Float(f) = T::sum_value(m.sum()) {
+                        assert!(f.is_finite(), "{name}: sum {f}");
+                    }
+                }
+                _ => {
+                    for x in [m.oldest(), m.newest(), m.get(0), m.get(window / 2)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        assert!(
+                            x.untag().is_some_and(|(t, _)| t < WRITERS),
+                            "{name}: {x:?} was never added"
+                        );
+                    }
+                }
+            }
+            reads += 1;
+            if last {
+                return reads;
+            }
+            std::thread::yield_now();
+        }
+    };
+    writers_and_readers(WRITERS, 1, 0, write, read);
+    let pushed: Vec<usize> = done.iter().map(|d| d.load(SeqCst)).collect();
+    check_quiescent(&name, &m, &pushed).unwrap();
+    // Where each element is in the order.
+    let v = m.to_vec();
+    let mut positions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); WRITERS];
+    for (k, x) in v.iter().enumerate() {
+        let (t, i) = x.untag().unwrap();
+        positions[t].push((i, k));
+    }
+    for b in 0..WRITERS {
+        for a in (0..WRITERS).filter(|&a| a != b) {
+            let first = after[b * WRITERS + a].load(SeqCst);
+            if b == a + 1 {
+                assert_ne!(
+                    first, NEVER,
+                    "{name}: writer {b} never saw writer {a} announced"
+                );
+            }
+            let last_of_a = positions[a].iter().map(|&(_, k)| k).max();
+            let first_of_b = positions[b]
+                .iter()
+                .filter(|&&(i, _)| i >= first)
+                .map(|&(_, k)| k)
+                .min();
+            if let (Some(last_of_a), Some(first_of_b)) = (last_of_a, first_of_b) {
+                assert!(
+                    last_of_a < first_of_b,
+                    "{name}: writer {b}'s adds from {first} on followed a flush after all of \
+                     writer {a}'s adds, but one is ordered before one of writer {a}'s: \
+                     {}",
+                    abbreviate(&v)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn relaxed_adds_with_reads_and_flushes_from_another_thread() {
+    if MIRI {
+        // Each `get` of the final check costs a fraction of a second under Miri: small windows.
+        relaxed_adds_with_reads_and_flushes::<f64>(5, 6, 1);
+        relaxed_adds_with_reads_and_flushes::<i64>(24, 64, 4);
+        return;
+    }
+    // Windows of 4,000 hold every add (3,600), so that the order of all of them is checked.
+    let configs: &[(usize, usize, usize)] = &[
+        (1, 1, 1),
+        (7, 6, 1),
+        (300, 6, 4),
+        (4_000, 6, 1),
+        (7, 64, 4),
+        (300, 64, 1),
+        (4_000, 64, 4),
+        (300, 4_096, 4),
+        (4_000, 1 << 20, 1),
+    ];
+    for &(window, slack, shards) in configs {
+        relaxed_adds_with_reads_and_flushes::<f64>(window, slack, shards);
+        relaxed_adds_with_reads_and_flushes::<i64>(window, slack, shards);
+    }
+}
+
+/// Memory in the relaxed order stays bounded by the window with no reads at all: two threads
+/// add 36 windows' worth of elements between them (16 under Miri), and nothing reads, so
+/// nothing but the adds themselves makes the shards evict (by their own count, at most `N`
+/// elements each, and by the bound an add refreshes once per batch when it has fallen `N / 2`
+/// behind). A shard holds at most `N / B + 4` blocks of `B` elements; the pool hands out up to
+/// `R` blocks (the shard table's length) before it steals, and grows by a quarter after a
+/// search that finds nothing to steal. The blocks in use are checked at the end of each phase
+/// (the threads wait, holding their shards: `memory_bytes` is not a read) and after the
+/// threads exit: without eviction they would grow to 36 windows' worth (16), against a bound
+/// of under three (five).
+#[test]
+fn relaxed_memory_stays_bounded_without_reads() {
+    // `B = 64` from windows of 256 on; Miri, whose adds take milliseconds, gets a window of
+    // 32 with `B = 8` (a quarter of the window rounded up to a power of two).
+    let (window, b): (usize, usize) = if MIRI { (32, 8) } else { (4096, 64) };
+    let threads = 2;
+    let phases = if MIRI { 4 } else { 6 };
+    let per_phase = if MIRI { 2 * window } else { 3 * window };
+    // `B` slots of 16 bytes, and a checkpoint of two limbs (for `i64`) and a link.
+    let block = b * 16 + 24;
+    let window_blocks = window / b;
+    let table = (window_blocks + 4).next_power_of_two();
+    let bound = threads * (window_blocks + 4) + table / 4 + threads;
+    let slacks: &[usize] = if MIRI {
+        &[8, 1 << 20]
+    } else {
+        &[8, 4_096, 1 << 20]
+    };
+    for &slack in slacks {
+        let m = ShardedAverage::<i64>::relaxed(window, slack).unwrap();
+        let blocks = || {
+            let empty = ShardedAverage::<i64>::relaxed_with_shards(window, slack, m.shard_count())
+                .unwrap()
+                .memory_bytes();
+            // Each shard of the empty average holds one block.
+            (m.memory_bytes() - empty) / block + m.shard_count()
+        };
+        let phase_done = Barrier::new(threads + 1);
+        let measured = Barrier::new(threads + 1);
+        let mut seen = Vec::new();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (m, phase_done, measured) = (&m, &phase_done, &measured);
+                    s.spawn(move || {
+                        for phase in 0..phases {
+                            for i in 0..per_phase {
+                                m.push(i64::tag(t, phase * per_phase + i));
+                                if i % 499 == 0 {
+                                    std::thread::yield_now();
+                                }
+                            }
+                            phase_done.wait();
+                            measured.wait();
+                        }
+                    })
+                })
+                .collect();
+            for _ in 0..phases {
+                phase_done.wait();
+                seen.push(blocks());
+                measured.wait();
+            }
+            handles.into_iter().for_each(|h| h.join().unwrap());
+        });
+        seen.push(blocks());
+        assert_eq!(m.shard_count(), threads);
+        assert!(
+            seen.iter().all(|&b| b <= bound),
+            "slack {slack}: blocks in use {seen:?}, bound {bound}, the window fills \
+             {window_blocks}"
+        );
+        // Adds have stopped: the window is exactly the last N elements of the order. (Under
+        // Miri, where each `get` of the check costs a fraction of a second, the length only.)
+        let name = format!("ShardedAverage::relaxed(_, {slack})");
+        if MIRI {
+            assert_eq!(m.to_vec().len(), window, "{name}");
+        } else {
+            check_quiescent(&name, &m, &[phases * per_phase; 2]).unwrap();
+        }
+    }
 }

@@ -7,9 +7,14 @@
 //!   NaN, infinities, signed zeros, integer extremes). Windows include the sizes around the
 //!   sharded implementation's 64-element checkpoint blocks and `N + 192` slot rings, and
 //!   bursts wrap those rings several times.
+//! * The same tests run `ShardedAverage` in the relaxed order (`ShardedAverage::relaxed`, slack
+//!   5 and 4096, through the newtype [`Relaxed`]): with one thread adding, its window must be
+//!   exactly the strict one.
 //! * A second property test drives the shared implementations from several threads that take
 //!   turns (adds that do not overlap in time), which the contract says must match
-//!   `RingAverage` exactly; for `ShardedAverage` this reads across several shards.
+//!   `RingAverage` exactly; for `ShardedAverage` this reads across several shards. (Only in
+//!   the strict order: turns are where the relaxed order may differ, which `tests/relaxed.rs`
+//!   decides.)
 //! * Deterministic tests pin the headline promises: no drift after `1e17`, exactness after ten
 //!   million mixed-magnitude adds, NaN and infinities leaving no trace, empty windows; and the
 //!   rounding cases random values seldom hit: ties decided by an element a thousand binary
@@ -24,11 +29,101 @@ mod xorshift;
 
 use std::sync::mpsc;
 
-use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
+use mavg::{
+    MovingAverage, MutexAverage, RingAverage, Sample, ShardedAverage, SharedMovingAverage,
+    WindowError,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence, RngAlgorithm};
 use reference::*;
 use xorshift::XorShift;
+
+// ---------------------------------------------------------------------------------------------
+// The relaxed order, from one thread
+// ---------------------------------------------------------------------------------------------
+
+/// `ShardedAverage::relaxed(window, SLACK)` behind the traits, so that every generic test runs
+/// it. One thread adds, so batches of tickets are its own and every add is in order: the window
+/// must be exactly the strict one. Batches of tickets grow up to `slack / 2` for one shard: a
+/// slack of 5 gives batches of 1 and 2 tickets, 4096 batches of up to 2048, so that the
+/// stamps have holes wherever reads (ordering points) end batches early and reads must find
+/// the window by counting elements.
+struct Relaxed<T: Sample, const SLACK: usize>(ShardedAverage<T>);
+
+const SMALL_SLACK: usize = 5;
+const LARGE_SLACK: usize = 4096;
+
+impl<T: Sample, const SLACK: usize> MovingAverage for Relaxed<T, SLACK> {
+    type Item = T;
+
+    fn with_window(window: usize) -> Result<Self, WindowError> {
+        let m = ShardedAverage::relaxed(window, SLACK)?;
+        assert_eq!(m.slack(), SLACK);
+        Ok(Relaxed(m))
+    }
+
+    fn window(&self) -> usize {
+        self.0.window()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.0.is_full()
+    }
+
+    fn sum(&self) -> T::Sum {
+        self.0.sum()
+    }
+
+    fn average(&self) -> Option<f64> {
+        self.0.average()
+    }
+
+    fn oldest(&self) -> Option<T> {
+        self.0.oldest()
+    }
+
+    fn newest(&self) -> Option<T> {
+        self.0.newest()
+    }
+
+    fn get(&self, index: usize) -> Option<T> {
+        self.0.get(index)
+    }
+
+    fn to_vec(&self) -> Vec<T> {
+        self.0.to_vec()
+    }
+
+    fn push(&mut self, value: T) {
+        MovingAverage::push(&mut self.0, value);
+    }
+
+    fn clear(&mut self) {
+        MovingAverage::clear(&mut self.0);
+    }
+}
+
+impl<T: Sample, const SLACK: usize> SharedMovingAverage for Relaxed<T, SLACK> {
+    fn push(&self, value: T) {
+        SharedMovingAverage::push(&self.0, value);
+    }
+
+    fn clear(&self) {
+        SharedMovingAverage::clear(&self.0);
+    }
+}
+
+/// The names of the two relaxed implementations in failure messages.
+const RELAXED_SMALL: &str = "ShardedAverage::relaxed(_, 5)";
+const RELAXED_LARGE: &str = "ShardedAverage::relaxed(_, 4096)";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -534,6 +629,8 @@ fn check_all_implementations<T: RefSample>(
     run::<T, RingAverage<T>>("RingAverage", window, ops, &expects)?;
     run::<T, MutexAverage<T>>("MutexAverage", window, ops, &expects)?;
     run::<T, ShardedAverage<T>>("ShardedAverage", window, ops, &expects)?;
+    run::<T, Relaxed<T, SMALL_SLACK>>(RELAXED_SMALL, window, ops, &expects)?;
+    run::<T, Relaxed<T, LARGE_SLACK>>(RELAXED_LARGE, window, ops, &expects)?;
     Ok(())
 }
 
@@ -686,12 +783,15 @@ property_per_type!(24, turn_scenario, check_turns =>
 // Deterministic tests
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `f` for the three implementations of `MovingAverage<Item = T>`.
+/// Runs `f` for the three implementations of `MovingAverage<Item = T>`, and `ShardedAverage`
+/// in the relaxed order with a small and a large slack.
 macro_rules! for_each_impl {
     ($t:ty, $f:ident) => {
         $f::<RingAverage<$t>>("RingAverage");
         $f::<MutexAverage<$t>>("MutexAverage");
         $f::<ShardedAverage<$t>>("ShardedAverage");
+        $f::<Relaxed<$t, SMALL_SLACK>>(RELAXED_SMALL);
+        $f::<Relaxed<$t, LARGE_SLACK>>(RELAXED_LARGE);
     };
 }
 
@@ -949,6 +1049,8 @@ fn ties_decided_only_by_a_tiny_element_round_away_from_even_until_it_leaves() {
             check::<$t, RingAverage<$t>>("RingAverage", $tinies, $to_t);
             check::<$t, MutexAverage<$t>>("MutexAverage", $tinies, $to_t);
             check::<$t, ShardedAverage<$t>>("ShardedAverage", $tinies, $to_t);
+            check::<$t, Relaxed<$t, SMALL_SLACK>>(RELAXED_SMALL, $tinies, $to_t);
+            check::<$t, Relaxed<$t, LARGE_SLACK>>(RELAXED_LARGE, $tinies, $to_t);
         };
     }
     all!(f64, &[exp2(-1000), exp2(-1074), exp2(-60)], |x| x);
@@ -1031,6 +1133,16 @@ fn extend_adds_in_order() {
         let mut shared = &sharded;
         shared.extend(xs.iter().copied());
         assert_matches("&ShardedAverage (Extend)", &sharded, &model);
+
+        for slack in [SMALL_SLACK, LARGE_SLACK] {
+            let mut relaxed = ShardedAverage::relaxed(w, slack).unwrap();
+            relaxed.extend(xs.iter().copied());
+            assert_matches("ShardedAverage::relaxed (Extend)", &relaxed, &model);
+            let relaxed = ShardedAverage::relaxed(w, slack).unwrap();
+            let mut shared = &relaxed;
+            shared.extend(xs.iter().copied());
+            assert_matches("&ShardedAverage::relaxed (Extend)", &relaxed, &model);
+        }
     }
 }
 
@@ -1092,6 +1204,42 @@ fn ten_million_mixed_magnitude_adds_stay_exact() {
     }
     assert_matches("RingAverage", &ring, &model);
     assert_matches("ShardedAverage", &sharded, &model);
+}
+
+/// The same in the relaxed order, for a tenth of the adds (in a debug build its reads cost
+/// more, and its sums are the strict order's machinery): one thread, so exactly the strict
+/// window, read every `adds / 64` adds so that reads end batches and leave holes in the stamps.
+#[test]
+fn a_million_mixed_magnitude_adds_stay_exact_in_the_relaxed_order() {
+    let (adds, window) = if cfg!(miri) {
+        (2_000usize, 100usize)
+    } else {
+        (1_000_000, 1000)
+    };
+    for (name, slack) in [(RELAXED_SMALL, SMALL_SLACK), (RELAXED_LARGE, LARGE_SLACK)] {
+        let relaxed = ShardedAverage::<f64>::relaxed(window, slack).unwrap();
+        let mut model = Model::new(window);
+        let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
+        for i in 1..=adds {
+            let x = mixed_magnitude(&mut rng);
+            relaxed.push(x);
+            model.push(x);
+            if i % (adds / 64) == 0 || [1, 2, 63, 64, 65, window, window + 1].contains(&i) {
+                let (sum, average) = (relaxed.sum(), relaxed.average());
+                let expected_sum = model.expected_sum();
+                assert!(
+                    expected_sum.matches(SumValue::Float(sum)),
+                    "{name} after {i} adds: sum {sum:e}, expected {expected_sum:?}"
+                );
+                let expected_average = model.expected_average().unwrap();
+                assert!(
+                    expected_average.matches(average.unwrap()),
+                    "{name} after {i} adds: average {average:?}, expected {expected_average:?}"
+                );
+            }
+        }
+        assert_matches(name, &relaxed, &model);
+    }
 }
 
 #[test]
@@ -1221,6 +1369,8 @@ fn integer_extremes_in_a_large_window_are_exact() {
             check::<$t, RingAverage<$t>>("RingAverage", w, $xs);
             check::<$t, MutexAverage<$t>>("MutexAverage", w, $xs);
             check::<$t, ShardedAverage<$t>>("ShardedAverage", w, $xs);
+            // (Its reads cost more in a debug build: the large slack only, for this window.)
+            check::<$t, Relaxed<$t, LARGE_SLACK>>(RELAXED_LARGE, w, $xs);
         };
     }
     all!(u64, &[u64::MAX]);
@@ -1237,7 +1387,11 @@ fn integer_extremes_in_a_large_window_are_exact() {
 
 #[test]
 fn long_histories_wrap_every_ring() {
-    fn check<T: RefSample, M: MovingAverage<Item = T>>(name: &str, value: impl Fn(usize) -> T) {
+    fn check<T: RefSample, M: MovingAverage<Item = T>>(
+        name: &str,
+        value: impl Fn(usize) -> T,
+        assert_reads: fn(&str, &M, &Model<T>),
+    ) {
         for &w in WINDOWS {
             let mut m = M::with_window(w).unwrap();
             let mut model = Model::new(w);
@@ -1246,16 +1400,18 @@ fn long_histories_wrap_every_ring() {
                 m.push(value(i));
                 model.push(value(i));
                 if i % (w + 191) == 0 || i + 1 == adds {
-                    assert_matches(name, &m, &model);
+                    assert_reads(name, &m, &model);
                 }
             }
         }
     }
     macro_rules! all {
         ($t:ty, $f:expr) => {
-            check::<$t, RingAverage<$t>>("RingAverage", $f);
-            check::<$t, MutexAverage<$t>>("MutexAverage", $f);
-            check::<$t, ShardedAverage<$t>>("ShardedAverage", $f);
+            check::<$t, RingAverage<$t>>("RingAverage", $f, assert_matches);
+            check::<$t, MutexAverage<$t>>("MutexAverage", $f, assert_matches);
+            check::<$t, ShardedAverage<$t>>("ShardedAverage", $f, assert_matches);
+            check::<$t, Relaxed<$t, SMALL_SLACK>>(RELAXED_SMALL, $f, assert_matches_sampled);
+            check::<$t, Relaxed<$t, LARGE_SLACK>>(RELAXED_LARGE, $f, assert_matches_sampled);
         };
     }
     all!(i64, |i| i as i64 * 0x1_0000_0001 - (1 << 40));
@@ -1264,6 +1420,44 @@ fn long_histories_wrap_every_ring() {
     all!(f32, |i| f32::from_bits(
         (i as u32).wrapping_mul(0x0010_0001) % 0x7f80_0000
     ));
+}
+
+/// [`assert_matches`] with `get` at a few indices rather than every one: in the relaxed order
+/// each `get` searches for the window's start, which in a debug build costs tens of
+/// microseconds, too much for every element of every window of a long history. `to_vec`
+/// still checks every element.
+fn assert_matches_sampled<T: RefSample, M: MovingAverage<Item = T>>(
+    name: &str,
+    m: &M,
+    model: &Model<T>,
+) {
+    let items = model.to_vec();
+    let v = m.to_vec();
+    assert!(
+        same_slice(&v, &items),
+        "{name}: to_vec() = {}, expected {}",
+        abbreviate(&v),
+        abbreviate(&items)
+    );
+    assert_eq!(m.len(), items.len(), "{name}: len()");
+    assert_eq!(m.is_full(), model.is_full(), "{name}: is_full()");
+    check_sum(m.sum(), &items).unwrap_or_else(|e| panic!("{name}: {e}"));
+    check_average(m.average(), &items).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(same_option(m.oldest(), model.oldest()), "{name}: oldest()");
+    assert!(same_option(m.newest(), model.newest()), "{name}: newest()");
+    let n = items.len();
+    for i in [
+        0,
+        1,
+        n / 3,
+        n / 2,
+        n.saturating_sub(2),
+        n.saturating_sub(1),
+        n,
+        usize::MAX,
+    ] {
+        assert!(same_option(m.get(i), model.get(i)), "{name}: get({i})");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1291,17 +1485,22 @@ fn negative_power_of_two_sum_at_a_digit_boundary_ring() {
     check::<MutexAverage<f64>>("MutexAverage");
 }
 
-/// The same for `ShardedAverage`, whose reads use the full span of 66 limbs: the exact sum
-/// `-2^1038` (32768 copies of `-2^1023`) must read as `-inf` with average `-2^1023`.
+/// The same for `ShardedAverage` (strict, and relaxed with the large slack), whose reads use the full span of 66 limbs:
+/// the exact sum `-2^1038` (32768 copies of `-2^1023`) must read as `-inf` with average
+/// `-2^1023`.
 #[test]
 fn negative_power_of_two_sum_at_a_digit_boundary_sharded() {
-    let w = 32768;
-    let mut m = ShardedAverage::<f64>::new(w).unwrap();
-    let mut model = Model::new(w);
-    feed(&mut m, &mut model, &vec![-(exp2(1023)); w]);
-    assert_eq!(m.sum(), f64::NEG_INFINITY);
-    assert_eq!(m.average(), Some(-(exp2(1023))));
-    assert_matches("ShardedAverage", &m, &model);
+    fn check<M: MovingAverage<Item = f64>>(name: &str) {
+        let w = 32768;
+        let mut m = M::with_window(w).unwrap();
+        let mut model = Model::new(w);
+        feed(&mut m, &mut model, &vec![-(exp2(1023)); w]);
+        assert_eq!(m.sum(), f64::NEG_INFINITY, "{name}");
+        assert_eq!(m.average(), Some(-(exp2(1023))), "{name}");
+        assert_matches(name, &m, &model);
+    }
+    check::<ShardedAverage<f64>>("ShardedAverage");
+    check::<Relaxed<f64, LARGE_SLACK>>(RELAXED_LARGE);
 }
 
 // ---------------------------------------------------------------------------------------------
