@@ -409,3 +409,62 @@ fn owner_resumes_while_its_blocks_are_stolen() {
         assert_eq!(m.fast_average(), Some(int_mean(&w)));
     });
 }
+
+/// The fast read while another shard steals a block of an idle shard and writes into it. The
+/// main thread adds `1..=4` to a window of 3 (blocks of 2 under loom) and stops: its shard
+/// summarizes elements `1..4` (values 2, 3, 4) and holds block 0, where element 1 is. A second
+/// thread adds six elements; before its fourth it lets blocks be stolen, and its fourth add
+/// steals the main thread's block 0 (element 2, the first of block 1, has left the window)
+/// and its fifth and sixth write into it. A steal does not change the owner's `version`, so a
+/// fast read that loaded the counter after the second thread's second add (its window still
+/// holds element 3 of the main shard) and walks block 0 from the summary's start must see the
+/// block retired (`retired_below`) and give up: otherwise it takes the new elements for the
+/// idle shard's. Every average it returns is that of a window at a ticket at or after the
+/// read began, less at most its newest element (one add in flight).
+#[test]
+fn fast_read_during_steal() {
+    use loom::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    let window = 3;
+    let mine = [1i64, 2, 3, 4];
+    let late = [100i64, 200, 300, 400, 500, 600];
+    let adds: Vec<i64> = mine.iter().chain(&late).copied().collect();
+    let allowed: Vec<Option<f64>> = (6..=adds.len())
+        .flat_map(|t| {
+            let full = &adds[t - window..t];
+            [int_mean(full), int_mean(&full[..window - 1])]
+        })
+        .collect();
+    reference::model("fast_read_during_steal", 2, move || {
+        let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
+        for v in mine {
+            m.push(v);
+        }
+        let done = Arc::new(AtomicU64::new(0));
+        let h = {
+            let (m, done) = (m.clone(), done.clone());
+            thread::spawn(move || {
+                for (k, v) in late.into_iter().enumerate() {
+                    if k == 2 {
+                        // Earlier searches found nothing to steal and raised the threshold.
+                        m.steal_from_the_start();
+                    }
+                    m.push(v);
+                    done.store(k as u64 + 1, SeqCst);
+                }
+            })
+        };
+        while done.load(SeqCst) < 2 {
+            thread::yield_now();
+        }
+        if let Some(avg) = m.fast_average() {
+            assert!(
+                allowed.contains(&avg),
+                "fast average {avg:?} is not allowed"
+            );
+        }
+        h.join().unwrap();
+        assert_eq!(m.to_vec(), [400, 500, 600]);
+        assert_eq!(m.fast_average(), Some(Some(500.0)));
+        assert_eq!(m.exact_average(), Some(500.0));
+    });
+}
