@@ -35,8 +35,6 @@ pub(crate) struct Clock {
     /// Elements with stamps below this have left the window for good (a lower bound, raised
     /// by relaxed reads; see `select.rs`). Unused in the strict order.
     out_below: AtomicU64,
-    /// The ticket counter when `out_below` was last raised.
-    out_at: AtomicU64,
     /// The number of shards linked: sizes the batches.
     shards: AtomicU64,
     /// The slack `D`, at least 1.
@@ -73,7 +71,6 @@ impl Clock {
             next_ticket: AtomicU64::new(0),
             floor: AtomicU64::new(0),
             out_below: AtomicU64::new(0),
-            out_at: AtomicU64::new(0),
             shards: AtomicU64::new(0),
             slack,
         }
@@ -97,10 +94,9 @@ impl Clock {
     }
 
     /// A stamp for one add, from the thread's `batch`, drawing a new batch when the current one
-    /// is used up, expired, or older than an ordering point. Returns the stamp and whether a
-    /// batch was drawn.
+    /// is used up, expired, or older than an ordering point.
     #[inline(always)]
-    pub(crate) fn stamp(&self, batch: &mut Batch) -> (u64, bool) {
+    pub(crate) fn stamp(&self, batch: &mut Batch) -> u64 {
         // `--cfg mavg_planted_bug="stale_batch"` ignores the floor, which the loom models must
         // catch. Relaxed: ordering points need only coherence. An add that happens after an ordering
         // point loads a floor at least as high as the one it stored (write-read coherence), and
@@ -112,14 +108,14 @@ impl Clock {
         if batch.next < batch.end && ordered && batch.next.saturating_add(self.slack) >= now {
             let stamp = batch.next;
             batch.next += 1;
-            return (stamp, false);
+            return stamp;
         }
         self.draw(batch)
     }
 
     #[cold]
     #[inline(never)]
-    fn draw(&self, batch: &mut Batch) -> (u64, bool) {
+    fn draw(&self, batch: &mut Batch) -> u64 {
         // A batch used up earns one twice its size; one given up early is followed by one the
         // size of what was used of it (a power of two), so that tickets given up are at most
         // twice those used of the batch before (design note).
@@ -136,7 +132,7 @@ impl Clock {
             end: base + size,
             size,
         };
-        (base, true)
+        base
     }
 
     /// An ordering point: no batch drawn before it is used after it. Returns the ticket
@@ -160,16 +156,8 @@ impl Clock {
         self.out_below.load(Acquire)
     }
 
-    /// Whether the bound is more than `lag` tickets behind the counter.
-    pub(crate) fn out_below_is_stale(&self, lag: u64) -> bool {
-        let now = self.next_ticket.load(Relaxed);
-        self.out_at.load(Relaxed).saturating_add(lag) < now
-    }
-
-    /// Raises the bound to `stamp`, found by a read that loaded the counter `to`.
-    pub(crate) fn raise_out_below(&self, stamp: u64, to: u64) {
-        // Relaxed: a heuristic for when to look again.
-        self.out_at.fetch_max(to, Relaxed);
+    /// Raises the bound to `stamp`, the start of the window a read found.
+    pub(crate) fn raise_out_below(&self, stamp: u64) {
         if self.out_below.load(Relaxed) < stamp {
             // Release pairs with the Acquire in `out_below`.
             self.out_below.fetch_max(stamp, Release);

@@ -597,7 +597,12 @@ impl<T: Sample> Shard<T> {
     /// Returns the block, now the caller's.
     ///
     /// Safe to call from any thread at any time: the owner detects the steal (see `evict`).
-    pub(crate) fn steal(&self, pool: &Pool, out_below: u64) -> Option<u64> {
+    ///
+    /// With `idle_only`, only a shard whose newest element is below `out_below` is stolen
+    /// from: one whose thread stopped adding. (In the relaxed order the bound lags the window,
+    /// and an active owner retires its own blocks at its next add; a steal from it would only
+    /// make it re-seed.)
+    pub(crate) fn steal(&self, pool: &Pool, out_below: u64, idle_only: bool) -> Option<u64> {
         let published = &*self.published;
         // Acquire pairs with the Release store that ends an add: the table entries and slots
         // of the elements below `count` are written.
@@ -605,6 +610,15 @@ impl<T: Sample> Shard<T> {
         let j = published.retired_below.load(Acquire);
         if j + 2 > count >> self.geometry.shift {
             return None;
+        }
+        if idle_only {
+            // The newest element's block is never retired while the shard holds it.
+            let newest = count - 1;
+            let slots = self.slots(pool, newest >> self.geometry.shift);
+            let in_block = (newest & (self.geometry.block() - 1)) as usize;
+            if slots[in_block].ticket.load(Relaxed) >= out_below {
+                return None;
+            }
         }
         let number = self.table[(j & self.geometry.table_mask) as usize].load(Relaxed);
         // The oldest element that would remain, the first of block `j + 1`, must have left the
