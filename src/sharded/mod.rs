@@ -162,8 +162,8 @@ impl<T: Sample> ShardedAverage<T> {
     /// grant a window larger than the machine can hold; the process then fails later, when the
     /// kernel runs out of pages while the window fills (on Linux, the OOM killer), instead of
     /// getting [`WindowError::Alloc`] here. Where overcommit is off, or the request exceeds
-    /// what the kernel's heuristic allows (on this crate's 24 GiB test machine, `f64` windows
-    /// of `2^30`), the error comes here.
+    /// what the kernel's heuristic allows (`f64` windows of `2^30` ask for 53 GB of address
+    /// space), the error comes here.
     ///
     /// # Examples
     ///

@@ -699,6 +699,19 @@ impl<T: Sample> Shard<T> {
 const WALK: u32 = 64;
 
 impl<T: Sample> Shard<T> {
+    /// The published summary's words, loaded Relaxed: the caller validates them against
+    /// `version` (a sequence-lock read).
+    fn published_summary(&self) -> T::Summary {
+        let mut words = [0; 3];
+        for (w, word) in words
+            .iter_mut()
+            .zip(&self.published.summary[..T::Summary::WORDS])
+        {
+            *w = word.load(Relaxed);
+        }
+        <T::Summary as Summary<T>>::from_words(words)
+    }
+
     /// The summary of this shard's elements with tickets in `[from, to)`, and their number,
     /// from the published summary adjusted by at most [`WALK`] elements at either end; `None`
     /// if an add ran during the read or the adjustment would be longer.
@@ -740,14 +753,7 @@ impl<T: Sample> Shard<T> {
             // Blocks the summary covers were stolen (or `retired_below` is from a later add).
             return None;
         }
-        let mut words = [0; 3];
-        for (w, word) in words
-            .iter_mut()
-            .zip(&published.summary[..T::Summary::WORDS])
-        {
-            *w = word.load(Relaxed);
-        }
-        let mut summary = <T::Summary as Summary<T>>::from_words(words);
+        let mut summary = self.published_summary();
         let mut budget = WALK;
         let mut step = || {
             budget = budget.checked_sub(1)?;
@@ -814,13 +820,6 @@ impl<T: Sample> Shard<T> {
             // Written by a later add, or blocks the summary covers were stolen.
             return None;
         }
-        let mut words = [0; 3];
-        for (w, word) in words
-            .iter_mut()
-            .zip(&published.summary[..T::Summary::WORDS])
-        {
-            *w = word.load(Relaxed);
-        }
         let mut snapshot = Snapshot {
             cursor: Cursor::new(self, pool),
             version,
@@ -828,7 +827,7 @@ impl<T: Sample> Shard<T> {
             oldest,
             lo: start,
             hi: end,
-            summary: <T::Summary as Summary<T>>::from_words(words),
+            summary: self.published_summary(),
             budget: WALK,
         };
         while snapshot.hi > start && snapshot.cursor.ticket(snapshot.hi - 1) >= to {
