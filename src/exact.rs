@@ -80,7 +80,7 @@ pub(crate) fn add_int_digits<const L: usize>(
 }
 
 /// The bit format of an IEEE binary float, and where its value lands in the limbs.
-pub(crate) trait FloatFormat {
+pub trait FloatFormat {
     /// Bits of the stored significand.
     const MANT: u32;
     /// The exponent field, all ones.
@@ -95,7 +95,8 @@ pub(crate) trait FloatFormat {
 }
 
 /// `f64`: 52-bit significand, 11-bit exponent.
-pub(crate) struct F64;
+#[derive(Debug, Clone, Copy)]
+pub struct F64;
 
 impl FloatFormat for F64 {
     const MANT: u32 = 52;
@@ -105,7 +106,8 @@ impl FloatFormat for F64 {
 }
 
 /// `f32`: 23-bit significand, 8-bit exponent.
-pub(crate) struct F32;
+#[derive(Debug, Clone, Copy)]
+pub struct F32;
 
 impl FloatFormat for F32 {
     const MANT: u32 = 23;

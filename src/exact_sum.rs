@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::error::StateError;
+use crate::float_sum::FREE;
 use crate::running::RunningSum;
 use crate::sample::Sample;
 
@@ -74,7 +75,7 @@ impl<T: Sample> ExactSum<T> {
     /// The empty sum.
     pub fn new() -> Self {
         ExactSum {
-            sum: T::Running::EMPTY,
+            sum: T::Running::empty(FREE, false),
             updates: 0,
         }
     }

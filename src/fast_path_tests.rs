@@ -6,7 +6,7 @@
 //! `average()` and `sum()` of the ring must equal the shadow's bit for bit (NaN: both NaN).
 //!
 //! Each test (one per family) prints one line
-//! `fallback: <family> reads=<r> exact=<e> divisions=<d> seeds=<s>` from the thread-local
+//! `fallback: <family> reads=<r> exact=<e> divisions=<d> regrids=<g>` from the thread-local
 //! counters of `running::stats`:
 //! `cargo test --release --lib fast_path -- --nocapture 2>&1 | grep fallback:` gives a table.
 
@@ -285,7 +285,7 @@ struct Counts {
     reads: u64,
     exact: u64,
     divisions: u64,
-    seeds: u64,
+    regrids: u64,
 }
 
 struct Tally {
@@ -309,15 +309,15 @@ impl Tally {
             reads: reads_so_far() - self.reads,
             exact: e - self.stats.0,
             divisions: d - self.stats.1,
-            seeds: s - self.stats.2,
+            regrids: s - self.stats.2,
         }
     }
 
     fn report(self) -> Counts {
         let c = self.counts();
         eprintln!(
-            "fallback: {} reads={} exact={} divisions={} seeds={}",
-            self.name, c.reads, c.exact, c.divisions, c.seeds
+            "fallback: {} reads={} exact={} divisions={} regrids={}",
+            self.name, c.reads, c.exact, c.divisions, c.regrids
         );
         c
     }
@@ -406,7 +406,7 @@ fn windows() -> &'static [usize] {
 /// Pushes `period` cyclically: `window` pushes to fill, then `rounds` more. With
 /// `period.len() == window`, every full window holds one rotation of the period, so its sum
 /// and mean are those of the period: `mean_tie` / `sum_tie` give the value a tie in the mean /
-/// the sum must round to, and each such read must have taken the exact path and the division.
+/// the sum must round to, and each such read must have taken the exact division.
 fn run_periodic<T: Float>(
     label: &str,
     window: usize,
@@ -417,7 +417,7 @@ fn run_periodic<T: Float>(
 ) {
     assert!((mean_tie.is_none() && sum_tie.is_none()) || window % period.len() == 0);
     let mut c = Check::<T>::new(window, label);
-    let (e0, d0, _) = stats::snapshot();
+    let (_, d0, _) = stats::snapshot();
     let mut ties = 0u64;
     for i in 0..window + rounds {
         c.push_ok(period[i % period.len()]);
@@ -450,12 +450,7 @@ fn run_periodic<T: Float>(
             }
         }
     }
-    let (e1, d1, _) = stats::snapshot();
-    assert!(
-        e1 - e0 >= ties,
-        "{label}: {ties} tie reads but only {} took the exact path",
-        e1 - e0
-    );
+    let (_, d1, _) = stats::snapshot();
     assert!(
         d1 - d0 >= ties,
         "{label}: {ties} tie reads but only {} divisions",
@@ -1063,7 +1058,7 @@ fn non_finite<T: Float>(name: &'static str, max: f64, seed: u64) {
         recover(&mut c, &mut rng, -7.0);
     }
     let c = tally.report();
-    assert!(c.seeds > 0);
+    assert!(c.regrids > 0);
 }
 
 #[test]

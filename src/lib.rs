@@ -11,6 +11,8 @@ mod exact;
 mod exact_sum;
 #[cfg(test)]
 mod fast_path_tests;
+mod fixed;
+mod float_sum;
 mod mutex;
 mod ring;
 mod round;

@@ -36,9 +36,8 @@ pub struct RingAverage<T: Sample> {
     /// Index of the oldest element once `buf` is full (0 before).
     head: usize,
     window: usize,
-    /// `window` and `1 / window` as `f64`s: reads of a full window convert nothing.
+    /// `window` as an `f64`: reads of a full window convert nothing.
     window_f64: f64,
-    inv_window: f64,
     /// Exact sum of `buf` (with the certified estimate, for floats).
     sum: T::Running,
     /// The bits of the last average read since the last change, or [`NO_AVERAGE`]: a read of
@@ -58,7 +57,6 @@ impl<T: Sample> Clone for RingAverage<T> {
             head: self.head,
             window: self.window,
             window_f64: self.window_f64,
-            inv_window: self.inv_window,
             sum: self.sum.clone(),
             last_average: AtomicU64::new(self.last_average.load(Relaxed)),
         }
@@ -96,8 +94,7 @@ impl<T: Sample> RingAverage<T> {
             head: 0,
             window,
             window_f64: window as f64,
-            inv_window: 1.0 / window as f64,
-            sum: T::Running::EMPTY,
+            sum: T::Running::empty(window as u64, true),
             last_average: AtomicU64::new(NO_AVERAGE),
         })
     }
@@ -123,6 +120,9 @@ impl<T: Sample> RingAverage<T> {
             // Within the capacity reserved by `new`: never reallocates.
             self.buf.push(value);
             self.sum.add(value);
+            if self.sum.regrid_due() {
+                self.rebuild();
+            }
             None
         } else {
             let old = std::mem::replace(&mut self.buf[self.head], value);
@@ -131,8 +131,19 @@ impl<T: Sample> RingAverage<T> {
                 self.head = 0;
             }
             self.sum.replace(old, value);
+            if self.sum.regrid_due() {
+                self.rebuild();
+            }
             Some(old)
         }
+    }
+
+    /// Sums the elements again on a grid chosen for them (`float_sum.rs`).
+    #[cold]
+    #[inline(never)]
+    fn rebuild(&mut self) {
+        let (newer, older) = self.buf.split_at(self.head);
+        self.sum.rebuild(older, newer);
     }
 
     /// The elements oldest first, as two slices (the second is empty until the ring wraps).
@@ -184,10 +195,9 @@ impl<T: Sample> RingAverage<T> {
         }
         let n = self.buf.len();
         let mean = if n == self.window {
-            self.sum.mean(n as u64, self.window_f64, self.inv_window)
+            self.sum.mean(n as u64, self.window_f64)
         } else if n > 0 {
-            let nf = n as f64;
-            self.sum.mean(n as u64, nf, 1.0 / nf)
+            self.sum.mean(n as u64, n as f64)
         } else {
             return None;
         };
@@ -260,7 +270,7 @@ impl<T: Sample> MovingAverage for RingAverage<T> {
     fn clear(&mut self) {
         self.buf.clear();
         self.head = 0;
-        self.sum = T::Running::EMPTY;
+        self.sum = T::Running::empty(self.window as u64, true);
         store_mut(&mut self.last_average, NO_AVERAGE);
     }
 }

@@ -3,14 +3,26 @@
 
 use std::fmt::Debug;
 
-use crate::error::MAX_WINDOW;
 use crate::estimate::Estimate;
 use crate::exact::{
-    accumulate_float, add_int_digits, carry_limbs, int_limbs_value, int_mean, int_mean_any,
-    is_carried, narrow_digits, non_finite, round_float_limbs, signed_digits, unsigned_digits,
-    FloatFormat, LimbSum, Limbs, Span, F32, F64,
+    accumulate_float, add_int_digits, float_top, int_limbs_value, int_mean, int_mean_any,
+    narrow_digits, non_finite, round_float_limbs, signed_digits, unsigned_digits, FloatFormat,
+    LimbSum, Limbs, Span, F32, F64,
 };
-use crate::running::{estimate_of, FloatExact, FloatSum, IntSum, RunningSum, Summary};
+use crate::float_sum::FloatSum;
+use crate::running::{IntSum, RunningSum, Summary};
+
+/// An estimate seeded from exact float limbs `[span]` (weights `2^(32 i - bias)`): exact zero
+/// for a zero sum, and one that certifies nothing while `non_finite` elements are counted.
+fn estimate_of(limbs: &[i64], span: Span, bias: i32, non_finite: bool) -> Estimate {
+    if non_finite {
+        return Estimate::POISONED;
+    }
+    match float_top(limbs, span, bias) {
+        Some(top) => Estimate::seed(top.neg, top.mag, top.exp),
+        None => Estimate::ZERO,
+    }
+}
 
 /// What the crate needs of an element type beyond [`Sample`]. Sealed: the module is private,
 /// so only this crate implements it and none of its items is public API.
@@ -108,7 +120,9 @@ macro_rules! int {
         }
 
         impl RunningSum<$t> for IntSum {
-            const EMPTY: Self = IntSum(0);
+            fn empty(_: u64, _: bool) -> Self {
+                IntSum(0)
+            }
 
             #[inline(always)]
             fn add(&mut self, new: $t) {
@@ -123,7 +137,7 @@ macro_rules! int {
                 self.0
             }
             #[inline]
-            fn mean(&self, n: u64, nf: f64, _: f64) -> f64 {
+            fn mean(&self, n: u64, nf: f64) -> f64 {
                 int_mean(self.0, n, nf)
             }
             #[inline(always)]
@@ -218,7 +232,7 @@ macro_rules! float {
 
         impl Element for $t {
             type Limbs = [i64; $limbs];
-            type Running = FloatSum<$limbs>;
+            type Running = FloatSum<$format, $limbs>;
             type Summary = Estimate;
             const NUMERIC_LIMBS: usize = <$format as FloatFormat>::NUMERIC;
 
@@ -256,28 +270,6 @@ macro_rules! float {
                 non_finite(self, <$format as FloatFormat>::NUMERIC).unwrap_or_else(|| {
                     round_float_limbs(self, span, <$format as FloatFormat>::BIAS, n)
                 })
-            }
-        }
-
-        impl FloatExact for FloatSum<$limbs> {
-            const BIAS: i32 = <$format as FloatFormat>::BIAS;
-
-            fn non_finite(&self) -> Option<f64> {
-                non_finite(&self.limbs, <$format as FloatFormat>::NUMERIC)
-            }
-
-            fn limbs_and_span(&self) -> (&[i64], Span) {
-                (&self.limbs, self.span)
-            }
-
-            #[inline(always)]
-            fn estimate(&self) -> &Estimate {
-                &self.estimate
-            }
-
-            #[inline(always)]
-            fn estimate_mut(&mut self) -> &mut Estimate {
-                &mut self.estimate
             }
         }
 
@@ -338,96 +330,53 @@ macro_rules! float {
             }
         }
 
-        impl RunningSum<$t> for FloatSum<$limbs> {
-            const EMPTY: Self = FloatSum {
-                limbs: [0; $limbs],
-                span: Span::EMPTY,
-                estimate: Estimate::ZERO,
-            };
-
+        impl RunningSum<$t> for FloatSum<$format, $limbs> {
+            fn empty(elements: u64, window: bool) -> Self {
+                FloatSum::empty(elements, window)
+            }
             #[inline(always)]
             fn add(&mut self, new: $t) {
-                let touched = new.add_to(&mut self.limbs);
-                self.span.cover(touched.lo, touched.hi);
-                self.estimate.replace(0.0, f64::from(new));
-                if self.estimate.maintenance_due() {
-                    self.maintain();
-                }
+                FloatSum::add(self, new.to_bits().into());
             }
             #[inline(always)]
             fn replace(&mut self, old: $t, new: $t) {
-                old.sub_from(&mut self.limbs);
-                let touched = new.add_to(&mut self.limbs);
-                self.span.cover(touched.lo, touched.hi);
-                // Non-finite values go in too: they poison the estimate until maintenance
-                // re-seeds it, after they have left.
-                self.estimate.replace(f64::from(old), f64::from(new));
-                if self.estimate.maintenance_due() {
-                    self.maintain();
-                }
+                FloatSum::replace(self, old.to_bits().into(), new.to_bits().into());
             }
             #[inline]
             fn sum(&self) -> f64 {
-                self.certified_sum()
+                FloatSum::mean(self, 1, 1.0)
             }
             #[inline]
-            fn mean(&self, n: u64, nf: f64, inv: f64) -> f64 {
-                self.certified_mean(n, nf, inv)
+            fn mean(&self, n: u64, nf: f64) -> f64 {
+                FloatSum::mean(self, n, nf)
             }
             #[inline(always)]
             fn remove(&mut self, old: $t) {
-                let touched = old.sub_from(&mut self.limbs);
-                self.span.cover(touched.lo, touched.hi);
-                self.estimate.replace(f64::from(old), 0.0);
-                if self.estimate.maintenance_due() {
-                    self.maintain();
-                }
+                FloatSum::remove(self, old.to_bits().into());
             }
             fn merge(&mut self, other: &Self) {
-                for (limb, theirs) in self.limbs.iter_mut().zip(&other.limbs) {
-                    *limb = limb.wrapping_add(*theirs);
-                }
-                if other.span.lo <= other.span.hi {
-                    self.span.cover(other.span.lo, other.span.hi);
-                }
-                self.estimate.merge(&other.estimate);
-                self.maintain();
+                FloatSum::merge(self, other);
             }
             fn normalize(&mut self) {
-                self.span = carry_limbs(&mut self.limbs[..<$format as FloatFormat>::NUMERIC]);
+                FloatSum::normalize(self);
             }
             const STATE_LEN: usize = $limbs;
             fn write_state(&self, out: &mut Vec<i64>) {
-                let mut limbs = self.limbs;
-                carry_limbs(&mut limbs[..<$format as FloatFormat>::NUMERIC]);
-                out.extend_from_slice(&limbs);
+                FloatSum::write_state(self, out);
             }
             fn read_state(words: &[i64]) -> Option<Self> {
-                let limbs: [i64; $limbs] = words.try_into().ok()?;
-                if !is_carried(&limbs[..<$format as FloatFormat>::NUMERIC]) {
-                    return None;
-                }
-                let mut sum = FloatSum {
-                    limbs,
-                    span: Span::EMPTY,
-                    estimate: Estimate::ZERO,
-                };
-                sum.span = carry_limbs(&mut sum.limbs[..<$format as FloatFormat>::NUMERIC]);
-                sum.estimate = estimate_of(
-                    &sum.limbs,
-                    sum.span,
-                    <$format as FloatFormat>::BIAS,
-                    non_finite(&sum.limbs, <$format as FloatFormat>::NUMERIC).is_some(),
-                );
-                Some(sum)
+                FloatSum::read_state(words)
             }
             fn mean_of(&self, n: u64) -> f64 {
-                if n <= MAX_WINDOW as u64 {
-                    let nf = n as f64;
-                    self.certified_mean(n, nf, 1.0 / nf)
-                } else {
-                    self.exact(n)
-                }
+                FloatSum::mean(self, n, n as f64)
+            }
+            #[inline(always)]
+            fn regrid_due(&self) -> bool {
+                FloatSum::regrid_due(self)
+            }
+            fn rebuild(&mut self, first: &[$t], second: &[$t]) {
+                let bits = first.iter().chain(second).map(|x| u64::from(x.to_bits()));
+                FloatSum::rebuild(self, bits);
             }
         }
     };

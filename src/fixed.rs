@@ -1,0 +1,316 @@
+//! The fixed-point sum of floats: most windows' exact sum in one `i128`.
+//!
+//! A finite float is `m * 2^(p - BIAS)` with an integer significand `m < 2^(MANT + 1)` and `p`
+//! its position counted from the smallest subnormal (`exact.rs`). On a *grid* `g`, a float
+//! with `g <= p <= g + shift_limit` is the integer `m << (p - g)` in units of `2^(g - BIAS)`,
+//! below `2^(MANT + 1 + shift_limit)`. A window holds at most `E` elements, and the shift
+//! limit is chosen so that `E` such integers sum to less than `2^127` in magnitude
+//! ([`shift_limit`]): then an `i128` updated with wrapping arithmetic holds the exact sum of
+//! the elements on the grid, whatever passed through before (the same argument as for the
+//! limbs). Adding such an element is a shift and a 128-bit addition.
+//!
+//! Elements off the grid (too small, too large, non-finite) go to the exact limbs, which then
+//! hold only those. While the limbs are zero, a read divides the fixed-point sum by `n` and
+//! proves the rounding in integers ([`fixed_mean`]); otherwise it adds the fixed-point sum
+//! into a copy of the limbs and rounds that once.
+
+use crate::exact::FloatFormat;
+use crate::round::div_round;
+
+/// The grid of a sum that has seen no nonzero finite value: every position is off it, since
+/// `p - GRID_UNSET` wraps to at least `2^31`.
+pub(crate) const GRID_UNSET: u32 = 1 << 31;
+
+/// The largest shift `p - g` that keeps the sum of `elements` values on the grid below
+/// `2^127` in magnitude: each is below `2^(MANT + 1 + shift)`, and `elements <= 2^k` of them
+/// are below `2^(MANT + 1 + shift + k)`.
+pub(crate) const fn shift_limit<F: FloatFormat>(elements: u64) -> u32 {
+    let k = if elements <= 1 {
+        0
+    } else {
+        64 - (elements - 1).leading_zeros()
+    };
+    // `elements <= 2^30` for every caller, so this is at least `127 - 54 - 30 = 43` for f64.
+    127 - (F::MANT + 1) - k
+}
+
+/// The highest grid for format `F`: the non-finite values (position `EXP_MASK - 1`) stay off
+/// it for any shift limit, and a fixed-point sum folded into the limbs at the grid fits in
+/// them (five 32-bit digits from limb `g / 32`, see [`fold_into_limbs`]).
+pub(crate) const fn grid_max<F: FloatFormat>(shift_limit: u32) -> u32 {
+    let below_non_finite = (F::EXP_MASK - 1) as u32 - shift_limit - 1;
+    let fits_limbs = 32 * (F::NUMERIC as u32 - 5) + 31;
+    if below_non_finite < fits_limbs {
+        below_non_finite
+    } else {
+        fits_limbs
+    }
+}
+
+/// A float's sign, integer significand and position, from its bits (for any float, finite or
+/// not: non-finite values have position `EXP_MASK - 1`).
+#[inline(always)]
+pub(crate) fn decompose<F: FloatFormat>(bits: u64) -> (bool, u64, u32) {
+    let sign = (bits >> (F::MANT + F::EXP_MASK.count_ones())) & 1 == 1;
+    let e = (bits >> F::MANT) & F::EXP_MASK;
+    let normal = u64::from(e != 0);
+    let m = (bits & ((1u64 << F::MANT) - 1)) | (normal << F::MANT);
+    (sign, m, (e - normal) as u32)
+}
+
+/// The signed value of `m << shift`, for `shift <=` a [`shift_limit`]: exact in an `i128`.
+#[inline(always)]
+pub(crate) fn on_grid(sign: bool, m: u64, shift: u32) -> i128 {
+    let v = i128::from(m) << shift;
+    let s = -i128::from(sign);
+    (v ^ s) - s
+}
+
+/// `2^e` for `e` in the normal exponent range, from its bits.
+#[inline(always)]
+fn pow2(e: i32) -> f64 {
+    debug_assert!((-1022..=1023).contains(&e));
+    f64::from_bits(((e + 1023) as u64) << 52)
+}
+
+const HIDDEN: u64 = 1 << 52;
+
+/// The correctly rounded `fixed * 2^unit / n`: a fixed-point sum in units of `2^unit` divided
+/// by its `n >= 1` elements; `nf` is `n` as an `f64` (rounded if `n > 2^53`).
+///
+/// The candidate `q` is the top bits of `|fixed|` rounded to 53, divided by `nf` and scaled:
+/// within one and a half units in its last place of the exact quotient, so the correctly
+/// rounded one is `q` or a neighbour. The residual `|fixed| - q n`, computed exactly in
+/// integers, picks it: with `a = n * ulp(q)` (in the sum's units), `|2 r| < a` means `q`, and
+/// `a < 2 r < 3 a` (`-3 a < 2 r < -a`) the neighbour above (below). Ties, residuals outside
+/// those bounds, candidates next to a power of two (where the gap changes) and results outside
+/// the normal range go to the exact division [`div_round`]. The proof is in
+/// `notes/design.md` (*The fixed-point window*).
+#[inline(always)]
+pub(crate) fn fixed_mean(fixed: i128, unit: i32, n: u64, nf: f64) -> f64 {
+    if fixed == 0 {
+        return 0.0;
+    }
+    let neg = fixed < 0;
+    let mag = fixed.unsigned_abs();
+    let lz = mag.leading_zeros();
+    // The top 64 bits, rounded to 53 (a carry out makes exactly 2^53, still exact).
+    let top = ((mag << lz) >> 64) as u64;
+    let rounded = ((top >> 10) + 1) >> 1;
+    // mag ~ rounded * 2^(75 - lz), so the quotient is ~ rounded / n * 2^(unit + 75 - lz).
+    let e = unit + 75 - lz as i32;
+    if !(-1022..=1023).contains(&e) {
+        return exact_mean(neg, mag, unit, n);
+    }
+    let q = rounded as i64 as f64 / nf * pow2(e);
+    let bits = q.to_bits();
+    let biased = (bits >> 52) as i32;
+    // Zero, subnormal, infinite or NaN candidates: the exact division.
+    if biased == 0 || biased == 0x7ff {
+        return exact_mean(neg, mag, unit, n);
+    }
+    let m = (bits & (HIDDEN - 1)) | HIDDEN;
+    // q = m * 2^lsb; in the sum's units, q n = m n 2^d.
+    let d = biased - 1075 - unit;
+    let mn = u128::from(m) * u128::from(n);
+    // r = |fixed| - q n and a = n ulp(q), both scaled by 2^-d when d < 0 (exact: both sides
+    // are then integers below 2^118); |r| < 2^127 since q is close, so wrapping is exact.
+    let (r, a) = if d >= 0 {
+        let d = d as u32;
+        (mag.wrapping_sub(mn << d) as i128, i128::from(n) << d)
+    } else {
+        let d = (-d) as u32;
+        ((mag << d).wrapping_sub(mn) as i128, i128::from(n))
+    };
+    let t = r.wrapping_mul(2);
+    let k = i64::from(t > a) - i64::from(t < -a);
+    let m2 = m as i64 + k;
+    let settled = t != a && t != -a && t < 3 * a && t > -3 * a;
+    if !(settled && m2 > HIDDEN as i64 && m2 < 2 * HIDDEN as i64) {
+        return exact_mean(neg, mag, unit, n);
+    }
+    f64::from_bits(bits.wrapping_add(k as u64) | (u64::from(neg) << 63))
+}
+
+/// The exact division of a fixed-point sum, for what the integer certificate leaves.
+#[cold]
+#[inline(never)]
+fn exact_mean(neg: bool, mag: u128, unit: i32, n: u64) -> f64 {
+    #[cfg(test)]
+    crate::running::stats::count(&crate::running::stats::DIVISIONS);
+    div_round(neg, mag, unit, false, n)
+}
+
+/// Adds the fixed-point sum `fixed` on grid `grid` (units of `2^(grid - BIAS)`) to float limbs
+/// of format `F` (limb `i` counts `2^(32 i - BIAS)`): five digits from limb `grid / 32`, the
+/// top one signed. The grid is at most [`grid_max`], so they fit.
+pub(crate) fn fold_into_limbs<F: FloatFormat>(
+    fixed: i128,
+    grid: u32,
+    limbs: &mut [i64],
+) -> (usize, usize) {
+    debug_assert!(grid <= grid_max::<F>(0));
+    let idx = (grid / 32) as usize;
+    let s = grid % 32;
+    // fixed * 2^s as 160 bits: a low u128 and a signed top digit.
+    let low = (fixed as u128) << s;
+    let top = if s == 0 {
+        fixed >> 127
+    } else {
+        fixed >> (128 - s)
+    } as i64;
+    for j in 0..4 {
+        let digit = i64::from((low >> (32 * j)) as u32);
+        limbs[idx + j] = limbs[idx + j].wrapping_add(digit);
+    }
+    limbs[idx + 4] = limbs[idx + 4].wrapping_add(top);
+    (idx, idx + 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exact::{F32, F64};
+
+    /// xorshift64*: a fixed-seed generator of our own.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    fn oracle(fixed: i128, unit: i32, n: u64) -> f64 {
+        if fixed == 0 {
+            0.0
+        } else {
+            div_round(fixed < 0, fixed.unsigned_abs(), unit, false, n)
+        }
+    }
+
+    #[test]
+    fn shift_limits_and_grids() {
+        assert_eq!(shift_limit::<F64>(1), 74);
+        assert_eq!(shift_limit::<F64>(2), 73);
+        assert_eq!(shift_limit::<F64>(1024), 64);
+        assert_eq!(shift_limit::<F64>(1025), 63);
+        assert_eq!(shift_limit::<F64>(1 << 30), 44);
+        assert_eq!(shift_limit::<F32>(1 << 30), 73);
+        // Infinity (position 2046) is off every grid; f64::MAX (2045) is on the highest.
+        let limit = shift_limit::<F64>(1);
+        let g = grid_max::<F64>(limit);
+        assert!(2046 - g > limit && 2045 - g <= limit);
+        assert!(254 - grid_max::<F32>(shift_limit::<F32>(1)) > shift_limit::<F32>(1));
+        assert_eq!(decompose::<F64>(1.0f64.to_bits()), (false, 1 << 52, 1022));
+        assert_eq!(
+            decompose::<F64>(f64::MIN_POSITIVE.to_bits()),
+            (false, 1 << 52, 0)
+        );
+        assert_eq!(decompose::<F64>(5e-324f64.to_bits()), (false, 1, 0));
+        assert_eq!(decompose::<F64>((-0.0f64).to_bits()), (true, 0, 0));
+        assert_eq!(decompose::<F64>(f64::INFINITY.to_bits()).2, 2046);
+        assert_eq!(
+            decompose::<F32>(u64::from(1.5f32.to_bits())),
+            (false, 3 << 22, 126)
+        );
+    }
+
+    #[test]
+    fn means_match_the_exact_division() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut mismatches = Vec::new();
+        for i in 0..200_000u64 {
+            let bits = 1 + rng.next() % 126;
+            let mag = (u128::from(rng.next()) << 64 | u128::from(rng.next())) >> (128 - bits);
+            let fixed = if rng.next() & 1 == 0 {
+                mag as i128
+            } else {
+                -(mag as i128)
+            };
+            let n = match i % 4 {
+                0 => 1 + rng.next() % 1024,
+                1 => 1 + rng.next() % (1 << 30),
+                2 => 1 << (rng.next() % 31),
+                _ => 1 + rng.next() % 7,
+            };
+            let unit = -1100 + (rng.next() % 2000) as i32;
+            let got = fixed_mean(fixed, unit, n, n as f64);
+            let want = oracle(fixed, unit, n);
+            if got.to_bits() != want.to_bits() {
+                mismatches.push((fixed, unit, n, got, want));
+            }
+        }
+        assert!(
+            mismatches.is_empty(),
+            "{:?}",
+            &mismatches[..mismatches.len().min(5)]
+        );
+    }
+
+    #[test]
+    fn every_branch_by_value() {
+        let check = |fixed: i128, unit: i32, n: u64| {
+            let want = oracle(fixed, unit, n);
+            let got = fixed_mean(fixed, unit, n, n as f64);
+            assert_eq!(got.to_bits(), want.to_bits(), "{fixed} 2^{unit} / {n}");
+            got
+        };
+        // Exact ties: (2^53 + 1) / 1 and 3 * (2^53 + 1) / 3 round to even.
+        assert_eq!(check((1 << 53) + 1, 0, 1), 9007199254740992.0);
+        assert_eq!(check(3 * ((1 << 53) + 1), 0, 3), 9007199254740992.0);
+        assert_eq!(check(-3 * ((1 << 53) + 3), 0, 3), -9007199254740996.0);
+        // Just below a power of two, where the gap halves: window 3 over q, 2q and
+        // next_down(3 * 2^-54) with q = 1 - 2^-53, in units of 2^-107.
+        let q = (1i128 << 107) - (1 << 54);
+        let third = 3 * (1i128 << 53) - 4;
+        assert_eq!(check(3 * q + third, -107, 3), 1.0 - f64::EPSILON / 2.0);
+        assert_eq!(check(3 * q + third + 4, -107, 3), 1.0);
+        assert_eq!(check(3 * q + third + 8, -107, 3), 1.0);
+        // Powers of two and their neighbours.
+        for k in [0, 1, 52, 53, 54, 100, 126] {
+            for delta in [-2i128, -1, 0, 1, 2] {
+                let v = (1i128 << k) + delta;
+                if v > 0 {
+                    for n in [1, 2, 3, 1023, 1 << 26, (1 << 26) + 1, 1 << 30] {
+                        check(v, -30, n);
+                        check(-v, 7, n);
+                    }
+                }
+            }
+        }
+        // Means in (2^-969, 2^-968) and near the subnormals, and near overflow.
+        check(3 << 100, -1070, 1);
+        check(3 << 100, -1070, 5);
+        check(1, -1074, 1);
+        check(5, -1075, 2);
+        check((1 << 120) - 1, 1000, 1);
+        check((1 << 120) - 1, 904, 1);
+        // Counts beyond 2^53: `nf` is rounded, the residual is not.
+        check(u64::MAX as i128 * 3, 0, u64::MAX);
+        check(i128::MAX, -10, (1 << 53) + 1);
+    }
+
+    #[test]
+    fn folding_into_limbs_keeps_the_value() {
+        use crate::exact::{round_float_limbs, Span};
+        for (fixed, grid) in [
+            (1i128, 0u32),
+            (-1, 5),
+            (i128::MAX, 31),
+            (i128::MIN + 1, 33),
+            (12345, 1971),
+        ] {
+            let mut limbs = [0i64; 69];
+            let (lo, hi) = fold_into_limbs::<F64>(fixed, grid, &mut limbs);
+            let got = round_float_limbs(&limbs, Span { lo, hi }, 1074, 1);
+            assert_eq!(
+                got,
+                oracle(fixed, grid as i32 - 1074, 1),
+                "{fixed} on {grid}"
+            );
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The running sum of a float window: a fixed-point sum for the elements on its grid
+//! (`fixed.rs`) and exact limbs (`exact.rs`) for the rest.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use crate::exact::{
+    accumulate_float, carry_limbs, float_top, is_carried, non_finite, FloatFormat, Span,
+};
+use crate::fixed::{
+    decompose, fixed_mean, fold_into_limbs, grid_max, on_grid, shift_limit, GRID_UNSET,
+};
+
+/// A fixed-point sum below `2^96` in magnitude takes `2^30` more updates of a free sum without
+/// reaching `2^127` ([`FREE`]).
+const SETTLED: u128 = 1 << 96;
+
+/// The exact sum of float elements of format `F` with `L` limbs.
+///
+/// Exact at all times: the value is `fixed * 2^(grid - BIAS)` plus the value of the limbs.
+pub struct FloatSum<F, const L: usize> {
+    /// The sum of the elements on the grid, in units of `2^(grid - BIAS)` (wrapping: exact while
+    /// those elements are fewer than `elements`, see `fixed.rs`).
+    fixed: i128,
+    /// The grid, or [`GRID_UNSET`] until the first nonzero finite element.
+    grid: u32,
+    /// The largest position above the grid that an element on it may have.
+    shift_limit: u32,
+    /// Zero only while every limb is zero; otherwise the number of elements off the grid, or 1
+    /// where that number is not known. Reads take the fixed-point path while it is zero.
+    off_grid: i64,
+    /// Updates off the grid since the grid was chosen, and how many make a window choose again.
+    off_grid_updates: u64,
+    regrid_after: u64,
+    /// The most elements the sum holds at once (the window), or `2^30` for free sums.
+    elements: u64,
+    limbs: [i64; L],
+    /// The limbs that may be nonzero.
+    span: Span,
+    format: PhantomData<fn() -> F>,
+}
+
+impl<F, const L: usize> Clone for FloatSum<F, L> {
+    fn clone(&self) -> Self {
+        FloatSum {
+            limbs: self.limbs,
+            format: PhantomData,
+            ..*self
+        }
+    }
+}
+
+impl<F, const L: usize> fmt::Debug for FloatSum<F, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FloatSum")
+            .field("fixed", &self.fixed)
+            .field("grid", &self.grid)
+            .field("off_grid", &self.off_grid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sums that are not windows never choose their grid again.
+const NEVER: u64 = u64::MAX;
+
+/// What free sums (no window) pass as their element count: between two carry propagations
+/// they take at most `2^30` updates after a fixed-point sum below [`SETTLED`], and
+/// `2^96 + 2^30 * 2^(MANT + 1 + shift_limit(2^31)) < 2^127`.
+pub(crate) const FREE: u64 = 1 << 31;
+
+impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
+    /// The sum of no elements, for windows of at most `elements <= 2^30` elements, or for free
+    /// sums ([`FREE`]).
+    pub(crate) fn empty(elements: u64, window: bool) -> Self {
+        debug_assert!((1..=FREE).contains(&elements));
+        FloatSum {
+            fixed: 0,
+            grid: GRID_UNSET,
+            shift_limit: shift_limit::<F>(elements),
+            off_grid: 0,
+            off_grid_updates: 0,
+            regrid_after: if window { elements } else { NEVER },
+            elements,
+            limbs: [0; L],
+            span: Span::EMPTY,
+            format: PhantomData,
+        }
+    }
+
+    /// The element with these bits as a multiple of the grid unit, if it is on the grid.
+    #[inline(always)]
+    fn on_grid(&self, bits: u64) -> Option<i128> {
+        let (sign, m, p) = decompose::<F>(bits);
+        let shift = p.wrapping_sub(self.grid);
+        (shift <= self.shift_limit).then(|| on_grid(sign, m, shift))
+    }
+
+    #[inline(always)]
+    pub(crate) fn add(&mut self, bits: u64) {
+        match self.on_grid(bits) {
+            Some(v) => self.fixed = self.fixed.wrapping_add(v),
+            None => self.off_grid_update(bits, false),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn remove(&mut self, bits: u64) {
+        match self.on_grid(bits) {
+            Some(v) => self.fixed = self.fixed.wrapping_sub(v),
+            None => self.off_grid_update(bits, true),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn replace(&mut self, old: u64, new: u64) {
+        match (self.on_grid(old), self.on_grid(new)) {
+            (Some(o), Some(v)) => self.fixed = self.fixed.wrapping_add(v.wrapping_sub(o)),
+            _ => {
+                self.remove(old);
+                self.add(new);
+            }
+        }
+    }
+
+    /// Adds or removes an element off the grid: a zero (nothing to do), the first nonzero
+    /// finite element (which places the grid), or one for the limbs.
+    #[cold]
+    #[inline(never)]
+    fn off_grid_update(&mut self, bits: u64, remove: bool) {
+        let (_, m, p) = decompose::<F>(bits);
+        let finite = p < (F::EXP_MASK - 1) as u32;
+        if finite && m == 0 {
+            return;
+        }
+        if finite && self.grid == GRID_UNSET {
+            // Nothing nonzero and finite was ever on a grid: every element so far is zero or
+            // non-finite, off any grid, so a grid can be chosen now.
+            self.grid = self.grid_for(m, p);
+            if let Some(v) = self.on_grid(bits) {
+                self.fixed = if remove {
+                    self.fixed.wrapping_sub(v)
+                } else {
+                    self.fixed.wrapping_add(v)
+                };
+                return;
+            }
+        }
+        let touched = accumulate_float::<F, L>(bits, &mut self.limbs, remove);
+        if touched.lo <= touched.hi {
+            self.span.cover(touched.lo, touched.hi);
+        }
+        self.off_grid += if remove { -1 } else { 1 };
+        self.off_grid_updates += 1;
+        if self.off_grid == 0 {
+            self.settle_off_grid();
+        }
+    }
+
+    /// A grid on which a first element of significand `m` at position `p` has about as much
+    /// room above as below: full-significand values from `2^(limit / 2)` times smaller to
+    /// `2^(limit / 2)` times larger fit.
+    fn grid_for(&self, m: u64, p: u32) -> u32 {
+        let top = p + 63 - m.leading_zeros();
+        (top.saturating_sub(F::MANT + self.shift_limit / 2)).min(grid_max::<F>(self.shift_limit))
+    }
+
+    /// Keeps the invariant of `off_grid` when it reaches zero: zero means the limbs are zero.
+    fn settle_off_grid(&mut self) {
+        if self.limbs.iter().all(|&l| l == 0) {
+            self.span = Span::EMPTY;
+        } else {
+            self.off_grid = 1;
+        }
+    }
+
+    /// The correctly rounded mean of `n >= 1` elements; `nf` is `n` as an `f64`.
+    #[inline(always)]
+    pub(crate) fn mean(&self, n: u64, nf: f64) -> f64 {
+        if self.off_grid == 0 {
+            fixed_mean(self.fixed, self.unit(), n, nf)
+        } else {
+            self.exact(n)
+        }
+    }
+
+    /// The exponent of the grid unit (any value while the fixed-point sum is zero).
+    #[inline(always)]
+    fn unit(&self) -> i32 {
+        self.grid as i32 - F::BIAS
+    }
+
+    /// The limbs with the fixed-point sum added, and the span of those that may be nonzero.
+    fn total_limbs(&self) -> ([i64; L], Span) {
+        let mut limbs = self.limbs;
+        let mut span = self.span;
+        if self.fixed != 0 {
+            let (lo, hi) = fold_into_limbs::<F>(self.fixed, self.grid, &mut limbs);
+            span.cover(lo, hi);
+        }
+        (limbs, span)
+    }
+
+    /// The exact path: the non-finite counters, then the limbs and the fixed-point sum rounded
+    /// once.
+    #[cold]
+    #[inline(never)]
+    fn exact(&self, n: u64) -> f64 {
+        #[cfg(test)]
+        crate::running::stats::count(&crate::running::stats::EXACT);
+        if let Some(v) = non_finite(&self.limbs, F::NUMERIC) {
+            return v;
+        }
+        let (limbs, span) = self.total_limbs();
+        let Some(top) = float_top(&limbs, span, F::BIAS) else {
+            return 0.0;
+        };
+        #[cfg(test)]
+        crate::running::stats::count(&crate::running::stats::DIVISIONS);
+        top.div_round(n)
+    }
+
+    /// Whether a window should choose its grid again ([`rebuild`](Self::rebuild)): enough
+    /// updates went off the grid since it was chosen.
+    #[inline(always)]
+    pub(crate) fn regrid_due(&self) -> bool {
+        self.off_grid_updates >= self.regrid_after
+    }
+
+    /// Chooses the grid again for the window's elements, given by their bits, and sums them
+    /// again: after `N` updates off the grid, so `O(1)` per such update amortized.
+    ///
+    /// The grid covers every nonzero finite element if their positions fit within the shift
+    /// limit; otherwise the one of three that covers the most: from the lowest position, up to
+    /// the highest, or around the newest element (data whose scale moved).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn rebuild(&mut self, elements: impl Iterator<Item = u64> + Clone) {
+        #[cfg(test)]
+        crate::running::stats::count(&crate::running::stats::REGRIDS);
+        let nonzero_finite = |bits: u64| {
+            let (_, m, p) = decompose::<F>(bits);
+            (m != 0 && p < (F::EXP_MASK - 1) as u32).then_some((m, p))
+        };
+        let (mut lo, mut hi, mut newest) = (u32::MAX, 0, None);
+        for (m, p) in elements.clone().filter_map(nonzero_finite) {
+            lo = lo.min(p);
+            hi = hi.max(p);
+            newest = Some((m, p));
+        }
+        let limit = self.shift_limit;
+        let highest = grid_max::<F>(limit);
+        let grid = match newest {
+            None => GRID_UNSET,
+            Some(_) if hi - lo <= limit => lo.min(highest),
+            Some((m, p)) => {
+                let candidates = [lo, hi - limit, self.grid_for(m, p)].map(|g| g.min(highest));
+                let mut covered = [0u64; 3];
+                for (_, p) in elements.clone().filter_map(nonzero_finite) {
+                    for (count, g) in covered.iter_mut().zip(candidates) {
+                        *count += u64::from(p.wrapping_sub(g) <= limit);
+                    }
+                }
+                let best = (0..3).max_by_key(|&i| (covered[i], 3 - i)).unwrap_or(0);
+                candidates[best]
+            }
+        };
+        *self = FloatSum::empty(self.elements, true);
+        self.grid = grid;
+        for bits in elements {
+            self.add(bits);
+        }
+        self.off_grid_updates = 0;
+    }
+
+    /// Adds every element of `other`, whose limbs must be carried.
+    pub(crate) fn merge(&mut self, other: &Self) {
+        for (limb, theirs) in self.limbs.iter_mut().zip(&other.limbs) {
+            *limb = limb.wrapping_add(*theirs);
+        }
+        if other.span.lo <= other.span.hi {
+            self.span.cover(other.span.lo, other.span.hi);
+        }
+        if other.fixed != 0 {
+            if self.fixed == 0 {
+                self.grid = other.grid;
+            }
+            match self.fixed.checked_add(other.fixed) {
+                Some(sum) if self.grid == other.grid && sum.unsigned_abs() < SETTLED => {
+                    self.fixed = sum;
+                }
+                _ => {
+                    let (lo, hi) = fold_into_limbs::<F>(other.fixed, other.grid, &mut self.limbs);
+                    self.span.cover(lo, hi);
+                }
+            }
+        }
+        self.off_grid = self.off_grid.wrapping_add(other.off_grid);
+        self.off_grid = if self.limbs.iter().all(|&l| l == 0) {
+            self.span = Span::EMPTY;
+            0
+        } else {
+            self.off_grid.max(1)
+        };
+    }
+
+    /// Propagates the limbs' carries, and moves a fixed-point sum of `2^96` or more into them,
+    /// so that the sum takes `2^30` more updates.
+    pub(crate) fn normalize(&mut self) {
+        if self.fixed.unsigned_abs() >= SETTLED {
+            fold_into_limbs::<F>(self.fixed, self.grid, &mut self.limbs);
+            self.fixed = 0;
+        }
+        self.span = carry_limbs(&mut self.limbs[..F::NUMERIC]);
+        let zero = self.limbs[F::NUMERIC..].iter().all(|&l| l == 0) && self.span.lo > self.span.hi;
+        self.off_grid = if zero { 0 } else { self.off_grid.max(1) };
+    }
+
+    /// Appends the canonical words: the limbs of the whole sum, carried.
+    pub(crate) fn write_state(&self, out: &mut Vec<i64>) {
+        let (mut limbs, _) = self.total_limbs();
+        carry_limbs(&mut limbs[..F::NUMERIC]);
+        out.extend_from_slice(&limbs);
+    }
+
+    /// The sum whose canonical words these are, or `None` if they are not canonical.
+    pub(crate) fn read_state(words: &[i64]) -> Option<Self> {
+        let limbs: [i64; L] = words.try_into().ok()?;
+        if !is_carried(&limbs[..F::NUMERIC]) {
+            return None;
+        }
+        let mut sum = FloatSum::empty(FREE, false);
+        sum.limbs = limbs;
+        sum.normalize();
+        Some(sum)
+    }
+}
