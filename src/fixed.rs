@@ -132,6 +132,87 @@ pub(crate) fn fixed_mean(fixed: i128, unit: i32, n: u64, nf: f64) -> f64 {
     f64::from_bits(bits.wrapping_add(k as u64) | (u64::from(neg) << 63))
 }
 
+/// `1 / n` for a window's fixed size `n`, so that reads of a full window divide by
+/// multiplying: `mu = floor((2^(127 + b) - 1) / n)` with `b` the bit length of `n`, so that
+/// `2^127 <= mu < 2^128` and `2^(127 + b) / n = mu + delta` with `0 < delta < 2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reciprocal {
+    mu: u128,
+    bits: u32,
+    n: u64,
+}
+
+impl Reciprocal {
+    /// The reciprocal of `1 <= n <= 2^32`.
+    pub(crate) fn new(n: u64) -> Reciprocal {
+        assert!((1..=1 << 32).contains(&n), "reciprocal of {n}");
+        let bits = 64 - n.leading_zeros();
+        let n128 = u128::from(n);
+        // 2^(127 + b) - 1 = (2^(b-1) - 1) 2^128 + (2^128 - 1), divided by n in two 64-bit
+        // steps; each partial dividend is below n 2^64, so each quotient digit fits 64 bits.
+        let high = (1u128 << (bits - 1)) - 1;
+        let step = (high << 64) | u128::from(u64::MAX);
+        let (q_hi, r) = (step / n128, step % n128);
+        let step = (r << 64) | u128::from(u64::MAX);
+        let q_lo = step / n128;
+        Reciprocal {
+            mu: (q_hi << 64) | q_lo,
+            bits,
+            n,
+        }
+    }
+
+    pub(crate) fn n(&self) -> u64 {
+        self.n
+    }
+}
+
+/// The correctly rounded `fixed * 2^unit / n`, by multiplying with the reciprocal of `n`.
+///
+/// With `|fixed|` shifted to `x` in `[2^127, 2^128)` by `lz` places, the exact quotient is
+/// `Y * 2^(unit + 1 - lz - b)` where `Y = x (mu + delta) / 2^128`. Three 64-bit products give
+/// `P`, the top 128 bits of `x mu` less under 3, so `P <= Y < P + 5`. Rounding `P` to 53 bits
+/// at its top bit leaves `rem` below the kept bits and `half` at the rounding bit: every `Y`
+/// in the interval rounds down if `rem + 5 <= half` and up if `rem > half`. Between the two
+/// (ties among them) the exact division decides, as it does outside the normal range. The
+/// proof is in `notes/design.md` (*The fixed-point window*).
+#[inline(always)]
+pub(crate) fn fixed_mean_by(fixed: i128, unit: i32, r: &Reciprocal) -> f64 {
+    if fixed == 0 {
+        return 0.0;
+    }
+    let neg = fixed < 0;
+    let mag = fixed.unsigned_abs();
+    let (mh, ml) = ((mag >> 64) as u64, mag as u64);
+    // x = mag << lz in two words (shifts by less than 64; the branch follows the data's scale).
+    let (lz, xh, xl) = if mh != 0 {
+        let s = mh.leading_zeros();
+        (s, (mh << s) | ((ml >> 1) >> (63 - s)), ml << s)
+    } else {
+        let s = ml.leading_zeros();
+        (64 + s, ml << s, 0)
+    };
+    let (uh, ul) = ((r.mu >> 64) as u64, r.mu as u64);
+    let wide = |a: u64, b: u64| u128::from(a) * u128::from(b);
+    // At most (2^64 - 1)^2 + 2 (2^64 - 1) = 2^128 - 1: no overflow.
+    let p = wide(xh, uh) + (wide(xh, ul) >> 64) + (wide(xl, uh) >> 64);
+    let (ph, pl) = ((p >> 64) as u64, p as u64);
+    // x, mu >= 2^127 make Y >= 2^126, so P >= 2^126 - 2: its top bit is bit 61 to 63 of `ph`,
+    // and the 53 kept bits and the rounding bit lie in `ph`.
+    let top = 63 - ph.leading_zeros();
+    let shift = top - 52;
+    let keep = ph >> shift;
+    let rem = (u128::from(ph & ((1 << shift) - 1)) << 64) | u128::from(pl);
+    let half = u128::from(1u64 << (shift - 1)) << 64;
+    let biased = (top + 64) as i32 + unit + 1 - lz as i32 - r.bits as i32 + 1023;
+    if !(rem > half || rem + 5 <= half) || !(1..=2046).contains(&biased) {
+        return exact_mean(neg, mag, unit, r.n);
+    }
+    // A carry out of the significand moves to the next binade, or to infinity, as it should.
+    let bits = ((biased as u64) << 52) + (keep - HIDDEN) + u64::from(rem > half);
+    f64::from_bits(bits | (u64::from(neg) << 63))
+}
+
 /// The exact division of a fixed-point sum, for what the integer certificate leaves.
 #[cold]
 #[inline(never)]
@@ -141,16 +222,11 @@ fn exact_mean(neg: bool, mag: u128, unit: i32, n: u64) -> f64 {
     div_round(neg, mag, unit, false, n)
 }
 
-/// Adds the fixed-point sum `fixed` on grid `grid` (units of `2^(grid - BIAS)`) to float limbs
-/// of format `F` (limb `i` counts `2^(32 i - BIAS)`): five digits from limb `grid / 32`, the
-/// top one signed. The grid is at most [`grid_max`], so they fit.
-pub(crate) fn fold_into_limbs<F: FloatFormat>(
-    fixed: i128,
-    grid: u32,
-    limbs: &mut [i64],
-) -> (usize, usize) {
+/// The fixed-point sum `fixed` on grid `grid` (units of `2^(grid - BIAS)`) as five digits for
+/// float limbs of format `F` (limb `i` counts `2^(32 i - BIAS)`), from limb `grid / 32`: four
+/// unsigned 32-bit digits and a signed top one. The grid is at most [`grid_max`], so they fit.
+pub(crate) fn fixed_digits<F: FloatFormat>(fixed: i128, grid: u32) -> (usize, [i64; 5]) {
     debug_assert!(grid <= grid_max::<F>(0));
-    let idx = (grid / 32) as usize;
     let s = grid % 32;
     // fixed * 2^s as 160 bits: a low u128 and a signed top digit.
     let low = (fixed as u128) << s;
@@ -159,11 +235,24 @@ pub(crate) fn fold_into_limbs<F: FloatFormat>(
     } else {
         fixed >> (128 - s)
     } as i64;
-    for j in 0..4 {
-        let digit = i64::from((low >> (32 * j)) as u32);
-        limbs[idx + j] = limbs[idx + j].wrapping_add(digit);
+    let digit = |j: u32| i64::from((low >> (32 * j)) as u32);
+    (
+        (grid / 32) as usize,
+        [digit(0), digit(1), digit(2), digit(3), top],
+    )
+}
+
+/// Adds the fixed-point sum `fixed` on grid `grid` to float limbs of format `F`; returns the
+/// first and last limb touched.
+pub(crate) fn fold_into_limbs<F: FloatFormat>(
+    fixed: i128,
+    grid: u32,
+    limbs: &mut [i64],
+) -> (usize, usize) {
+    let (idx, digits) = fixed_digits::<F>(fixed, grid);
+    for (limb, digit) in limbs[idx..idx + 5].iter_mut().zip(digits) {
+        *limb = limb.wrapping_add(digit);
     }
-    limbs[idx + 4] = limbs[idx + 4].wrapping_add(top);
     (idx, idx + 4)
 }
 
@@ -251,11 +340,54 @@ mod tests {
     }
 
     #[test]
+    fn reciprocal_means_match_the_exact_division() {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for n in (1..=70u64).chain([
+            1000,
+            1023,
+            1024,
+            1025,
+            (1 << 26) + 1,
+            (1 << 30) - 1,
+            1 << 30,
+            1 << 32,
+        ]) {
+            let r = Reciprocal::new(n);
+            for _ in 0..3_000 {
+                let bits = 1 + rng.next() % 126;
+                let mag = (u128::from(rng.next()) << 64 | u128::from(rng.next())) >> (128 - bits);
+                // Multiples of n too: exact quotients, and ties when n is even.
+                let mag = match rng.next() % 4 {
+                    0 => (mag / u128::from(n)).max(1) * u128::from(n),
+                    1 => (mag / u128::from(n)).max(1) * u128::from(n) + u128::from(n / 2),
+                    _ => mag,
+                };
+                let fixed = if rng.next() & 1 == 0 {
+                    mag as i128
+                } else {
+                    -(mag as i128)
+                };
+                let unit = -1100 + (rng.next() % 2000) as i32;
+                let (got, want) = (fixed_mean_by(fixed, unit, &r), oracle(fixed, unit, n));
+                assert_eq!(got.to_bits(), want.to_bits(), "{fixed} 2^{unit} / {n}");
+            }
+        }
+    }
+
+    #[test]
     fn every_branch_by_value() {
         let check = |fixed: i128, unit: i32, n: u64| {
             let want = oracle(fixed, unit, n);
             let got = fixed_mean(fixed, unit, n, n as f64);
             assert_eq!(got.to_bits(), want.to_bits(), "{fixed} 2^{unit} / {n}");
+            if n <= 1 << 32 {
+                let by = fixed_mean_by(fixed, unit, &Reciprocal::new(n));
+                assert_eq!(
+                    by.to_bits(),
+                    want.to_bits(),
+                    "{fixed} 2^{unit} / {n} by reciprocal"
+                );
+            }
             got
         };
         // Exact ties: (2^53 + 1) / 1 and 3 * (2^53 + 1) / 3 round to even.

@@ -8,7 +8,8 @@ use crate::exact::{
     accumulate_float, carry_limbs, float_top, is_carried, non_finite, FloatFormat, Span,
 };
 use crate::fixed::{
-    decompose, fixed_mean, fold_into_limbs, grid_max, on_grid, shift_limit, GRID_UNSET,
+    decompose, fixed_mean, fixed_mean_by, fold_into_limbs, grid_max, on_grid, shift_limit,
+    Reciprocal, GRID_UNSET,
 };
 
 /// A fixed-point sum below `2^96` in magnitude takes `2^30` more updates of a free sum without
@@ -151,6 +152,11 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
         }
         self.off_grid += if remove { -1 } else { 1 };
         self.off_grid_updates += 1;
+        if self.fixed == 0 && self.grid < GRID_UNSET && self.off_grid_updates >= self.elements {
+            // Nothing left on the grid (most likely): look again now, whatever the last looks
+            // found.
+            self.regrid_after = self.regrid_after.min(self.elements);
+        }
         if self.off_grid == 0 {
             self.settle_off_grid();
         }
@@ -183,10 +189,20 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
         }
     }
 
+    /// The mean of `r.n()` elements, dividing by multiplying with the reciprocal.
+    #[inline(always)]
+    pub(crate) fn mean_by(&self, r: &Reciprocal) -> f64 {
+        if self.off_grid == 0 {
+            fixed_mean_by(self.fixed, self.unit(), r)
+        } else {
+            self.exact(r.n())
+        }
+    }
+
     /// The exponent of the grid unit (any value while the fixed-point sum is zero).
     #[inline(always)]
     fn unit(&self) -> i32 {
-        self.grid as i32 - F::BIAS
+        (self.grid as i32).wrapping_sub(F::BIAS)
     }
 
     /// The limbs with the fixed-point sum added, and the span of those that may be nonzero.
@@ -210,8 +226,13 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
         if let Some(v) = non_finite(&self.limbs, F::NUMERIC) {
             return v;
         }
-        let (limbs, span) = self.total_limbs();
-        let Some(top) = float_top(&limbs, span, F::BIAS) else {
+        let top = if self.fixed == 0 {
+            float_top(&self.limbs, self.span, F::BIAS)
+        } else {
+            let (limbs, span) = self.total_limbs();
+            float_top(&limbs, span, F::BIAS)
+        };
+        let Some(top) = top else {
             return 0.0;
         };
         #[cfg(test)]
@@ -226,43 +247,46 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
         self.off_grid_updates >= self.regrid_after
     }
 
-    /// Chooses the grid again for the window's elements, given by their bits, and sums them
-    /// again: after `N` updates off the grid, so `O(1)` per such update amortized.
+    /// Chooses the grid again for the window's elements, given by their bits with the newest
+    /// last, and sums them again if that puts more of them on the grid.
     ///
-    /// The grid covers every nonzero finite element if their positions fit within the shift
-    /// limit; otherwise the one of three that covers the most: from the lowest position, up to
-    /// the highest, or around the newest element (data whose scale moved).
+    /// The new grid covers every nonzero finite element if their positions fit within the
+    /// shift limit, and otherwise centres on the newest element (data whose scale moved). A
+    /// window looks after `N` updates off the grid, and after a look that found nothing better
+    /// waits twice as long, up to `64 N`: `O(1)` per update amortized, however the data
+    /// straddles the grid.
     #[cold]
     #[inline(never)]
     pub(crate) fn rebuild(&mut self, elements: impl Iterator<Item = u64> + Clone) {
         #[cfg(test)]
         crate::running::stats::count(&crate::running::stats::REGRIDS);
-        let nonzero_finite = |bits: u64| {
-            let (_, m, p) = decompose::<F>(bits);
-            (m != 0 && p < (F::EXP_MASK - 1) as u32).then_some((m, p))
-        };
-        let (mut lo, mut hi, mut newest) = (u32::MAX, 0, None);
-        for (m, p) in elements.clone().filter_map(nonzero_finite) {
-            lo = lo.min(p);
-            hi = hi.max(p);
-            newest = Some((m, p));
-        }
         let limit = self.shift_limit;
         let highest = grid_max::<F>(limit);
-        let grid = match newest {
-            None => GRID_UNSET,
-            Some(_) if hi - lo <= limit => lo.min(highest),
-            Some((m, p)) => {
-                let candidates = [lo, hi - limit, self.grid_for(m, p)].map(|g| g.min(highest));
-                let mut covered = [0u64; 3];
-                for (_, p) in elements.clone().filter_map(nonzero_finite) {
-                    for (count, g) in covered.iter_mut().zip(candidates) {
-                        *count += u64::from(p.wrapping_sub(g) <= limit);
-                    }
-                }
-                let best = (0..3).max_by_key(|&i| (covered[i], 3 - i)).unwrap_or(0);
-                candidates[best]
+        let newest = elements.clone().last().map(decompose::<F>);
+        let around_newest = match newest {
+            Some((_, m, p)) if m != 0 && p < (F::EXP_MASK - 1) as u32 => self.grid_for(m, p),
+            _ => GRID_UNSET,
+        };
+        // Nonzero finite elements: their range, and how many each grid holds.
+        let (mut lo, mut hi, mut now, mut covered) = (u32::MAX, 0, 0u64, 0u64);
+        for bits in elements.clone() {
+            let (_, m, p) = decompose::<F>(bits);
+            if m != 0 && p < (F::EXP_MASK - 1) as u32 {
+                lo = lo.min(p);
+                hi = hi.max(p);
+                now += u64::from(p.wrapping_sub(self.grid) <= limit);
+                covered += u64::from(p.wrapping_sub(around_newest) <= limit);
             }
+        }
+        let grid = if lo == u32::MAX {
+            GRID_UNSET
+        } else if hi - lo <= limit {
+            lo.min(highest)
+        } else if covered > now {
+            around_newest
+        } else {
+            self.back_off();
+            return;
         };
         *self = FloatSum::empty(self.elements, true);
         self.grid = grid;
@@ -270,6 +294,12 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
             self.add(bits);
         }
         self.off_grid_updates = 0;
+    }
+
+    /// After a look that found nothing better: waits longer before looking again.
+    fn back_off(&mut self) {
+        self.off_grid_updates = 0;
+        self.regrid_after = self.regrid_after.saturating_mul(2).min(64 * self.elements);
     }
 
     /// Adds every element of `other`, whose limbs must be carried.

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::check_window;
 use crate::error::WindowError;
+use crate::fixed::Reciprocal;
 use crate::running::RunningSum;
 use crate::sample::Sample;
 use crate::sync::{store_mut, AtomicU64};
@@ -36,8 +37,10 @@ pub struct RingAverage<T: Sample> {
     /// Index of the oldest element once `buf` is full (0 before).
     head: usize,
     window: usize,
-    /// `window` as an `f64`: reads of a full window convert nothing.
+    /// `window` as an `f64` and its reciprocal: reads of a full window convert nothing and
+    /// divide by multiplying.
     window_f64: f64,
+    reciprocal: Reciprocal,
     /// Exact sum of `buf` (with the certified estimate, for floats).
     sum: T::Running,
     /// The bits of the last average read since the last change, or [`NO_AVERAGE`]: a read of
@@ -57,6 +60,7 @@ impl<T: Sample> Clone for RingAverage<T> {
             head: self.head,
             window: self.window,
             window_f64: self.window_f64,
+            reciprocal: self.reciprocal,
             sum: self.sum.clone(),
             last_average: AtomicU64::new(self.last_average.load(Relaxed)),
         }
@@ -94,6 +98,7 @@ impl<T: Sample> RingAverage<T> {
             head: 0,
             window,
             window_f64: window as f64,
+            reciprocal: Reciprocal::new(window as u64),
             sum: T::Running::empty(window as u64, true),
             last_average: AtomicU64::new(NO_AVERAGE),
         })
@@ -195,7 +200,7 @@ impl<T: Sample> RingAverage<T> {
         }
         let n = self.buf.len();
         let mean = if n == self.window {
-            self.sum.mean(n as u64, self.window_f64)
+            self.sum.mean_by(&self.reciprocal, self.window_f64)
         } else if n > 0 {
             self.sum.mean(n as u64, n as f64)
         } else {

@@ -7,10 +7,18 @@
 
 use std::fmt::Debug;
 
+use crate::fixed::Reciprocal;
 use crate::sample::Sample;
 
 /// The exact running sum of a window: one per [`Sample`] type.
 pub trait RunningSum<T: Sample>: Clone + Debug + Send + Sync + 'static {
+    /// The mean of a full window of `r.n()` elements, `nf` being that as an `f64`: as
+    /// [`mean`](Self::mean), without a division for floats.
+    #[inline(always)]
+    fn mean_by(&self, r: &Reciprocal, nf: f64) -> f64 {
+        self.mean(r.n(), nf)
+    }
+
     /// The sum of no elements, for at most `elements` at once: a window's size, or
     /// [`FREE`](crate::float_sum::FREE) for sums that are not windows (`window` false).
     fn empty(elements: u64, window: bool) -> Self;

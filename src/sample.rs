@@ -9,6 +9,7 @@ use crate::exact::{
     narrow_digits, non_finite, round_float_limbs, signed_digits, unsigned_digits, FloatFormat,
     LimbSum, Limbs, Span, F32, F64,
 };
+use crate::fixed::Reciprocal;
 use crate::float_sum::FloatSum;
 use crate::running::{IntSum, RunningSum, Summary};
 
@@ -349,6 +350,10 @@ macro_rules! float {
             #[inline]
             fn mean(&self, n: u64, nf: f64) -> f64 {
                 FloatSum::mean(self, n, nf)
+            }
+            #[inline(always)]
+            fn mean_by(&self, r: &Reciprocal, _: f64) -> f64 {
+                FloatSum::mean_by(self, r)
             }
             #[inline(always)]
             fn remove(&mut self, old: $t) {
