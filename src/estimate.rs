@@ -22,9 +22,9 @@
 /// including products that fall into the subnormal range.
 const BOUND_FACTOR: f64 = 1.0 / (1u64 << 51) as f64;
 
-/// Updates after which the owner must re-seed. The bound `err` is itself a rounded sum of
-/// `2 * MAX_UPDATES` terms at most, so it undercounts by a factor of at most
-/// `(1 - 2^-53)^(2^33) > 1 - 2^-20`; [`Estimate::mean`] allows for that.
+/// Updates after which the owner must re-seed. The bound `err` is itself a rounded sum of two
+/// terms per update, fewer than `2^33` while the count stays below `2^32`, so it undercounts by
+/// a factor of at most `(1 - 2^-53)^(2^33) > 1 - 2^-20`; [`Estimate::mean`] allows for that.
 pub(crate) const MAX_UPDATES: u32 = 1 << 31;
 
 /// An estimate is healthy while `err <= |hi| * HEALTHY`: then a read's certificate fails for
@@ -38,7 +38,7 @@ const EXP_MASK: u64 = 0x7ff << 52;
 const MANT_MASK: u64 = (1 << 52) - 1;
 
 /// Windows below this use a product split in two exact halves for the residual; larger ones
-/// use `f64::mul_add`.
+/// split both factors (Dekker's product), unless the target has an `fma` instruction.
 const SPLIT_LIMIT: f64 = (1u64 << 26) as f64;
 
 /// A double-double estimate `hi + lo` of an exact sum, with a rigorous error bound.
@@ -50,6 +50,8 @@ pub struct Estimate {
     err: f64,
     /// Updates since the estimate was seeded.
     updates: u32,
+    /// `updates` at the last renormalization.
+    renormalized_at: u32,
 }
 
 /// `a + b` as a rounded sum and its exact error (Knuth's TwoSum; exact unless `a + b`
@@ -69,6 +71,7 @@ impl Estimate {
         lo: 0.0,
         err: 0.0,
         updates: 0,
+        renormalized_at: 0,
     };
 
     /// An estimate that certifies nothing until it is re-seeded.
@@ -77,6 +80,7 @@ impl Estimate {
         lo: 0.0,
         err: f64::NAN,
         updates: 0,
+        renormalized_at: 0,
     };
 
     /// Seeds an estimate of `S = (-1)^neg * (mag + tail) * 2^exp`, with `tail` in `[0, 1)`,
@@ -101,6 +105,7 @@ impl Estimate {
             lo: sign * scale(lo, exp),
             err,
             updates: 0,
+            renormalized_at: 0,
         }
     }
 
@@ -129,10 +134,12 @@ impl Estimate {
     }
 
     /// Whether the owner should call [`renormalize`](Self::renormalize) and check
-    /// [`needs_seed`](Self::needs_seed): every 64 updates.
+    /// [`needs_seed`](Self::needs_seed): once 64 updates were made since the last time. (A
+    /// shard's add can make several updates, so a test of `updates % 64` could step over every
+    /// multiple of 64 and never re-seed.)
     #[inline(always)]
     pub(crate) fn maintenance_due(&self) -> bool {
-        self.updates % 64 == 0
+        self.updates.wrapping_sub(self.renormalized_at) >= 64
     }
 
     /// Renormalizes `hi + lo` (exactly) so that `lo` stays small; call now and then.
@@ -141,6 +148,7 @@ impl Estimate {
         let (hi, lo) = two_sum(self.hi, self.lo);
         self.hi = hi;
         self.lo = lo;
+        self.renormalized_at = self.updates;
     }
 
     /// Adds another estimate of a disjoint set of elements (for sums over shards).
@@ -185,14 +193,17 @@ impl Estimate {
     }
 
     /// An estimate published by a shard's owner. Its update count is not published: the owner
-    /// re-seeds within 64 updates of [`MAX_UPDATES`], so it is taken as that bound plus 64.
+    /// checks after every add once 64 updates were made, and one add makes at most one update
+    /// per element it evicts, fewer than `2^31`; so the count is below `MAX_UPDATES + 2^31 + 64`
+    /// `< 2^33`, which the bound allows for (see [`MAX_UPDATES`]), and is taken as that.
     #[inline(always)]
     pub(crate) fn from_words(w: [u64; 3]) -> Estimate {
         Estimate {
             hi: f64::from_bits(w[0]),
             lo: f64::from_bits(w[1]),
             err: f64::from_bits(w[2]),
-            updates: MAX_UPDATES + 64,
+            updates: u32::MAX,
+            renormalized_at: u32::MAX,
         }
     }
 }
@@ -200,17 +211,40 @@ impl Estimate {
 /// `h - q n`, exactly, for `q` within a few ulps of `h / n` (not near overflow or underflow;
 /// outside that range the certificate fails anyway).
 ///
-/// Without an `fma` instruction, `q` is split into its top 27 bits and the rest: for
-/// `n < 2^26` both products are exact, `h - qh n` is exact by Sterbenz's lemma (`qh n` is
-/// within a factor of `1 + 2^-25` of `h`), and the last subtraction is exact because its
-/// result is representable.
+/// With an `fma` instruction, one fused multiply-add (the instruction rounds correctly; the
+/// library function `f64::mul_add` calls when there is none may not). Without, for
+/// `n < 2^26`, `q` is split into its top 27 bits and the rest: both products are exact,
+/// `h - qh n` is exact by Sterbenz's lemma (`qh n` is within a factor of `1 + 2^-25` of `h`),
+/// and the last subtraction is exact because its result is representable. For larger `n`,
+/// [`residual_dekker`].
 #[inline(always)]
 fn residual(h: f64, q: f64, n: f64) -> f64 {
-    if cfg!(target_feature = "fma") || n >= SPLIT_LIMIT {
+    if cfg!(target_feature = "fma") {
         (-q).mul_add(n, h)
-    } else {
+    } else if n < SPLIT_LIMIT {
         residual_split(h, q, n)
+    } else {
+        residual_dekker(h, q, n)
     }
+}
+
+/// `h - q n` exactly without an `fma`, for any `n` below `2^53`: Dekker's exact product
+/// `q n = p + e` (Veltkamp splits of both factors into halves of at most 26 bits, whose four
+/// products are exact), then `h - p`, exact by Sterbenz's lemma, less `e`, exact because the
+/// result is representable (as for [`residual_split`]).
+#[inline(never)]
+fn residual_dekker(h: f64, q: f64, n: f64) -> f64 {
+    fn split(a: f64) -> (f64, f64) {
+        // 2^27 + 1: the high half keeps 26 bits, the low half the rest, with its sign.
+        let c = 134_217_729.0 * a;
+        let high = c - (c - a);
+        (high, a - high)
+    }
+    let p = q * n;
+    let (qh, ql) = split(q);
+    let (nh, nl) = split(n);
+    let e = ((qh * nh - p) + qh * nl + ql * nh) + ql * nl;
+    (h - p) - e
 }
 
 #[inline(always)]
@@ -290,6 +324,109 @@ mod tests {
                 f64::from_bits(q.to_bits() - 1),
             ] {
                 assert_eq!(residual_split(h, q, n), (-q).mul_add(n, h), "{h} {n} {q}");
+            }
+        }
+    }
+
+    /// `h - q n` in exact integer arithmetic, for finite normal `h` and `q` of either sign and
+    /// integer `n`, as a float (it is representable in every case used here).
+    fn residual_oracle(h: f64, q: f64, n: u64) -> f64 {
+        let parts = |x: f64| {
+            let b = x.to_bits();
+            let e = ((b >> 52) & 0x7ff) as i32;
+            let m = ((b & ((1 << 52) - 1)) | (1 << 52)) as i128;
+            (if x < 0.0 { -m } else { m }, e - 1075)
+        };
+        let ((mh, eh), (mq, eq)) = (parts(h), parts(q));
+        let low = eh.min(eq);
+        let r = (mh << (eh - low)) - mq * n as i128 * (1i128 << (eq - low));
+        r as f64 * f64::from_bits(((low + 1023) as u64) << 52)
+    }
+
+    #[test]
+    fn residuals_are_exact_for_every_window() {
+        let mut x = 0x243f_6a88_85a3_08d3u64;
+        for n in [
+            3u64,
+            1000,
+            (1 << 26) - 1,
+            1 << 26,
+            (1 << 26) + 1,
+            67108865,
+            (1 << 30) - 3,
+            1 << 30,
+        ] {
+            for _ in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let h = (1.0 + (x >> 12) as f64 / (1u64 << 52) as f64)
+                    * if x & 1 == 0 { 1e10 } else { -3e-5 };
+                let q0 = h / n as f64;
+                for q in [
+                    q0,
+                    f64::from_bits(q0.to_bits() + 1),
+                    f64::from_bits(q0.to_bits() - 1),
+                ] {
+                    let want = residual_oracle(h, q, n);
+                    assert_eq!(residual_dekker(h, q, n as f64), want, "{h:e} {q:e} {n}");
+                    if n < 1 << 26 {
+                        assert_eq!(residual_split(h, q, n as f64), want, "{h:e} {q:e} {n}");
+                    }
+                }
+            }
+        }
+        // The case the platform's fma got wrong where it is emulated in extended precision.
+        let (n, hi, lo) = (67108865.0, 8.513533493403707e25, 8112398335.984865);
+        let mut e = Estimate::ZERO;
+        e.replace(0.0, hi);
+        e.replace(0.0, lo);
+        // 0x1.19b06ebe398dfp+60, the correctly rounded mean.
+        let want = f64::from_bits(0x43b1_9b06_ebe3_98df);
+        assert_eq!(e.mean(n, 1.0 / n).unwrap_or(want), want);
+        let mut exact = crate::ExactSum::<f64>::new();
+        exact.add(hi);
+        exact.add(lo);
+        assert_eq!(
+            exact.mean(67108865),
+            Some(want),
+            "the expected value itself"
+        );
+    }
+
+    #[test]
+    fn maintenance_is_due_after_64_updates_however_they_come() {
+        let mut e = Estimate::ZERO;
+        // A shard's add that evicts two elements makes three updates: counts 3, 6, ..., 63,
+        // 66, ... never hit a multiple of 64 exactly at a check.
+        let mut checks = 0;
+        for add in 1..=30 {
+            for _ in 0..3 {
+                e.replace(0.0, 1.0);
+            }
+            if e.maintenance_due() {
+                checks += 1;
+                e.renormalize();
+                assert!(add * 3 >= 64 * checks);
+            }
+        }
+        assert_eq!(checks, 1, "90 updates, one renormalization due (after 66)");
+    }
+
+    #[test]
+    fn just_below_a_power_of_two_the_gap_halves() {
+        // Window 3 over [q, 2q, next_down(3 * 2^-54)] with q = 1 - 2^-53: the mean lies a hair
+        // below the midpoint of q and 1.0, so it rounds to q; without the correction for the
+        // smaller gap below a power of two, the certificate would accept 1.0.
+        let q = 1.0 - p2(-53);
+        let third = f64::from_bits((3.0 * p2(-54)).to_bits() - 1);
+        for scale in [p2(-40), 1.0, p2(300)] {
+            let mut e = Estimate::ZERO;
+            for x in [q, 2.0 * q, third] {
+                e.replace(0.0, x * scale);
+            }
+            if let Some(mean) = e.mean(3.0, 1.0 / 3.0) {
+                assert_eq!(mean, q * scale);
             }
         }
     }

@@ -445,4 +445,57 @@ mod tests {
             );
         }
     }
+
+    /// The branches of the fixed-point read, end to end through the public types.
+    #[test]
+    fn end_to_end_by_value() {
+        use crate::{ExactSum, MovingAverage, RingAverage};
+        let p2 = |e: i32| f64::from_bits(((e + 1023) as u64) << 52);
+        // Just below a power of two: window 3 over q, 2q, next_down(3 * 2^-54), at any scale.
+        let q = 1.0 - p2(-53);
+        let third = f64::from_bits((3.0 * p2(-54)).to_bits() - 1);
+        for k in [-900, -60, 0, 1, 40, 900] {
+            let mut m = RingAverage::<f64>::new(3).unwrap();
+            for _ in 0..5 {
+                m.extend([q * p2(k), 2.0 * q * p2(k), third * p2(k)]);
+                assert_eq!(m.average(), Some(q * p2(k)), "scale 2^{k}");
+            }
+        }
+        // An exact tie of the mean: (2^53 + 1) is halfway; ties go to even.
+        let mut m = RingAverage::<f64>::new(2).unwrap();
+        m.extend([p2(53), p2(53) + 2.0]);
+        assert_eq!(m.average(), Some(p2(53)));
+        m.extend([p2(53) + 2.0, p2(53) + 4.0]);
+        assert_eq!(m.average(), Some(p2(53) + 4.0));
+        // Means in (2^-969, 2^-968) and subnormal means.
+        let mut m = RingAverage::<f64>::new(4).unwrap();
+        m.extend([
+            1.5 * p2(-969),
+            1.25 * p2(-969),
+            1.75 * p2(-969),
+            1.0 * p2(-969),
+        ]);
+        assert_eq!(m.average(), Some(1.375 * p2(-969)));
+        m.extend([5e-324, 5e-324, 0.0, 0.0]);
+        assert_eq!(m.average(), Some(0.0));
+        m.extend([1e-323, 1e-323, 1e-323, 5e-324]);
+        assert_eq!(m.average(), Some(1e-323));
+        // Counts of 2^26 and more through ExactSum, where the reads take any n.
+        for n in [
+            (1u64 << 26) - 1,
+            1 << 26,
+            (1 << 26) + 1,
+            67108865,
+            1 << 30,
+            (1 << 40) + 3,
+        ] {
+            let mut s = ExactSum::<f64>::new();
+            s.add(8.513533493403707e25);
+            s.add(8112398335.984865);
+            // The exact sum in units of 2^-20 (both values are multiples of it).
+            let sum =
+                ((8.513533493403707e25f64 as i128) << 20) + (8112398335.984865 * p2(20)) as i128;
+            assert_eq!(s.mean(n), Some(oracle(sum, -20, n)), "n = {n}");
+        }
+    }
 }
