@@ -1,0 +1,166 @@
+//! Tight loops for the float read and add, against the old versions of the crate: one case per
+//! run, printed as `<case> <ns per operation>`, the fastest of 31 repeats of 300,000 operations
+//! (the minimum is the steadiest figure on a shared machine).
+//!
+//! ```text
+//! cargo bench --bench tight -- ring_add_read:latency
+//! ```
+//!
+//! Cases: `ring_add_read`, `ring_add`, `ring_read`, `sharded_add_read` (f64, `N = 1024`, with a
+//! data family after a colon: `latency`, `half`, `adversarial`, `straddle`), `ring_i64_add_read`,
+//! `exact_add` (`ExactSum<f64>`), and the peers `yata_add_read`, `yata_add`, `single_add_read`.
+//! The file uses only API that older versions have too, so it can be copied into a worktree of
+//! one (with the peers as dev-dependencies) to time both in one session; `notes/benchmarks.md`
+//! says how the figures there were taken.
+use mavg::{MovingAverage, RingAverage, ShardedAverage, SharedMovingAverage};
+use simple_moving_average::{SingleSumSMA, SMA};
+use std::hint::black_box;
+use std::time::Instant;
+use yata::core::Method;
+use yata::helpers::Peekable;
+
+const N: usize = 1024;
+const OPS: usize = 300_000;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn data(family: &str) -> Vec<f64> {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    (0..4096usize)
+        .map(|i| match family {
+            "half" => (i % 1000) as f64 * 0.5,
+            // Latencies in seconds from nanosecond counts, 10 us to 2 s: full mantissas.
+            "latency" => (10_000 + r.next() % 2_000_000_000) as f64 * 1e-9,
+            // +-1e300 and subnormals: nothing fits one grid, every read takes the limbs.
+            "adversarial" => match i % 4 {
+                0 => 1e300,
+                1 => -1e300,
+                2 => f64::from_bits(1 + r.next() % 1000),
+                _ => (r.next() >> 11) as f64,
+            },
+            // Full-mantissa values spread over 120 binades: straddles any grid.
+            "straddle" => {
+                let e = (r.next() % 120) as i32 - 60;
+                (1.0 + (r.next() >> 12) as f64 / (1u64 << 52) as f64) * 2f64.powi(e)
+            }
+            _ => panic!("family"),
+        })
+        .collect()
+}
+
+fn time(mut f: impl FnMut(usize)) -> f64 {
+    let mut v: Vec<f64> = (0..31)
+        .map(|_| {
+            let t = Instant::now();
+            for i in 0..OPS {
+                f(i);
+            }
+            t.elapsed().as_nanos() as f64 / OPS as f64
+        })
+        .collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[0]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; the case is the first other argument.
+    let case = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .expect("a case, e.g. ring_add_read:latency");
+    let (what, family) = case.split_once(':').unwrap_or((&case, "latency"));
+    let xs = data(family);
+    let xi: Vec<i64> = (0..4096).map(|i| (i * 7919 % 1_000_000) as i64).collect();
+    let ns = match what {
+        "ring_add_read" => {
+            let mut m = RingAverage::<f64>::new(N).unwrap();
+            m.extend(xs.iter().copied());
+            time(|i| {
+                let m = black_box(&mut m);
+                m.push(xs[i & 4095]);
+                black_box(m.average());
+            })
+        }
+        "ring_add" => {
+            let mut m = RingAverage::<f64>::new(N).unwrap();
+            m.extend(xs.iter().copied());
+            time(|i| {
+                black_box(&mut m).push(xs[i & 4095]);
+            })
+        }
+        "ring_read" => {
+            let mut m = RingAverage::<f64>::new(N).unwrap();
+            m.extend(xs.iter().copied());
+            time(|_| {
+                black_box(black_box(&m).average());
+            })
+        }
+        "ring_i64_add_read" => {
+            let mut m = RingAverage::<i64>::new(N).unwrap();
+            m.extend(xi.iter().copied());
+            time(|i| {
+                let m = black_box(&mut m);
+                m.push(xi[i & 4095]);
+                black_box(m.average());
+            })
+        }
+        "sharded_add_read" => {
+            let m = ShardedAverage::<f64>::new(N).unwrap();
+            for &x in &xs {
+                m.push(x);
+            }
+            time(|i| {
+                let m = black_box(&m);
+                m.push(xs[i & 4095]);
+                black_box(m.average());
+            })
+        }
+        "exact_add" => {
+            let mut m = mavg::ExactSum::<f64>::new();
+            time(|i| {
+                black_box(&mut m).add(xs[i & 4095]);
+            })
+        }
+        "yata_add_read" => {
+            let mut m = yata::methods::SMA::new(N as u32, &0.0).unwrap();
+            for &x in &xs {
+                m.next(&x);
+            }
+            time(|i| {
+                let m = black_box(&mut m);
+                m.next(&xs[i & 4095]);
+                black_box(m.peek());
+            })
+        }
+        "yata_add" => {
+            let mut m = yata::methods::SMA::new(N as u32, &0.0).unwrap();
+            for &x in &xs {
+                m.next(&x);
+            }
+            time(|i| {
+                black_box(black_box(&mut m).next(&xs[i & 4095]));
+            })
+        }
+        "single_add_read" => {
+            let mut m = SingleSumSMA::<f64, f64, N>::new();
+            for &x in &xs {
+                m.add_sample(x);
+            }
+            time(|i| {
+                let m = black_box(&mut m);
+                m.add_sample(xs[i & 4095]);
+                black_box(m.get_average());
+            })
+        }
+        _ => panic!("case"),
+    };
+    println!("{case} {ns:.2}");
+}
