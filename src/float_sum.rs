@@ -88,12 +88,20 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
         }
     }
 
-    /// The element with these bits as a multiple of the grid unit, if it is on the grid.
+    /// The element with these bits as a multiple of the grid unit, if it is a normal float on
+    /// the grid. (Zeros and subnormals, whose biased exponent 0 wraps to a huge shift, take the
+    /// cold path, which places those on the grid there.)
     #[inline(always)]
     fn on_grid(&self, bits: u64) -> Option<i128> {
-        let (sign, m, p) = decompose::<F>(bits);
-        let shift = p.wrapping_sub(self.grid);
-        (shift <= self.shift_limit).then(|| on_grid(sign, m, shift))
+        let e = ((bits >> F::MANT) & F::EXP_MASK) as u32;
+        let shift = e.wrapping_sub(1).wrapping_sub(self.grid);
+        if shift > self.shift_limit {
+            return None;
+        }
+        let m = (bits & ((1 << F::MANT) - 1)) | (1 << F::MANT);
+        let sign = -(((bits >> (F::MANT + F::EXP_MASK.count_ones())) & 1) as i64);
+        // +-m fits an i64, and so an i128 shifted by at most the shift limit.
+        Some(i128::from((m as i64 ^ sign) - sign) << shift)
     }
 
     #[inline(always)]
@@ -128,7 +136,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     #[cold]
     #[inline(never)]
     fn off_grid_update(&mut self, bits: u64, remove: bool) {
-        let (_, m, p) = decompose::<F>(bits);
+        let (sign, m, p) = decompose::<F>(bits);
         let finite = p < (F::EXP_MASK - 1) as u32;
         if finite && m == 0 {
             return;
@@ -137,14 +145,17 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
             // Nothing nonzero and finite was ever on a grid: every element so far is zero or
             // non-finite, off any grid, so a grid can be chosen now.
             self.grid = self.grid_for(m, p);
-            if let Some(v) = self.on_grid(bits) {
-                self.fixed = if remove {
-                    self.fixed.wrapping_sub(v)
-                } else {
-                    self.fixed.wrapping_add(v)
-                };
-                return;
-            }
+        }
+        let shift = p.wrapping_sub(self.grid);
+        if finite && shift <= self.shift_limit {
+            // A subnormal on a grid at the bottom, or the first element.
+            let v = on_grid(sign, m, shift);
+            self.fixed = if remove {
+                self.fixed.wrapping_sub(v)
+            } else {
+                self.fixed.wrapping_add(v)
+            };
+            return;
         }
         let touched = accumulate_float::<F, L>(bits, &mut self.limbs, remove);
         if touched.lo <= touched.hi {

@@ -118,7 +118,7 @@ impl<T: Sample> RingAverage<T> {
     /// assert_eq!(m.force_push(3), Some(1));
     /// # Ok::<(), mavg::WindowError>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn force_push(&mut self, value: T) -> Option<T> {
         store_mut(&mut self.last_average, NO_AVERAGE);
         if self.buf.len() < self.window {
@@ -130,11 +130,9 @@ impl<T: Sample> RingAverage<T> {
             }
             None
         } else {
-            let old = std::mem::replace(&mut self.buf[self.head], value);
-            self.head += 1;
-            if self.head == self.window {
-                self.head = 0;
-            }
+            let head = self.head;
+            let old = std::mem::replace(&mut self.buf[head], value);
+            self.head = if head + 1 == self.window { 0 } else { head + 1 };
             self.sum.replace(old, value);
             if self.sum.regrid_due() {
                 self.rebuild();
@@ -192,7 +190,7 @@ impl<T: Sample> RingAverage<T> {
         self.sum.sum()
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn average_value(&self) -> Option<f64> {
         let last = self.last_average.load(Relaxed);
         if last != NO_AVERAGE {
