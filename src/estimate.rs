@@ -194,16 +194,18 @@ impl Estimate {
 
     /// An estimate published by a shard's owner. Its update count is not published: the owner
     /// checks after every add once 64 updates were made, and one add makes at most one update
-    /// per element it evicts, fewer than `2^31`; so the count is below `MAX_UPDATES + 2^31 + 64`
-    /// `< 2^33`, which the bound allows for (see [`MAX_UPDATES`]), and is taken as that.
+    /// per element it evicts, and a shard's summary covers at most the window and the new
+    /// element; so the count is below `MAX_UPDATES + 2^30 + 65 < 2^32 - 2^20`, which the bound
+    /// allows for (see
+    /// [`MAX_UPDATES`]), and is taken as that, leaving room for a reader's own updates.
     #[inline(always)]
     pub(crate) fn from_words(w: [u64; 3]) -> Estimate {
         Estimate {
             hi: f64::from_bits(w[0]),
             lo: f64::from_bits(w[1]),
             err: f64::from_bits(w[2]),
-            updates: u32::MAX,
-            renormalized_at: u32::MAX,
+            updates: u32::MAX - (1 << 20),
+            renormalized_at: u32::MAX - (1 << 20),
         }
     }
 }
