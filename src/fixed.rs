@@ -14,8 +14,12 @@
 //! proves the rounding in integers ([`fixed_mean`]); otherwise it adds the fixed-point sum
 //! into a copy of the limbs and rounds that once.
 
+use std::marker::PhantomData;
+
 use crate::exact::FloatFormat;
 use crate::round::div_round;
+use crate::sync::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// The grid of a sum that has seen no nonzero finite value: every position is off it, since
 /// `p - GRID_UNSET` wraps to at least `2^31`.
@@ -254,6 +258,157 @@ pub(crate) fn fold_into_limbs<F: FloatFormat>(
         *limb = limb.wrapping_add(digit);
     }
     (idx, idx + 4)
+}
+
+/// What a shard of a [`ShardedAverage`](crate::ShardedAverage) of floats publishes about a
+/// range of its elements: the fixed-point sum of those on the grid and the number of the others
+/// (nonzero values off the grid and non-finite values). While that number is zero, the sum is
+/// exact and a read rounds it once ([`fixed_mean`]); otherwise it takes the exact path.
+///
+/// The grid is shared by all the shards of an average, so that their summaries add: the first
+/// nonzero finite element added through any shard places it ([`place`](Self::place)), and it
+/// never moves. Before that, every element is zero or non-finite, and those are off every grid.
+/// The sum wraps; it is exact for the at most `window` elements a read sums in the end, whose
+/// shift limit the shared word carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedSummary<F> {
+    fixed: i128,
+    grid: u32,
+    limit: u32,
+    /// Elements off the grid, wrapping (a reader's adjustments may pass below zero on the way).
+    off: u32,
+    format: PhantomData<fn() -> F>,
+}
+
+/// The word a [`ShardedAverage`](crate::ShardedAverage) keeps for its summaries' grid: the grid
+/// in the low half ([`GRID_UNSET`] until placed), the shift limit for its window in the high half.
+pub(crate) fn grid_word<F: FloatFormat>(window: u64) -> u64 {
+    u64::from(GRID_UNSET) | (u64::from(shift_limit::<F>(window)) << 32)
+}
+
+impl<F: FloatFormat> FixedSummary<F> {
+    pub(crate) const EMPTY: Self = FixedSummary {
+        fixed: 0,
+        grid: GRID_UNSET,
+        limit: 0,
+        off: 0,
+        format: PhantomData,
+    };
+
+    /// The summary of no elements, on this one's grid.
+    pub(crate) fn cleared(&self) -> Self {
+        FixedSummary {
+            fixed: 0,
+            off: 0,
+            ..*self
+        }
+    }
+
+    /// Adds or removes the element with these bits. Normal values may be on the grid; zeros
+    /// count nowhere; subnormals, non-finite values and normal values off the grid count as
+    /// off it.
+    #[inline(always)]
+    pub(crate) fn update(&mut self, bits: u64, remove: bool) {
+        let e = ((bits >> F::MANT) & F::EXP_MASK) as u32;
+        // Biased exponent 0 (zeros, subnormals) wraps to a huge shift.
+        let shift = e.wrapping_sub(1).wrapping_sub(self.grid);
+        let sign_bit = (bits >> (F::MANT + F::EXP_MASK.count_ones())) & 1 == 1;
+        if shift <= self.limit {
+            let m = (bits & ((1 << F::MANT) - 1)) | (1 << F::MANT);
+            self.fixed = self
+                .fixed
+                .wrapping_add(on_grid(sign_bit != remove, m, shift));
+        } else if bits << (64 - F::MANT - F::EXP_MASK.count_ones()) != 0 {
+            self.off = if remove {
+                self.off.wrapping_sub(1)
+            } else {
+                self.off.wrapping_add(1)
+            };
+        }
+    }
+
+    /// Whether the grid must be placed before the element with these bits is added: there is
+    /// none yet and the element is nonzero and finite.
+    #[inline(always)]
+    pub(crate) fn wants_grid(&self, bits: u64) -> bool {
+        self.grid == GRID_UNSET && {
+            let (_, m, p) = decompose::<F>(bits);
+            m != 0 && p < (F::EXP_MASK - 1) as u32
+        }
+    }
+
+    /// Places the grid: the average's, or one around this element if it has none yet (the
+    /// first to place it wins).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn place(&mut self, bits: u64, shared: &AtomicU64) {
+        // Relaxed: the word is a value written once; nothing else is published with it.
+        let mut word = shared.load(Relaxed);
+        if word as u32 == GRID_UNSET {
+            let limit = (word >> 32) as u32;
+            let (_, m, p) = decompose::<F>(bits);
+            let top = p + 63 - m.leading_zeros();
+            let grid = top
+                .saturating_sub(F::MANT + limit / 2)
+                .min(grid_max::<F>(limit));
+            let placed = u64::from(grid) | (u64::from(limit) << 32);
+            word = match shared.compare_exchange(word, placed, Relaxed, Relaxed) {
+                Ok(_) => placed,
+                Err(current) => current,
+            };
+        }
+        self.grid = word as u32;
+        self.limit = (word >> 32) as u32;
+    }
+
+    /// Adds the summary of a disjoint set of elements (on the same grid, or none).
+    pub(crate) fn merge(&mut self, other: &Self) {
+        if self.grid == GRID_UNSET {
+            self.grid = other.grid;
+            self.limit = other.limit;
+        } else if other.grid != GRID_UNSET && other.grid != self.grid {
+            // Never: the grid is placed once per average. Certify nothing if it happened.
+            self.off = self.off.wrapping_add(1 << 31);
+        }
+        self.fixed = self.fixed.wrapping_add(other.fixed);
+        self.off = self.off.wrapping_add(other.off);
+    }
+
+    /// As [`mean`](Self::mean) for `r.n()` elements, by multiplying.
+    #[inline]
+    pub(crate) fn mean_by(&self, r: &Reciprocal) -> Option<f64> {
+        let unit = (self.grid as i32).wrapping_sub(F::BIAS);
+        (self.off == 0).then(|| fixed_mean_by(self.fixed, unit, r))
+    }
+
+    /// The correctly rounded mean of the `n >= 1` elements, if none is off the grid.
+    #[inline]
+    pub(crate) fn mean(&self, n: u64) -> Option<f64> {
+        let unit = (self.grid as i32).wrapping_sub(F::BIAS);
+        (self.off == 0).then(|| fixed_mean(self.fixed, unit, n, n as i64 as f64))
+    }
+
+    pub(crate) fn to_words(self) -> [u64; 3] {
+        // The grid is below 2^11; 0xffff stands for none.
+        let grid = if self.grid == GRID_UNSET {
+            0xffff
+        } else {
+            self.grid
+        };
+        let meta = u64::from(self.off) | u64::from(grid) << 32 | u64::from(self.limit) << 48;
+        [self.fixed as u64, (self.fixed >> 64) as u64, meta]
+    }
+
+    pub(crate) fn from_words(w: [u64; 3]) -> Self {
+        let grid = (w[2] >> 32) as u32 & 0xffff;
+        FixedSummary {
+            fixed: i128::from(w[0]) | (i128::from(w[1] as i64) << 64),
+            grid: if grid == 0xffff { GRID_UNSET } else { grid },
+            limit: (w[2] >> 48) as u32,
+            off: w[2] as u32,
+            format: PhantomData,
+        }
+    }
 }
 
 #[cfg(test)]

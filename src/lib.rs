@@ -6,7 +6,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod error;
-mod estimate;
 mod exact;
 mod exact_sum;
 #[cfg(test)]

@@ -75,8 +75,9 @@ pub trait RunningSum<T: Sample>: Clone + Debug + Send + Sync + 'static {
 pub struct IntSum(pub(crate) i128);
 
 /// What a shard of a [`ShardedAverage`](crate::ShardedAverage) publishes about a range of its
-/// own elements: their exact sum for integers, a certified estimate of it for floats, in
-/// three words that readers load under the shard's sequence lock.
+/// own elements: their exact sum for integers, a fixed-point sum and a count of the elements off
+/// its grid for floats (`fixed.rs`), in three words that readers load under the shard's sequence
+/// lock. Every operation is exact and linear, so readers adjust and add summaries freely.
 pub trait Summary<T: Sample>: Copy + Debug + Send + Sync + 'static {
     /// The summary of no elements.
     const EMPTY: Self;
@@ -96,20 +97,37 @@ pub trait Summary<T: Sample>: Copy + Debug + Send + Sync + 'static {
     /// Adds the summary of a disjoint set of elements.
     fn merge(&mut self, other: &Self);
 
-    /// The correctly rounded mean of the `n >= 1` elements, if the summary can prove it.
+    /// The correctly rounded mean of the `n >= 1` elements, if the summary can give it.
     fn mean(&self, n: u64) -> Option<f64>;
 
-    /// The sum, if the summary can prove it (exact for integers, correctly rounded for floats).
+    /// The sum, if the summary can give it (exact for integers, correctly rounded for floats).
     fn sum(&self) -> Option<T::Sum>;
 
-    /// Whether the owner should call [`maintain`](Self::maintain) now (every 64 updates).
-    fn maintenance_due(&self) -> bool;
+    /// As [`mean`](Self::mean) for `r.n()` elements, dividing by multiplying (floats).
+    #[inline(always)]
+    fn mean_by(&self, r: &Reciprocal) -> Option<f64> {
+        self.mean(r.n())
+    }
 
-    /// Renormalizes; returns whether the summary must be re-seeded from the exact sum.
-    fn maintain(&mut self) -> bool;
+    /// The summary of no elements, on this one's grid (floats).
+    fn cleared(&self) -> Self {
+        Self::EMPTY
+    }
 
-    /// The summary of the elements whose exact sum the limbs encode.
-    fn seed(limbs: &T::Limbs) -> Self;
+    /// Whether [`place_grid`](Self::place_grid) must run before `x` is added.
+    #[inline(always)]
+    fn wants_grid(&self, _x: T) -> bool {
+        false
+    }
+
+    /// Places the grid of the average's summaries, kept in `shared` (floats).
+    fn place_grid(&mut self, _x: T, _shared: &crate::sync::AtomicU64) {}
+
+    /// The word an average keeps for [`place_grid`](Self::place_grid), for a window of
+    /// `window` elements.
+    fn grid_word(_window: u64) -> u64 {
+        0
+    }
 
     fn to_words(&self) -> [u64; 3];
 

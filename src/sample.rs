@@ -3,27 +3,14 @@
 
 use std::fmt::Debug;
 
-use crate::estimate::Estimate;
 use crate::exact::{
-    accumulate_float, add_int_digits, float_top, int_limbs_value, int_mean, int_mean_any,
-    narrow_digits, non_finite, round_float_limbs, signed_digits, unsigned_digits, FloatFormat,
-    LimbSum, Limbs, Span, F32, F64,
+    accumulate_float, add_int_digits, int_limbs_value, int_mean, int_mean_any, narrow_digits,
+    non_finite, round_float_limbs, signed_digits, unsigned_digits, FloatFormat, LimbSum, Limbs,
+    Span, F32, F64,
 };
-use crate::fixed::Reciprocal;
+use crate::fixed::{grid_word, FixedSummary, Reciprocal};
 use crate::float_sum::FloatSum;
 use crate::running::{IntSum, RunningSum, Summary};
-
-/// An estimate seeded from exact float limbs `[span]` (weights `2^(32 i - bias)`): exact zero
-/// for a zero sum, and one that certifies nothing while `non_finite` elements are counted.
-fn estimate_of(limbs: &[i64], span: Span, bias: i32, non_finite: bool) -> Estimate {
-    if non_finite {
-        return Estimate::POISONED;
-    }
-    match float_top(limbs, span, bias) {
-        Some(top) => Estimate::seed(top.neg, top.mag, top.exp),
-        None => Estimate::ZERO,
-    }
-}
 
 /// What the crate needs of an element type beyond [`Sample`]. Sealed: the module is private,
 /// so only this crate implements it and none of its items is public API.
@@ -194,16 +181,6 @@ macro_rules! int {
                 Some(self.0)
             }
             #[inline(always)]
-            fn maintenance_due(&self) -> bool {
-                false
-            }
-            fn maintain(&mut self) -> bool {
-                false
-            }
-            fn seed(limbs: &[i64; $limbs]) -> Self {
-                IntSum(int_limbs_value(limbs))
-            }
-            #[inline(always)]
             fn to_words(&self) -> [u64; 3] {
                 [self.0 as u64, (self.0 >> 64) as u64, 0]
             }
@@ -234,7 +211,7 @@ macro_rules! float {
         impl Element for $t {
             type Limbs = [i64; $limbs];
             type Running = FloatSum<$format, $limbs>;
-            type Summary = Estimate;
+            type Summary = FixedSummary<$format>;
             const NUMERIC_LIMBS: usize = <$format as FloatFormat>::NUMERIC;
 
             #[inline(always)]
@@ -274,60 +251,59 @@ macro_rules! float {
             }
         }
 
-        impl Summary<$t> for Estimate {
-            const EMPTY: Self = Estimate::ZERO;
+        impl Summary<$t> for FixedSummary<$format> {
+            const EMPTY: Self = FixedSummary::EMPTY;
             const WORDS: usize = 3;
 
             #[inline(always)]
             fn add(&mut self, x: $t) {
-                Estimate::replace(self, 0.0, f64::from(x));
+                self.update(x.to_bits().into(), false);
             }
             #[inline(always)]
             fn remove(&mut self, x: $t) {
-                Estimate::replace(self, f64::from(x), 0.0);
+                self.update(x.to_bits().into(), true);
             }
             #[inline(always)]
             fn replace(&mut self, old: $t, new: $t) {
-                Estimate::replace(self, f64::from(old), f64::from(new));
+                self.update(old.to_bits().into(), true);
+                self.update(new.to_bits().into(), false);
             }
             #[inline]
             fn merge(&mut self, other: &Self) {
-                Estimate::merge(self, other);
+                FixedSummary::merge(self, other);
             }
             #[inline]
             fn mean(&self, n: u64) -> Option<f64> {
-                // Through i64: one instruction (n <= 2^30).
-                let n = n as i64 as f64;
-                Estimate::mean(self, n, 1.0 / n)
+                FixedSummary::mean(self, n)
             }
             #[inline]
             fn sum(&self) -> Option<f64> {
-                Estimate::sum(self)
+                FixedSummary::mean(self, 1)
+            }
+            #[inline]
+            fn mean_by(&self, r: &Reciprocal) -> Option<f64> {
+                FixedSummary::mean_by(self, r)
+            }
+            fn cleared(&self) -> Self {
+                FixedSummary::cleared(self)
             }
             #[inline(always)]
-            fn maintenance_due(&self) -> bool {
-                Estimate::maintenance_due(self)
+            fn wants_grid(&self, x: $t) -> bool {
+                FixedSummary::wants_grid(self, x.to_bits().into())
             }
-            fn maintain(&mut self) -> bool {
-                self.renormalize();
-                self.needs_seed()
+            fn place_grid(&mut self, x: $t, shared: &crate::sync::AtomicU64) {
+                self.place(x.to_bits().into(), shared);
             }
-            fn seed(limbs: &[i64; $limbs]) -> Self {
-                let non_finite = non_finite(limbs, <$format as FloatFormat>::NUMERIC).is_some();
-                estimate_of(
-                    limbs,
-                    Span::full(<$format as FloatFormat>::NUMERIC),
-                    <$format as FloatFormat>::BIAS,
-                    non_finite,
-                )
+            fn grid_word(window: u64) -> u64 {
+                grid_word::<$format>(window)
             }
             #[inline(always)]
             fn to_words(&self) -> [u64; 3] {
-                Estimate::to_words(*self)
+                FixedSummary::to_words(*self)
             }
             #[inline(always)]
             fn from_words(w: [u64; 3]) -> Self {
-                Estimate::from_words(w)
+                FixedSummary::from_words(w)
             }
         }
 

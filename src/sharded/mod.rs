@@ -20,6 +20,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::error::{check_window, WindowError};
 use crate::exact::{LimbSum, Limbs, Span};
+use crate::fixed::Reciprocal;
 use crate::running::Summary;
 use crate::sample::Sample;
 use crate::sync::{Arc, AtomicPtr, AtomicU64};
@@ -130,6 +131,11 @@ pub struct ShardedAverage<T: Sample> {
     /// ones; raised after a search that found nothing, so searches cost `O(1)` per block
     /// amortized.
     steal_above: AtomicU64,
+    /// The grid of the shards' summaries (floats, `fixed.rs`): placed once, by the first
+    /// nonzero finite element, and only read after.
+    grid: AtomicU64,
+    /// The reciprocal of the window: reads of a full window divide by multiplying.
+    reciprocal: Reciprocal,
     /// Identifies this moving average in thread-local leases.
     id: u64,
     /// The shards are owned through `head`: `ShardedAverage` is `Send` and `Sync` because
@@ -297,6 +303,8 @@ impl<T: Sample> ShardedAverage<T> {
             geometry,
             pool,
             steal_above: AtomicU64::new(geometry.table() as u64),
+            grid: AtomicU64::new(<T::Summary as Summary<T>>::grid_word(window as u64)),
+            reciprocal: Reciprocal::new(window as u64),
             id: lease::next_owner_id(),
             _shards: PhantomData,
         };
@@ -381,7 +389,8 @@ impl<T: Sample> ShardedAverage<T> {
         };
         let take = || self.take_block(Some(claim.shard()));
         // SAFETY: every shard of this moving average was created with `self.pool`.
-        unsafe { claim.push(&self.pool, value, take, draw) }.map_err(|e| self.alloc_error(e))
+        unsafe { claim.push(&self.pool, &self.grid, value, take, draw) }
+            .map_err(|e| self.alloc_error(e))
     }
 
     /// An add in the relaxed order: stamped from the thread's batch of tickets, evicting what
@@ -398,7 +407,7 @@ impl<T: Sample> ShardedAverage<T> {
         let draw = |batch: &mut Batch| (clock.stamp(batch), clock.out_below());
         let take = || self.take_block(Some(claim.shard()));
         // SAFETY: every shard of this moving average was created with `self.pool`.
-        let pushed = unsafe { claim.push(&self.pool, value, take, draw) };
+        let pushed = unsafe { claim.push(&self.pool, &self.grid, value, take, draw) };
         pushed.map_err(|e| self.alloc_error(e))
     }
 
@@ -784,6 +793,7 @@ impl<T: Sample> ShardedAverage<T> {
     fn fast_mean(&self) -> Option<Option<f64>> {
         match self.summarize()? {
             (_, 0) => Some(None),
+            (summary, n) if n == self.reciprocal.n() => summary.mean_by(&self.reciprocal).map(Some),
             (summary, n) => summary.mean(n).map(Some),
         }
     }

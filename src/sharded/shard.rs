@@ -247,13 +247,14 @@ impl<'a, T: Sample> Claim<'a, T> {
     pub(crate) unsafe fn push(
         &self,
         pool: &Pool,
+        grid: &AtomicU64,
         value: T,
         take: impl FnOnce() -> Result<u64, Exhausted>,
         draw: impl FnOnce(&mut Batch) -> (u64, u64),
     ) -> Result<(), Exhausted> {
         // SAFETY: holding the claim makes this thread the shard's owner; the caller vouches
         // for the pool.
-        unsafe { self.shard.push(pool, value, take, draw) }
+        unsafe { self.shard.push(pool, grid, value, take, draw) }
     }
 
     /// Keeps the claim beyond this borrow: the shard, as the pointer [`from_raw`] takes, and
@@ -415,14 +416,16 @@ impl<T: Sample> Shard<T> {
     unsafe fn push(
         &self,
         pool: &Pool,
+        grid: &AtomicU64,
         value: T,
         take: impl FnOnce() -> Result<u64, Exhausted>,
         draw: impl FnOnce(&mut Batch) -> (u64, u64),
     ) -> Result<(), Exhausted> {
         // SAFETY: the caller owns the shard, so this is the only access to `owner`; ownership
         // passed between threads through the Acquire/Release pair on `claimed`.
-        self.owner
-            .with_mut(|owner| self.push_owned(unsafe { &mut *owner }, pool, value, take, draw))
+        self.owner.with_mut(|owner| {
+            self.push_owned(unsafe { &mut *owner }, pool, grid, value, take, draw)
+        })
     }
 
     #[inline(always)]
@@ -430,6 +433,7 @@ impl<T: Sample> Shard<T> {
         &self,
         owner: &mut Owner<T>,
         pool: &Pool,
+        grid: &AtomicU64,
         value: T,
         take: impl FnOnce() -> Result<u64, Exhausted>,
         draw: impl FnOnce(&mut Batch) -> (u64, u64),
@@ -439,6 +443,10 @@ impl<T: Sample> Shard<T> {
         if (owner.count + 1) & in_block == 0 && owner.spare.is_none() {
             // This add fills the block: have the next one before drawing a ticket.
             owner.spare = Some(take()?);
+        }
+        if owner.summary.wants_grid(value) {
+            // Before the ticket, like taking a block: the add cannot fail after it.
+            owner.summary.place_grid(value, grid);
         }
         let (ticket, evict_below) = draw(&mut owner.batch);
         let published = &*self.published;
@@ -475,9 +483,6 @@ impl<T: Sample> Shard<T> {
             debug_assert!(owner.retired + self.geometry.table() as u64 > j);
             self.table[(j & self.geometry.table_mask) as usize].store(next, Relaxed);
             owner.current = SlotsPtr::of(block.slots);
-        }
-        if owner.summary.maintenance_due() && owner.summary.maintain() {
-            self.reseed(owner, pool);
         }
         published.start.store(owner.start, Relaxed);
         let words = owner.summary.to_words();
@@ -643,23 +648,24 @@ impl<T: Sample> Shard<T> {
             .map(|_| number)
     }
 
-    /// Re-seeds the summary from the exact sum of elements `start .. count`: the running sum
-    /// less the prefix at `start`.
+    /// Sums elements `start .. count` into the summary again, after blocks it covered were
+    /// stolen. (They are in the blocks from `start`'s on, which the shard holds: see `retire`.)
     #[cold]
     #[inline(never)]
     fn reseed(&self, owner: &mut Owner<T>, pool: &Pool) {
-        // Block `start / B` is held by the shard (see `retire`).
-        let mut limbs = owner.sum;
-        let j = owner.start >> self.geometry.shift;
-        let block = self.block(pool, j).expect("the owner's blocks exist");
-        for (limb, word) in limbs.as_mut().iter_mut().zip(block.checkpoint) {
-            *limb = limb.wrapping_sub(word.load(Relaxed) as i64);
+        let shift = self.geometry.shift;
+        let in_block = self.geometry.block() - 1;
+        let mut summary = owner.summary.cleared();
+        let mut k = owner.start;
+        while k < owner.count {
+            let slots = self.slots(pool, k >> shift);
+            let end = owner.count.min((k | in_block) + 1);
+            for slot in &slots[(k & in_block) as usize..=((end - 1) & in_block) as usize] {
+                summary.add(T::from_bits(slot.value.load(Relaxed)));
+            }
+            k = end;
         }
-        let first = j << self.geometry.shift;
-        for slot in &block.slots[..(owner.start - first) as usize] {
-            T::from_bits(slot.value.load(Relaxed)).sub_from(&mut limbs);
-        }
-        owner.summary = <T::Summary as Summary<T>>::seed(&limbs);
+        owner.summary = summary;
     }
 
     /// Runs `f` on a consistent view of the shard, or reports that the shard moved on while
@@ -771,7 +777,7 @@ impl<T: Sample> Shard<T> {
             if cursor.ticket(hi - 1) < from {
                 // The shard's thread stopped adding while others went on: nothing it holds is
                 // in the window.
-                summary = <T::Summary as Summary<T>>::EMPTY;
+                summary = summary.cleared();
                 lo = hi;
             }
             // Elements that left the window through other shards' adds.
