@@ -388,7 +388,7 @@ impl<F: FloatFormat> FixedSummary<F> {
         (self.off == 0).then(|| fixed_mean(self.fixed, unit, n, n as i64 as f64))
     }
 
-    pub(crate) fn to_words(self) -> [u64; 3] {
+    pub(crate) fn to_words(&self) -> [u64; 3] {
         // The grid is below 2^11; 0xffff stands for none.
         let grid = if self.grid == GRID_UNSET {
             0xffff

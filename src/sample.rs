@@ -299,7 +299,7 @@ macro_rules! float {
             }
             #[inline(always)]
             fn to_words(&self) -> [u64; 3] {
-                FixedSummary::to_words(*self)
+                FixedSummary::to_words(self)
             }
             #[inline(always)]
             fn from_words(w: [u64; 3]) -> Self {
