@@ -22,8 +22,9 @@ const UPDATES_BETWEEN_CARRIES: u32 = if cfg!(test) { 1 << 6 } else { 1 << 30 };
 ///   once. Neither depends on the order of the updates or on values that were removed: adding
 ///   `2^54`, then `1`, then removing `2^54` leaves exactly `1`.
 /// * **O(1) updates.** [`add`](Self::add) and [`remove`](Self::remove) are a few integer
-///   additions (three for an `f64`); reads are usually answered by a certified estimate and
-///   otherwise by the exact digits.
+///   additions (for an `f64` usually a shift and one 128-bit addition, on the sum's grid);
+///   reads round that fixed-point sum once, or the exact digits when values off the grid
+///   were summed.
 /// * **Mergeable.** [`merge`](Self::merge) adds another sum, and the canonical state words
 ///   ([`write_state`](Self::write_state), [`from_state`](Self::from_state)) let partial sums
 ///   computed elsewhere be combined exactly: any partition of the same values gives the same

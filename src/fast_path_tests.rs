@@ -1,4 +1,4 @@
-//! The certified fast path against the pure exact path, bit for bit.
+//! The fixed-point path against the pure exact path, bit for bit.
 //!
 //! Every test keeps a shadow of the ring: its own exact limbs, filled with `Sample::add_to` and
 //! `Sample::sub_from` exactly as the ring did before the fast path existed, and rounded once
@@ -106,7 +106,7 @@ impl<T: Float> Shadow<T> {
 
     /// Whether the exact `sum / n` lies within about `2^-100` (relative) of a rounding
     /// boundary (a midpoint between two doubles): an oracle of its own, independent of the
-    /// estimates, for reads that any certificate of that precision must leave to the division.
+    /// fixed-point reads, for reads they may leave to the exact division.
     fn near_midpoint(&self, n: u64) -> bool {
         let Some(top) = float_top(self.limbs.as_ref(), self.span, T::BIAS) else {
             return false;
@@ -132,10 +132,10 @@ impl<T: Float> Shadow<T> {
         up.to_bits() != down.to_bits()
     }
 
-    /// Whether a read of `sum / n` (`value`, exact) that took the exact path is explained by
-    /// the value itself: non-finite, zero, so small or large that the certificate never
-    /// applies, or within about `2^-100` of a midpoint. Other exact-path reads are due to an
-    /// estimate whose bound was too loose (legitimate, but they should be rare on smooth data).
+    /// Whether a read of `sum / n` (`value`, exact) that rounded the limbs is explained by the
+    /// value itself: non-finite, zero, so small or large that no grid holds it, or within about
+    /// `2^-100` of a midpoint. Other such reads are due to elements off the grid (legitimate,
+    /// but there should be none on smooth data once the grid is chosen).
     fn explains(&self, value: f64, n: u64) -> bool {
         let sum = self.sum();
         !value.is_finite()
@@ -833,7 +833,7 @@ fn cancellation<T: Float>(name: &'static str, huge: &[f64], seed: u64) {
                 c.push_ok(v);
             }
         }
-        // And a final long smooth stretch: the estimate must be re-seeded and answer again.
+        // And a final long smooth stretch: reads must be back on the fixed-point path.
         for _ in 0..sized(w + 200, 10) {
             let v = small(&mut rng);
             c.push_ok(v);
@@ -977,7 +977,7 @@ fn subnormals_f64() {
 // 6. Non-finite values and overflow, and recovery.
 // ------------------------------------------------------------------------------------------
 
-/// Pushes smooth data until every special value has left and the estimate has been re-seeded,
+/// Pushes smooth data until every special value has left and the window is back on its grid,
 /// then checks that smooth reads no longer take the exact path.
 fn recover<T: Float>(c: &mut Check<T>, rng: &mut Rng, level: f64) {
     let w = c.shadow.window;
@@ -992,7 +992,8 @@ fn recover<T: Float>(c: &mut Check<T>, rng: &mut Rng, level: f64) {
     }
     let (e1, d1, _) = stats::snapshot();
     // These values share one or two binades, so in small windows many sums and means are
-    // exact midpoints, which must take the exact path; every other read must be certified.
+    // exact midpoints, which must take the exact division; every other read must stay on the
+    // fixed-point path.
     assert_eq!(
         c.unexplained - u0,
         0,
@@ -1113,7 +1114,7 @@ fn long_history(
 
 /// Slowly drifting data whose elements spread over many binades (`level * u`, `u` uniform in
 /// `[0, 1)` with 53 random bits): the exact sums have about 20 bits below a mean's last bit,
-/// so exact midpoints are rare, and nearly every read must be certified.
+/// so exact midpoints are rare, and nearly every read must stay on the fixed-point path.
 #[test]
 // Safe float arithmetic at sizes that take minutes in Miri's interpreter; `cargo test` runs it
 // natively, and Miri has no unsafe code to check here.

@@ -30,10 +30,12 @@ pub struct FloatSum<F, const L: usize> {
     /// Zero only while every limb is zero; otherwise the number of elements off the grid, or 1
     /// where that number is not known. Reads take the fixed-point path while it is zero.
     off_grid: i64,
-    /// Updates off the grid since the grid was chosen, and how many make a window choose again.
+    /// Updates off the grid since the grid was chosen, and how many make a window look for a
+    /// better one (its size, doubled after each look that found none, up to `64 N`; never for
+    /// free sums).
     off_grid_updates: u64,
     regrid_after: u64,
-    /// The most elements the sum holds at once (the window), or `2^30` for free sums.
+    /// The most elements the sum holds at once (the window), or [`FREE`] for free sums.
     elements: u64,
     limbs: [i64; L],
     /// The limbs that may be nonzero.

@@ -41,7 +41,7 @@ pub struct RingAverage<T: Sample> {
     /// divide by multiplying.
     window_f64: f64,
     reciprocal: Reciprocal,
-    /// Exact sum of `buf` (with the certified estimate, for floats).
+    /// Exact sum of `buf` (for floats, a fixed-point sum and limbs).
     sum: T::Running,
     /// The bits of the last average read since the last change, or [`NO_AVERAGE`]: a read of
     /// an unchanged window is one load. Reads through `&self` cannot overlap a change (which

@@ -134,17 +134,17 @@ pub trait Summary<T: Sample>: Copy + Debug + Send + Sync + 'static {
     fn from_words(words: [u64; 3]) -> Self;
 }
 
-/// Counts of the slow paths taken by this thread, for tests that report how often the
-/// certificate failed.
+/// Counts of the slow paths taken by this thread, for tests that report how often reads left
+/// the fixed-point path.
 #[cfg(test)]
 pub(crate) mod stats {
     use std::cell::Cell;
 
     std::thread_local! {
-        /// Reads that took the exact path (the certificate failed or could not apply).
+        /// Reads that rounded the exact limbs (elements off the grid, or non-finite ones).
         pub(crate) static EXACT: Cell<u64> = const { Cell::new(0) };
-        /// Exact-path reads that rounded the exact limbs (all but those answered by the
-        /// non-finite counters or a zero sum).
+        /// Reads that ended in the exact division `div_round`: limb reads with a nonzero finite
+        /// sum, and fixed-point reads that fell back (ties, subnormal results).
         pub(crate) static DIVISIONS: Cell<u64> = const { Cell::new(0) };
         /// Windows that chose the grid of their fixed-point sum again.
         pub(crate) static REGRIDS: Cell<u64> = const { Cell::new(0) };

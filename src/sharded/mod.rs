@@ -69,8 +69,7 @@ const LOAD_TICKETS: std::sync::atomic::Ordering = Relaxed;
 /// * **Reads are lock-free**: they never wait for an add. A read starts over only when a
 ///   block it was reading was retired during the read, which means other threads added.
 /// * Reads take `O(S)` for `S` shards when every shard has added recently and no add is in
-///   flight: each shard's published summary, adjusted by a few elements, and a certificate
-///   for floats. Otherwise `O(S * (log N + 64 + L))`: they never scan the window. A shard whose
+///   flight: each shard's published summary, adjusted by a few elements, and one rounding. Otherwise `O(S * (log N + 64 + L))`: they never scan the window. A shard whose
 ///   thread stopped adding while others went on costs nothing once all its elements have left
 ///   the window; while only some have, reads take the second path.
 ///
@@ -1148,5 +1147,48 @@ mod tests {
         assert_eq!(shards, 2);
         assert_eq!(exact, Some(1_000_000.0 + (4_744.0 + 4_999.0) / 2.0));
         assert_eq!(fast, Some(exact), "the fast read gave up");
+    }
+
+    /// After a NaN passes through a shard whose adds each evict several elements, the fast
+    /// read answers again once it has left (the summaries count it exactly, with no
+    /// maintenance to miss).
+    #[test]
+    fn fast_reads_return_after_a_nan_leaves_shards_that_evict_several_at_once() {
+        for m in [
+            ShardedAverage::<f64>::new(8).unwrap(),
+            ShardedAverage::<f64>::relaxed(8, 4).unwrap(),
+        ] {
+            let turn = std::sync::Barrier::new(2);
+            let rounds = if cfg!(miri) { 8 } else { 40 };
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    for round in 0..rounds {
+                        for i in 0..5 {
+                            m.push(if round == 2 && i == 1 {
+                                f64::NAN
+                            } else {
+                                0.25 * i as f64
+                            });
+                        }
+                        turn.wait();
+                        turn.wait();
+                    }
+                });
+                for _ in 0..rounds {
+                    turn.wait();
+                    // Each of these adds evicts the other shard's elements that left, several
+                    // at a time after the other thread's turn.
+                    (0..5).for_each(|i| m.push(1.5 + i as f64));
+                    if let Some(fast) = m.fast_mean() {
+                        let bits = |x: Option<f64>| x.map(f64::to_bits);
+                        assert_eq!(bits(fast), bits(m.exact_mean()));
+                    }
+                    turn.wait();
+                }
+                let exact = m.exact_mean().expect("nonempty");
+                assert!(!exact.is_nan());
+                assert_eq!(m.fast_mean(), Some(Some(exact)), "the fast read gave up");
+            });
+        }
     }
 }
