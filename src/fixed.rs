@@ -201,9 +201,10 @@ pub(crate) fn fixed_mean_by(fixed: i128, unit: i32, r: &Reciprocal) -> f64 {
     // At most (2^64 - 1)^2 + 2 (2^64 - 1) = 2^128 - 1: no overflow.
     let p = wide(xh, uh) + (wide(xh, ul) >> 64) + (wide(xl, uh) >> 64);
     let (ph, pl) = ((p >> 64) as u64, p as u64);
-    // x, mu >= 2^127 make Y >= 2^126, so P >= 2^126 - 2: its top bit is bit 61 to 63 of `ph`,
+    // x, mu >= 2^127 make Y >= 2^126, so P >= 2^126 - 2: its top bit is bit 61 to 63 of `ph`
+    // (two comparisons find it sooner than a bit scan),
     // and the 53 kept bits and the rounding bit lie in `ph`.
-    let top = 63 - ph.leading_zeros();
+    let top = 61 + u32::from(ph >= 1 << 62) + u32::from(ph >= 1 << 63);
     let shift = top - 52;
     let keep = ph >> shift;
     let rem = (u128::from(ph & ((1 << shift) - 1)) << 64) | u128::from(pl);
