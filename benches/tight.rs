@@ -39,6 +39,8 @@ fn data(family: &str) -> Vec<f64> {
             "half" => (i % 1000) as f64 * 0.5,
             // Latencies in seconds from nanosecond counts, 10 us to 2 s: full mantissas.
             "latency" => (10_000 + r.next() % 2_000_000_000) as f64 * 1e-9,
+            // As `benches/common`'s F64S: uniform in [0, 1000) with full mantissas.
+            "uniform" => (r.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64) * 1000.0,
             // +-1e300 and subnormals: nothing fits one grid, every read takes the limbs.
             "adversarial" => match i % 4 {
                 0 => 1e300,

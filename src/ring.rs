@@ -190,12 +190,18 @@ impl<T: Sample> RingAverage<T> {
         self.sum.sum()
     }
 
+    /// The cached average, or a new one.
     #[inline(always)]
     pub(crate) fn average_value(&self) -> Option<f64> {
         let last = self.last_average.load(Relaxed);
         if last != NO_AVERAGE {
             return Some(f64::from_bits(last));
         }
+        self.compute_average()
+    }
+
+    #[inline]
+    fn compute_average(&self) -> Option<f64> {
         let n = self.buf.len();
         let mean = if n == self.window {
             self.sum.mean_by(&self.reciprocal, self.window_f64)
