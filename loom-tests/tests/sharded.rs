@@ -218,8 +218,9 @@ fn fast_read_during_adds_i64() {
     });
 }
 
-/// The same with floats, where the fast read certifies an estimate: `2^60` enters and leaves
-/// the window, so an estimate that kept its trace would be visibly wrong.
+/// The same with floats, where the fast read rounds the shards' fixed-point sums (on a grid the
+/// first add places): `2^60` enters and leaves the window, so a sum that kept its trace would
+/// be visibly wrong.
 #[test]
 fn fast_read_during_adds_f64() {
     let window = 1;
