@@ -303,7 +303,7 @@ impl Pool {
         loop {
             self.link(number).store(head & u64::from(u32::MAX), Relaxed);
             let new = (head >> 32).wrapping_add(1) << 32 | (number + 1);
-            // Release pairs with the Acquire in `take`; each successful compare-exchange
+            // Release pairs with the Acquire in `take_free`; each successful compare-exchange
             // continues the release sequence, so a later taker synchronizes with every push
             // below it, not only the last.
             match self.free.compare_exchange_weak(head, new, Release, Relaxed) {

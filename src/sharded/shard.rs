@@ -85,7 +85,7 @@ pub(crate) struct Geometry {
 impl Geometry {
     pub(crate) fn new(window: usize) -> Self {
         let window = window as u64;
-        // Blocks of 64 slots (4 under loom, so models retire blocks within a few adds), smaller
+        // Blocks of 64 slots (2 under loom, so models retire blocks within a few adds), smaller
         // for small windows so that a small moving average stays small.
         let most = if cfg!(loom) { 2 } else { 64 };
         let block = (window.next_power_of_two() / 4).clamp(2, most);
