@@ -1362,5 +1362,7 @@ fn mutex_f64() {
         }
     }
     let c = tally.report();
-    assert!(c.exact > 0);
+    // The NaN (push 250) and 1e300 (push 300) send reads to the limbs; Miri's short run stops
+    // before them.
+    assert!(c.exact > 0 || n <= 300);
 }

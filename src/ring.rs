@@ -16,7 +16,7 @@ use crate::traits::MovingAverage;
 ///
 /// Adding is O(1) with no allocation, no integer division and no branch on the values beyond
 /// classifying a float; reading the average is O(1) (it rounds the exact sum once). All memory,
-/// `N * size_of::<T>()` bytes plus the accumulator (8 to 552 bytes), is allocated, fallibly,
+/// `N * size_of::<T>()` bytes plus the accumulator (16 to 624 bytes), is allocated, fallibly,
 /// by the constructor.
 ///
 /// # Examples
