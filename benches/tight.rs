@@ -7,12 +7,17 @@
 //! ```
 //!
 //! Cases: `ring_add_read`, `ring_add`, `ring_read`, `sharded_add_read` (f64, `N = 1024`, with a
-//! data family after a colon: `latency`, `half`, `adversarial`, `straddle`), `ring_i64_add_read`,
+//! data family after a colon: `latency`, `half`, `uniform`, `adversarial`, `straddle`),
+//! `ring_i64_add_read`,
 //! `exact_add` (`ExactSum<f64>`), and the peers `yata_add_read`, `yata_add`, `single_add_read`.
 //! The file uses only API that older versions have too, so it can be copied into a worktree of
-//! one (with the peers as dev-dependencies) to time both in one session; `notes/benchmarks.md`
-//! says how the figures there were taken.
-use mavg::{MovingAverage, RingAverage, ShardedAverage, SharedMovingAverage};
+//! one (with `tests/xorshift/mod.rs` and the peers as dev-dependencies) to time both in one
+//! session; `notes/benchmarks.md` says how the figures there were taken.
+
+#[path = "../tests/xorshift/mod.rs"]
+mod xorshift;
+
+use mavg::{MovingAverage, RingAverage, Sample, ShardedAverage, SharedMovingAverage};
 use simple_moving_average::{SingleSumSMA, SMA};
 use std::hint::black_box;
 use std::time::Instant;
@@ -22,36 +27,26 @@ use yata::helpers::Peekable;
 const N: usize = 1024;
 const OPS: usize = 300_000;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 fn data(family: &str) -> Vec<f64> {
-    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut r = xorshift::XorShift::new(0x9e37_79b9_7f4a_7c15);
     (0..4096usize)
         .map(|i| match family {
             "half" => (i % 1000) as f64 * 0.5,
             // Latencies in seconds from nanosecond counts, 10 us to 2 s: full mantissas.
-            "latency" => (10_000 + r.next() % 2_000_000_000) as f64 * 1e-9,
+            "latency" => (10_000 + r.next_u64() % 2_000_000_000) as f64 * 1e-9,
             // As `benches/common`'s F64S: uniform in [0, 1000) with full mantissas.
-            "uniform" => (r.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64) * 1000.0,
+            "uniform" => (r.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64) * 1000.0,
             // +-1e300 and subnormals: nothing fits one grid, every read takes the limbs.
             "adversarial" => match i % 4 {
                 0 => 1e300,
                 1 => -1e300,
-                2 => f64::from_bits(1 + r.next() % 1000),
-                _ => (r.next() >> 11) as f64,
+                2 => f64::from_bits(1 + r.next_u64() % 1000),
+                _ => (r.next_u64() >> 11) as f64,
             },
             // Full-mantissa values spread over 120 binades: straddles any grid.
             "straddle" => {
-                let e = (r.next() % 120) as i32 - 60;
-                (1.0 + (r.next() >> 12) as f64 / (1u64 << 52) as f64) * 2f64.powi(e)
+                let e = (r.next_u64() % 120) as i32 - 60;
+                (1.0 + (r.next_u64() >> 12) as f64 / (1u64 << 52) as f64) * 2f64.powi(e)
             }
             _ => panic!("family"),
         })
@@ -72,6 +67,17 @@ fn time(mut f: impl FnMut(usize)) -> f64 {
     v[0]
 }
 
+/// Pushes `values` cyclically into a full `RingAverage` of `N`, reading after each push.
+fn ring_add_read<T: Sample>(values: &[T]) -> f64 {
+    let mut m = RingAverage::<T>::new(N).unwrap();
+    m.extend(values.iter().copied());
+    time(|i| {
+        let m = black_box(&mut m);
+        m.push(values[i & 4095]);
+        black_box(m.average());
+    })
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; the case is the first other argument.
     let case = std::env::args()
@@ -82,15 +88,7 @@ fn main() {
     let xs = data(family);
     let xi: Vec<i64> = (0..4096).map(|i| (i * 7919 % 1_000_000) as i64).collect();
     let ns = match what {
-        "ring_add_read" => {
-            let mut m = RingAverage::<f64>::new(N).unwrap();
-            m.extend(xs.iter().copied());
-            time(|i| {
-                let m = black_box(&mut m);
-                m.push(xs[i & 4095]);
-                black_box(m.average());
-            })
-        }
+        "ring_add_read" => ring_add_read(&xs),
         "ring_add" => {
             let mut m = RingAverage::<f64>::new(N).unwrap();
             m.extend(xs.iter().copied());
@@ -105,15 +103,7 @@ fn main() {
                 black_box(black_box(&m).average());
             })
         }
-        "ring_i64_add_read" => {
-            let mut m = RingAverage::<i64>::new(N).unwrap();
-            m.extend(xi.iter().copied());
-            time(|i| {
-                let m = black_box(&mut m);
-                m.push(xi[i & 4095]);
-                black_box(m.average());
-            })
-        }
+        "ring_i64_add_read" => ring_add_read(&xi),
         "sharded_add_read" => {
             let m = ShardedAverage::<f64>::new(N).unwrap();
             for &x in &xs {

@@ -70,6 +70,45 @@ pub(crate) fn on_grid(sign: bool, m: u64, shift: u32) -> i128 {
     (v ^ s) - s
 }
 
+/// The element with these bits in units of grid `grid`, if it is a normal float at most
+/// `limit` places above the grid: the add's test, a subtraction and a comparison. Zeros and
+/// subnormals (biased exponent 0 wraps to a huge shift) and non-finite values (above
+/// [`grid_max`]) are not; callers that put subnormals on a grid at the bottom test them apart.
+#[inline(always)]
+pub(crate) fn normal_on_grid<F: FloatFormat>(bits: u64, grid: u32, limit: u32) -> Option<i128> {
+    let e = ((bits >> F::MANT) & F::EXP_MASK) as u32;
+    let shift = e.wrapping_sub(1).wrapping_sub(grid);
+    if shift > limit {
+        return None;
+    }
+    let m = (bits & ((1 << F::MANT) - 1)) | (1 << F::MANT);
+    let sign = -(((bits >> (F::MANT + F::EXP_MASK.count_ones())) & 1) as i64);
+    // +-m fits an i64, and so an i128 shifted by at most the shift limit.
+    Some(i128::from((m as i64 ^ sign) - sign) << shift)
+}
+
+/// Whether a float given by its bits is nonzero and finite.
+#[inline(always)]
+pub(crate) fn nonzero_finite<F: FloatFormat>(bits: u64) -> bool {
+    let (_, m, p) = decompose::<F>(bits);
+    m != 0 && p < (F::EXP_MASK - 1) as u32
+}
+
+/// A grid on which a first element of significand `m` at position `p` has about as much room
+/// above as below: full-significand values from `2^(limit / 2)` times smaller to
+/// `2^(limit / 2)` times larger fit.
+pub(crate) fn grid_around<F: FloatFormat>(m: u64, p: u32, limit: u32) -> u32 {
+    let top = p + 63 - m.leading_zeros();
+    top.saturating_sub(F::MANT + limit / 2)
+        .min(grid_max::<F>(limit))
+}
+
+/// The exponent of grid `grid`'s unit (any value for [`GRID_UNSET`], whose sums are zero).
+#[inline(always)]
+pub(crate) fn unit_of<F: FloatFormat>(grid: u32) -> i32 {
+    (grid as i32).wrapping_sub(F::BIAS)
+}
+
 /// `2^e` for `e` in the normal exponent range, from its bits.
 #[inline(always)]
 fn pow2(e: i32) -> f64 {
@@ -310,15 +349,12 @@ impl<F: FloatFormat> FixedSummary<F> {
     /// off it.
     #[inline(always)]
     pub(crate) fn update(&mut self, bits: u64, remove: bool) {
-        let e = ((bits >> F::MANT) & F::EXP_MASK) as u32;
-        // Biased exponent 0 (zeros, subnormals) wraps to a huge shift.
-        let shift = e.wrapping_sub(1).wrapping_sub(self.grid);
-        let sign_bit = (bits >> (F::MANT + F::EXP_MASK.count_ones())) & 1 == 1;
-        if shift <= self.limit {
-            let m = (bits & ((1 << F::MANT) - 1)) | (1 << F::MANT);
-            self.fixed = self
-                .fixed
-                .wrapping_add(on_grid(sign_bit != remove, m, shift));
+        if let Some(v) = normal_on_grid::<F>(bits, self.grid, self.limit) {
+            self.fixed = if remove {
+                self.fixed.wrapping_sub(v)
+            } else {
+                self.fixed.wrapping_add(v)
+            };
         } else if bits << (64 - F::MANT - F::EXP_MASK.count_ones()) != 0 {
             self.off = if remove {
                 self.off.wrapping_sub(1)
@@ -332,10 +368,7 @@ impl<F: FloatFormat> FixedSummary<F> {
     /// none yet and the element is nonzero and finite.
     #[inline(always)]
     pub(crate) fn wants_grid(&self, bits: u64) -> bool {
-        self.grid == GRID_UNSET && {
-            let (_, m, p) = decompose::<F>(bits);
-            m != 0 && p < (F::EXP_MASK - 1) as u32
-        }
+        self.grid == GRID_UNSET && nonzero_finite::<F>(bits)
     }
 
     /// Places the grid: the average's, or one around this element if it has none yet (the
@@ -348,10 +381,7 @@ impl<F: FloatFormat> FixedSummary<F> {
         if word as u32 == GRID_UNSET {
             let limit = (word >> 32) as u32;
             let (_, m, p) = decompose::<F>(bits);
-            let top = p + 63 - m.leading_zeros();
-            let grid = top
-                .saturating_sub(F::MANT + limit / 2)
-                .min(grid_max::<F>(limit));
+            let grid = grid_around::<F>(m, p, limit);
             let placed = u64::from(grid) | (u64::from(limit) << 32);
             word = match shared.compare_exchange(word, placed, Relaxed, Relaxed) {
                 Ok(_) => placed,
@@ -378,14 +408,13 @@ impl<F: FloatFormat> FixedSummary<F> {
     /// As [`mean`](Self::mean) for `r.n()` elements, by multiplying.
     #[inline]
     pub(crate) fn mean_by(&self, r: &Reciprocal) -> Option<f64> {
-        let unit = (self.grid as i32).wrapping_sub(F::BIAS);
-        (self.off == 0).then(|| fixed_mean_by(self.fixed, unit, r))
+        (self.off == 0).then(|| fixed_mean_by(self.fixed, unit_of::<F>(self.grid), r))
     }
 
     /// The correctly rounded mean of the `n >= 1` elements, if none is off the grid.
     #[inline]
     pub(crate) fn mean(&self, n: u64) -> Option<f64> {
-        let unit = (self.grid as i32).wrapping_sub(F::BIAS);
+        let unit = unit_of::<F>(self.grid);
         (self.off == 0).then(|| fixed_mean(self.fixed, unit, n, n as i64 as f64))
     }
 
@@ -416,17 +445,7 @@ impl<F: FloatFormat> FixedSummary<F> {
 mod tests {
     use super::*;
     use crate::exact::{F32, F64};
-
-    /// xorshift64*: a fixed-seed generator of our own.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-    }
+    use crate::xorshift::XorShift;
 
     fn oracle(fixed: i128, unit: i32, n: u64) -> f64 {
         if fixed == 0 {
@@ -465,25 +484,26 @@ mod tests {
 
     #[test]
     fn means_match_the_exact_division() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
         let mut mismatches = Vec::new();
         // Safe integer arithmetic: Miri runs a sample.
         let cases = if cfg!(miri) { 2_000 } else { 200_000u64 };
         for i in 0..cases {
-            let bits = 1 + rng.next() % 126;
-            let mag = (u128::from(rng.next()) << 64 | u128::from(rng.next())) >> (128 - bits);
-            let fixed = if rng.next() & 1 == 0 {
+            let bits = 1 + rng.next_u64() % 126;
+            let mag =
+                (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())) >> (128 - bits);
+            let fixed = if rng.next_u64() & 1 == 0 {
                 mag as i128
             } else {
                 -(mag as i128)
             };
             let n = match i % 4 {
-                0 => 1 + rng.next() % 1024,
-                1 => 1 + rng.next() % (1 << 30),
-                2 => 1 << (rng.next() % 31),
-                _ => 1 + rng.next() % 7,
+                0 => 1 + rng.next_u64() % 1024,
+                1 => 1 + rng.next_u64() % (1 << 30),
+                2 => 1 << (rng.next_u64() % 31),
+                _ => 1 + rng.next_u64() % 7,
             };
-            let unit = -1100 + (rng.next() % 2000) as i32;
+            let unit = -1100 + (rng.next_u64() % 2000) as i32;
             let got = fixed_mean(fixed, unit, n, n as f64);
             let want = oracle(fixed, unit, n);
             if got.to_bits() != want.to_bits() {
@@ -499,7 +519,7 @@ mod tests {
 
     #[test]
     fn reciprocal_means_match_the_exact_division() {
-        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut rng = XorShift::new(0x1234_5678_9abc_def1);
         for n in (1..=70u64).chain([
             1000,
             1023,
@@ -512,20 +532,21 @@ mod tests {
         ]) {
             let r = Reciprocal::new(n);
             for _ in 0..if cfg!(miri) { 20 } else { 3_000 } {
-                let bits = 1 + rng.next() % 126;
-                let mag = (u128::from(rng.next()) << 64 | u128::from(rng.next())) >> (128 - bits);
+                let bits = 1 + rng.next_u64() % 126;
+                let mag =
+                    (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())) >> (128 - bits);
                 // Multiples of n too: exact quotients, and ties when n is even.
-                let mag = match rng.next() % 4 {
+                let mag = match rng.next_u64() % 4 {
                     0 => (mag / u128::from(n)).max(1) * u128::from(n),
                     1 => (mag / u128::from(n)).max(1) * u128::from(n) + u128::from(n / 2),
                     _ => mag,
                 };
-                let fixed = if rng.next() & 1 == 0 {
+                let fixed = if rng.next_u64() & 1 == 0 {
                     mag as i128
                 } else {
                     -(mag as i128)
                 };
-                let unit = -1100 + (rng.next() % 2000) as i32;
+                let unit = -1100 + (rng.next_u64() % 2000) as i32;
                 let (got, want) = (fixed_mean_by(fixed, unit, &r), oracle(fixed, unit, n));
                 assert_eq!(got.to_bits(), want.to_bits(), "{fixed} 2^{unit} / {n}");
             }

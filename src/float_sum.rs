@@ -8,8 +8,8 @@ use crate::exact::{
     accumulate_float, carry_limbs, float_top, is_carried, non_finite, FloatFormat, Span,
 };
 use crate::fixed::{
-    decompose, fixed_mean, fixed_mean_by, fold_into_limbs, grid_max, on_grid, shift_limit,
-    Reciprocal, GRID_UNSET,
+    decompose, fixed_mean, fixed_mean_by, fold_into_limbs, grid_around, grid_max, nonzero_finite,
+    normal_on_grid, on_grid, shift_limit, unit_of, Reciprocal, GRID_UNSET,
 };
 
 /// A fixed-point sum below `2^96` in magnitude takes `2^30` more updates of a free sum without
@@ -91,19 +91,11 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     }
 
     /// The element with these bits as a multiple of the grid unit, if it is a normal float on
-    /// the grid. (Zeros and subnormals, whose biased exponent 0 wraps to a huge shift, take the
-    /// cold path, which places those on the grid there.)
+    /// the grid. (Zeros and subnormals take the cold path, which places subnormals on a grid at
+    /// the bottom there.)
     #[inline(always)]
     fn on_grid(&self, bits: u64) -> Option<i128> {
-        let e = ((bits >> F::MANT) & F::EXP_MASK) as u32;
-        let shift = e.wrapping_sub(1).wrapping_sub(self.grid);
-        if shift > self.shift_limit {
-            return None;
-        }
-        let m = (bits & ((1 << F::MANT) - 1)) | (1 << F::MANT);
-        let sign = -(((bits >> (F::MANT + F::EXP_MASK.count_ones())) & 1) as i64);
-        // +-m fits an i64, and so an i128 shifted by at most the shift limit.
-        Some(i128::from((m as i64 ^ sign) - sign) << shift)
+        normal_on_grid::<F>(bits, self.grid, self.shift_limit)
     }
 
     #[inline(always)]
@@ -146,7 +138,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
         if finite && self.grid == GRID_UNSET {
             // Nothing nonzero and finite was ever on a grid: every element so far is zero or
             // non-finite, off any grid, so a grid can be chosen now.
-            self.grid = self.grid_for(m, p);
+            self.grid = grid_around::<F>(m, p, self.shift_limit);
         }
         let shift = p.wrapping_sub(self.grid);
         if finite && shift <= self.shift_limit {
@@ -175,20 +167,14 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
         }
     }
 
-    /// A grid on which a first element of significand `m` at position `p` has about as much
-    /// room above as below: full-significand values from `2^(limit / 2)` times smaller to
-    /// `2^(limit / 2)` times larger fit.
-    fn grid_for(&self, m: u64, p: u32) -> u32 {
-        let top = p + 63 - m.leading_zeros();
-        (top.saturating_sub(F::MANT + self.shift_limit / 2)).min(grid_max::<F>(self.shift_limit))
-    }
-
-    /// Keeps the invariant of `off_grid` when it reaches zero: zero means the limbs are zero.
+    /// Keeps the invariant of `off_grid`: zero exactly when the limbs are all zero (then
+    /// their span is empty); otherwise at least 1.
     fn settle_off_grid(&mut self) {
         if self.limbs.iter().all(|&l| l == 0) {
+            self.off_grid = 0;
             self.span = Span::EMPTY;
         } else {
-            self.off_grid = 1;
+            self.off_grid = self.off_grid.max(1);
         }
     }
 
@@ -196,7 +182,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     #[inline(always)]
     pub(crate) fn mean(&self, n: u64, nf: f64) -> f64 {
         if self.off_grid == 0 {
-            fixed_mean(self.fixed, self.unit(), n, nf)
+            fixed_mean(self.fixed, unit_of::<F>(self.grid), n, nf)
         } else {
             self.exact(n)
         }
@@ -206,16 +192,10 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     #[inline(always)]
     pub(crate) fn mean_by(&self, r: &Reciprocal) -> f64 {
         if self.off_grid == 0 {
-            fixed_mean_by(self.fixed, self.unit(), r)
+            fixed_mean_by(self.fixed, unit_of::<F>(self.grid), r)
         } else {
             self.exact(r.n())
         }
-    }
-
-    /// The exponent of the grid unit (any value while the fixed-point sum is zero).
-    #[inline(always)]
-    fn unit(&self) -> i32 {
-        (self.grid as i32).wrapping_sub(F::BIAS)
     }
 
     /// The limbs with the fixed-point sum added, and the span of those that may be nonzero.
@@ -270,26 +250,29 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     /// straddles the grid.
     #[cold]
     #[inline(never)]
-    pub(crate) fn rebuild(&mut self, elements: impl Iterator<Item = u64> + Clone) {
+    pub(crate) fn rebuild(&mut self, elements: impl DoubleEndedIterator<Item = u64> + Clone) {
         #[cfg(test)]
         crate::running::stats::count(&crate::running::stats::REGRIDS);
         let limit = self.shift_limit;
         let highest = grid_max::<F>(limit);
-        let newest = elements.clone().last().map(decompose::<F>);
-        let around_newest = match newest {
-            Some((_, m, p)) if m != 0 && p < (F::EXP_MASK - 1) as u32 => self.grid_for(m, p),
+        let around_newest = match elements.clone().next_back() {
+            Some(bits) if nonzero_finite::<F>(bits) => {
+                let (_, m, p) = decompose::<F>(bits);
+                grid_around::<F>(m, p, limit)
+            }
             _ => GRID_UNSET,
         };
         // Nonzero finite elements: their range, and how many each grid holds.
         let (mut lo, mut hi, mut now, mut covered) = (u32::MAX, 0, 0u64, 0u64);
-        for bits in elements.clone() {
-            let (_, m, p) = decompose::<F>(bits);
-            if m != 0 && p < (F::EXP_MASK - 1) as u32 {
-                lo = lo.min(p);
-                hi = hi.max(p);
-                now += u64::from(p.wrapping_sub(self.grid) <= limit);
-                covered += u64::from(p.wrapping_sub(around_newest) <= limit);
-            }
+        let positions = elements
+            .clone()
+            .filter(|&bits| nonzero_finite::<F>(bits))
+            .map(|bits| decompose::<F>(bits).2);
+        for p in positions {
+            lo = lo.min(p);
+            hi = hi.max(p);
+            now += u64::from(p.wrapping_sub(self.grid) <= limit);
+            covered += u64::from(p.wrapping_sub(around_newest) <= limit);
         }
         let grid = if lo == u32::MAX {
             GRID_UNSET
@@ -338,12 +321,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
             }
         }
         self.off_grid = self.off_grid.wrapping_add(other.off_grid);
-        self.off_grid = if self.limbs.iter().all(|&l| l == 0) {
-            self.span = Span::EMPTY;
-            0
-        } else {
-            self.off_grid.max(1)
-        };
+        self.settle_off_grid();
     }
 
     /// Propagates the limbs' carries, and moves a fixed-point sum of `2^96` or more into them,
@@ -354,8 +332,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
             self.fixed = 0;
         }
         self.span = carry_limbs(&mut self.limbs[..F::NUMERIC]);
-        let zero = self.limbs[F::NUMERIC..].iter().all(|&l| l == 0) && self.span.lo > self.span.hi;
-        self.off_grid = if zero { 0 } else { self.off_grid.max(1) };
+        self.settle_off_grid();
     }
 
     /// Appends the canonical words: the limbs of the whole sum, carried.

@@ -20,6 +20,11 @@ mod sample;
 mod sharded;
 mod sync;
 mod traits;
+/// The tests' one generator, shared with `tests/` and `benches/`.
+#[cfg(test)]
+#[allow(unreachable_pub)]
+#[path = "../tests/xorshift/mod.rs"]
+mod xorshift;
 
 pub use error::{StateError, WindowError, MAX_WINDOW};
 pub use exact_sum::ExactSum;
