@@ -74,27 +74,27 @@ pub(crate) fn check_window(window: usize) -> Result<(), WindowError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StateError {
-    /// The state of a sum of this type has a different number of words.
-    Length {
-        /// [`ExactSum::STATE_LEN`](crate::ExactSum::STATE_LEN) for the type.
-        expected: usize,
+    /// More words than the state of a sum of this type can have.
+    TooLong {
+        /// [`ExactSum::MAX_STATE_LEN`](crate::ExactSum::MAX_STATE_LEN) for the type.
+        max: usize,
         /// The number of words given.
         found: usize,
     },
     /// The words are not a state that [`ExactSum::write_state`](crate::ExactSum::write_state)
-    /// writes: a digit is out of range.
+    /// writes: a digit out of range, a redundant word, or a value the type cannot sum.
     NotCanonical,
 }
 
 impl fmt::Display for StateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StateError::Length { expected, found } => write!(
+            StateError::TooLong { max, found } => write!(
                 f,
-                "an exact-sum state has {expected} words for this type, not {found}"
+                "an exact-sum state has at most {max} words for this type, not {found}"
             ),
             StateError::NotCanonical => {
-                f.write_str("the words are not an exact-sum state: a digit is out of range")
+                f.write_str("the words are not an exact-sum state written by this crate")
             }
         }
     }

@@ -69,9 +69,10 @@ pub struct ExactSum<T: Sample> {
 }
 
 impl<T: Sample> ExactSum<T> {
-    /// The number of `i64` words in the serialized state of a sum of `T`: 2 for integers, 13
-    /// for `f32`, 69 for `f64`.
-    pub const STATE_LEN: usize = <T::Running as RunningSum<T>>::STATE_LEN;
+    /// The most `i64` words the serialized state of a sum of `T` takes: 2 for integers, 10
+    /// for `f32`, 38 for `f64`. Most states are far shorter (see
+    /// [`write_state`](Self::write_state)).
+    pub const MAX_STATE_LEN: usize = <T::Running as RunningSum<T>>::MAX_STATE_LEN;
 
     /// The empty sum.
     pub fn new() -> Self {
@@ -121,33 +122,92 @@ impl<T: Sample> ExactSum<T> {
         (n > 0).then(|| self.sum.mean_of(n))
     }
 
-    /// Appends the sum's state: [`STATE_LEN`](Self::STATE_LEN) words, canonical (equal sums
-    /// give equal words, whatever values and partitions they came from), for
-    /// [`from_state`](Self::from_state) or [`merge_state`](Self::merge_state) to read back,
+    /// Appends the sum's state: at most [`MAX_STATE_LEN`](Self::MAX_STATE_LEN) words,
+    /// canonical (equal sums give equal words, whatever values and partitions they came from),
+    /// for [`from_state`](Self::from_state) or [`merge_state`](Self::merge_state) to read back,
     /// possibly in another process of the same crate version.
     ///
-    /// The words are the sum's fixed-point digits: for integers the `i128` sum, low word
-    /// first; for floats 32-bit digits of the exact sum in units of the smallest subnormal,
-    /// lowest first, then the counts of NaNs, `+inf` and `-inf`.
+    /// The words are as short as the sum. An integer sum is its `i128` in the fewest
+    /// two's-complement words: none for zero, one if it fits an `i64`. A float sum is exact in
+    /// units of the smallest subnormal: a header word (the index of its lowest nonzero 32-bit
+    /// digit, and whether counters of non-finite values follow), the sum from that digit up
+    /// in the fewest two's-complement words, then the counts of NaNs, `+inf` and `-inf` if any
+    /// is nonzero. The sum of `f64` values within `2^40` of each other takes three or four
+    /// words; an empty sum, none.
+    ///
+    /// ```
+    /// use mavg::ExactSum;
+    ///
+    /// let mut s = ExactSum::<f64>::new();
+    /// let mut words = Vec::new();
+    /// s.write_state(&mut words);
+    /// assert!(words.is_empty());
+    /// for x in [0.1, 1e6, 2.5e-3] {
+    ///     s.add(x);
+    /// }
+    /// s.write_state(&mut words);
+    /// assert!(words.len() <= 4);
+    /// assert_eq!(ExactSum::<f64>::from_state(&words).unwrap().sum(), s.sum());
+    /// ```
     pub fn write_state(&self, out: &mut Vec<i64>) {
         self.sum.write_state(out);
+    }
+
+    /// Appends the state of the sum of `value` alone: the words
+    /// [`write_state`](Self::write_state) writes after one [`add`](Self::add) of it, without
+    /// building the sum.
+    ///
+    /// ```
+    /// use mavg::ExactSum;
+    ///
+    /// let (mut direct, mut built) = (Vec::new(), Vec::new());
+    /// ExactSum::write_state_of(0.1f64, &mut direct);
+    /// let mut s = ExactSum::new();
+    /// s.add(0.1f64);
+    /// s.write_state(&mut built);
+    /// assert_eq!(direct, built);
+    /// ```
+    pub fn write_state_of(value: T, out: &mut Vec<i64>) {
+        let (mut fixed, mut grid) = (0, crate::fixed::GRID_UNSET);
+        if T::Running::cell_add(value, &mut fixed, &mut grid) {
+            T::Running::cell_state(fixed, grid, out);
+        } else {
+            let mut one = Self::new();
+            one.add(value);
+            one.write_state(out);
+        }
     }
 
     /// The sum whose state [`write_state`](Self::write_state) wrote.
     ///
     /// # Errors
     ///
-    /// [`StateError::Length`] if `words` is not [`STATE_LEN`](Self::STATE_LEN) long,
-    /// [`StateError::NotCanonical`] if the words are not a state `write_state` can write.
+    /// [`StateError::TooLong`] if `words` is longer than
+    /// [`MAX_STATE_LEN`](Self::MAX_STATE_LEN), [`StateError::NotCanonical`] if the words are
+    /// not a state `write_state` can write.
+    ///
+    /// ```
+    /// use mavg::{ExactSum, StateError};
+    ///
+    /// assert_eq!(ExactSum::<i64>::from_state(&[]).unwrap().sum(), 0);
+    /// assert_eq!(ExactSum::<i64>::from_state(&[7]).unwrap().sum(), 7);
+    /// // 7 with a redundant sign word is not what write_state writes.
+    /// assert_eq!(ExactSum::<i64>::from_state(&[7, 0]).unwrap_err(), StateError::NotCanonical);
+    /// ```
     pub fn from_state(words: &[i64]) -> Result<Self, StateError> {
-        if words.len() != Self::STATE_LEN {
-            return Err(StateError::Length {
-                expected: Self::STATE_LEN,
+        if words.len() > Self::MAX_STATE_LEN {
+            return Err(StateError::TooLong {
+                max: Self::MAX_STATE_LEN,
                 found: words.len(),
             });
         }
         let sum = T::Running::read_state(words).ok_or(StateError::NotCanonical)?;
-        Ok(ExactSum { sum, updates: 1 })
+        Ok(Self::from_running(sum))
+    }
+
+    /// A sum whose limbs are carried.
+    pub(crate) fn from_running(sum: T::Running) -> Self {
+        ExactSum { sum, updates: 1 }
     }
 
     /// Adds the sum whose state [`write_state`](Self::write_state) wrote, without building
@@ -250,7 +310,7 @@ mod tests {
         a.write_state(&mut wa);
         b.write_state(&mut wb);
         assert_eq!(wa, wb);
-        assert_eq!(wa.len(), ExactSum::<f64>::STATE_LEN);
+        assert!(wa.len() <= 4, "{wa:?}");
         assert_eq!(ExactSum::<f64>::from_state(&wa).unwrap().sum(), a.sum());
     }
 
@@ -282,14 +342,10 @@ mod tests {
     #[test]
     fn bad_states_are_refused() {
         assert_eq!(
-            ExactSum::<i32>::from_state(&[1]).unwrap_err(),
-            StateError::Length {
-                expected: 2,
-                found: 1
-            }
+            ExactSum::<i32>::from_state(&[1, 2, 3]).unwrap_err(),
+            StateError::TooLong { max: 2, found: 3 }
         );
-        let mut words = vec![0i64; ExactSum::<f32>::STATE_LEN];
-        words[0] = 1 << 32;
+        let words = [3, 1 << 32];
         assert_eq!(
             ExactSum::<f32>::from_state(&words).unwrap_err(),
             StateError::NotCanonical

@@ -300,6 +300,117 @@ pub(crate) fn fold_into_limbs<F: FloatFormat>(
     (idx, idx + 4)
 }
 
+/// The shift limit of a group's cell ([`GroupSums`](crate::GroupSums)): the widest that keeps
+/// one element below `2^127`. Cells add with overflow checks instead of counting elements, so
+/// they need no room for a window's worth.
+const fn cell_limit<F: FloatFormat>() -> u32 {
+    shift_limit::<F>(1)
+}
+
+/// Adds the float with these bits to a group's fixed-point sum `fixed` on grid `grid`, placing
+/// the grid around the first nonzero finite value; `false`, changing nothing, for a value off
+/// the grid, a non-finite one, or a sum that would overflow.
+#[inline(always)]
+pub(crate) fn cell_add<F: FloatFormat>(bits: u64, fixed: &mut i128, grid: &mut u32) -> bool {
+    match normal_on_grid::<F>(bits, *grid, cell_limit::<F>()) {
+        Some(v) => match fixed.checked_add(v) {
+            Some(sum) => {
+                *fixed = sum;
+                true
+            }
+            None => false,
+        },
+        None => cell_add_cold::<F>(bits, fixed, grid),
+    }
+}
+
+/// [`cell_add`] for zeros, subnormals, the first element and values off the grid.
+#[cold]
+#[inline(never)]
+fn cell_add_cold<F: FloatFormat>(bits: u64, fixed: &mut i128, grid: &mut u32) -> bool {
+    let (sign, m, p) = decompose::<F>(bits);
+    if p >= (F::EXP_MASK - 1) as u32 {
+        return false;
+    }
+    if m == 0 {
+        return true;
+    }
+    let limit = cell_limit::<F>();
+    let g = if *grid == GRID_UNSET {
+        grid_around::<F>(m, p, limit)
+    } else {
+        *grid
+    };
+    let shift = p.wrapping_sub(g);
+    if shift > limit {
+        return false;
+    }
+    match fixed.checked_add(on_grid(sign, m, shift)) {
+        Some(sum) => {
+            (*fixed, *grid) = (sum, g);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Adds the float sum whose canonical words these are (`state.rs`) to a group's fixed-point
+/// sum, if it is finite, at most two data words, and lands on the grid (placing it if unset)
+/// without overflow; `false`, changing nothing, otherwise, including for words that are not
+/// canonical (the exact path then judges them).
+pub(crate) fn cell_merge_state<F: FloatFormat>(
+    words: &[i64],
+    fixed: &mut i128,
+    grid: &mut u32,
+) -> bool {
+    let (lo, w) = match *words {
+        [] => return true,
+        [header, w] => (header, i128::from(w)),
+        [header, low, high] => (header, i128::from(low as u64) | (i128::from(high) << 64)),
+        _ => return false,
+    };
+    // The header is the lowest digit's index alone (no counters), and the data's lowest
+    // digit is nonzero; the comparison below checks the rest.
+    if !(0..F::NUMERIC as i64).contains(&lo) || w as u32 == 0 {
+        return false;
+    }
+    let bottom = 32 * lo as u32;
+    let limit = cell_limit::<F>();
+    let g = if *grid == GRID_UNSET {
+        let low_bit = bottom + w.trailing_zeros();
+        let top = bottom + 127 - w.unsigned_abs().leading_zeros();
+        low_bit
+            .min(top.saturating_sub(F::MANT + limit / 2))
+            .min(grid_max::<F>(limit))
+    } else {
+        *grid
+    };
+    let v = if bottom >= g {
+        let up = bottom - g;
+        match w.checked_shl(up) {
+            Some(v) if up < 128 && v >> up == w => v,
+            _ => return false,
+        }
+    } else {
+        let down = g - bottom;
+        if down >= 128 || w.trailing_zeros() < down {
+            return false;
+        }
+        w >> down
+    };
+    let Some(sum) = fixed.checked_add(v) else {
+        return false;
+    };
+    let mut again = Vec::with_capacity(3);
+    let (idx, digits) = fixed_digits::<F>(w, 0);
+    crate::state::write_float_state(lo as usize + idx, &digits, [0; 3], &mut again);
+    if again != words {
+        return false;
+    }
+    (*fixed, *grid) = (sum, g);
+    true
+}
+
 /// What a shard of a [`ShardedAverage`](crate::ShardedAverage) of floats publishes about a
 /// range of its elements: the fixed-point sum of those on the grid and the number of the others
 /// (nonzero values off the grid and non-finite values). While that number is zero, the sum is

@@ -4,13 +4,12 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use crate::exact::{
-    accumulate_float, carry_limbs, float_top, is_carried, non_finite, FloatFormat, Span,
-};
+use crate::exact::{accumulate_float, carry_limbs, float_top, non_finite, FloatFormat, Span};
 use crate::fixed::{
-    decompose, fixed_mean, fixed_mean_by, fold_into_limbs, grid_around, grid_max, nonzero_finite,
-    normal_on_grid, on_grid, shift_limit, unit_of, Reciprocal, GRID_UNSET,
+    decompose, fixed_digits, fixed_mean, fixed_mean_by, fold_into_limbs, grid_around, grid_max,
+    nonzero_finite, normal_on_grid, on_grid, shift_limit, unit_of, Reciprocal, GRID_UNSET,
 };
+use crate::state::{read_float_state, write_float_state};
 
 /// A fixed-point sum below `2^96` in magnitude takes `2^30` more updates of a free sum without
 /// reaching `2^127` ([`FREE`]).
@@ -240,6 +239,18 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
         self.off_grid_updates >= self.regrid_after
     }
 
+    /// A free sum holding the fixed-point sum `fixed` on grid `grid` of a group
+    /// ([`GroupSums`](crate::GroupSums)), settled so that it takes `2^30` more updates.
+    pub(crate) fn from_cell(fixed: i128, grid: u32) -> Self {
+        let mut sum = FloatSum::empty(FREE, false);
+        if fixed != 0 {
+            sum.fixed = fixed;
+            sum.grid = grid;
+            sum.normalize();
+        }
+        sum
+    }
+
     /// Chooses the grid again for the window's elements, given by their bits with the newest
     /// last, and sums them again if that puts more of them on the grid.
     ///
@@ -335,21 +346,35 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
         self.settle_off_grid();
     }
 
-    /// Appends the canonical words: the limbs of the whole sum, carried.
+    /// Appends the canonical words of the whole sum (`state.rs`).
     pub(crate) fn write_state(&self, out: &mut Vec<i64>) {
-        let (mut limbs, _) = self.total_limbs();
-        carry_limbs(&mut limbs[..F::NUMERIC]);
-        out.extend_from_slice(&limbs);
+        if self.off_grid == 0 {
+            // The limbs are zero: the fixed-point sum's five digits say it all.
+            Self::write_fixed_state(self.fixed, self.grid, out);
+        } else {
+            let numeric = F::NUMERIC;
+            let counters = [
+                self.limbs[numeric],
+                self.limbs[numeric + 1],
+                self.limbs[numeric + 2],
+            ];
+            let (mut limbs, _) = self.total_limbs();
+            carry_limbs(&mut limbs[..numeric]);
+            write_float_state(0, &limbs[..numeric], counters, out);
+        }
+    }
+
+    /// Appends the canonical words of the fixed-point sum `fixed` on grid `grid` (any grid
+    /// while `fixed` is zero).
+    pub(crate) fn write_fixed_state(fixed: i128, grid: u32, out: &mut Vec<i64>) {
+        let (idx, digits) = fixed_digits::<F>(fixed, grid.min(grid_max::<F>(0)));
+        write_float_state(idx, &digits, [0; 3], out);
     }
 
     /// The sum whose canonical words these are, or `None` if they are not canonical.
     pub(crate) fn read_state(words: &[i64]) -> Option<Self> {
-        let limbs: [i64; L] = words.try_into().ok()?;
-        if !is_carried(&limbs[..F::NUMERIC]) {
-            return None;
-        }
         let mut sum = FloatSum::empty(FREE, false);
-        sum.limbs = limbs;
+        read_float_state(words, &mut sum.limbs, F::NUMERIC)?;
         sum.normalize();
         Some(sum)
     }

@@ -12,12 +12,14 @@ mod exact_sum;
 mod fast_path_tests;
 mod fixed;
 mod float_sum;
+mod group_sums;
 mod mutex;
 mod ring;
 mod round;
 mod running;
 mod sample;
 mod sharded;
+mod state;
 mod sync;
 mod traits;
 /// The tests' one generator, shared with `tests/` and `benches/`.
@@ -28,6 +30,7 @@ mod xorshift;
 
 pub use error::{StateError, WindowError, MAX_WINDOW};
 pub use exact_sum::ExactSum;
+pub use group_sums::GroupSums;
 pub use mutex::MutexAverage;
 pub use ring::RingAverage;
 pub use sample::Sample;

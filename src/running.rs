@@ -46,14 +46,36 @@ pub trait RunningSum<T: Sample>: Clone + Debug + Send + Sync + 'static {
     /// take [`MAX_WINDOW`](crate::MAX_WINDOW) more updates.
     fn normalize(&mut self);
 
-    /// The number of words [`write_state`](Self::write_state) appends.
-    const STATE_LEN: usize;
+    /// The most words [`write_state`](Self::write_state) appends (`state.rs`).
+    const MAX_STATE_LEN: usize;
 
     /// Appends the sum's canonical words: equal sums give equal words.
     fn write_state(&self, out: &mut Vec<i64>);
 
     /// The sum whose canonical words these are, or `None` if they are not canonical.
     fn read_state(words: &[i64]) -> Option<Self>;
+
+    /// Adds `value` to the free fixed-point sum `fixed` on grid `grid` of one group of a
+    /// [`GroupSums`](crate::GroupSums), placing the grid if it is unset; `false`, changing
+    /// nothing, if the value does not fit there (off the grid, non-finite, or an `i128`
+    /// overflow).
+    fn cell_add(value: T, fixed: &mut i128, grid: &mut u32) -> bool;
+
+    /// Adds the sum whose canonical words these are to a group's fixed-point sum, if it fits
+    /// there; `false`, changing nothing, otherwise (including words that are not canonical).
+    fn cell_merge_state(words: &[i64], fixed: &mut i128, grid: &mut u32) -> bool;
+
+    /// The correctly rounded `fixed * unit(grid) / n` of a group, for any `n >= 1`.
+    fn cell_mean(fixed: i128, grid: u32, n: u64) -> f64;
+
+    /// The exact sum of a group, rounded once for floats.
+    fn cell_sum(fixed: i128, grid: u32) -> T::Sum;
+
+    /// Appends the canonical words of a group's fixed-point sum.
+    fn cell_state(fixed: i128, grid: u32, out: &mut Vec<i64>);
+
+    /// A free sum holding a group's fixed-point sum, for the groups that leave their cell.
+    fn from_cell(fixed: i128, grid: u32) -> Self;
 
     /// The correctly rounded mean of `n >= 1` elements, for any `n`.
     fn mean_of(&self, n: u64) -> f64;

@@ -8,9 +8,12 @@ use crate::exact::{
     non_finite, round_float_limbs, signed_digits, unsigned_digits, FloatFormat, LimbSum, Limbs,
     Span, F32, F64,
 };
-use crate::fixed::{grid_word, FixedSummary, Reciprocal};
+use crate::fixed::{
+    cell_add, cell_merge_state, fixed_mean, grid_word, unit_of, FixedSummary, Reciprocal,
+};
 use crate::float_sum::FloatSum;
 use crate::running::{IntSum, RunningSum, Summary};
+use crate::state::{float_state_max, read_int_state, write_int_state};
 
 /// What the crate needs of an element type beyond [`Sample`]. Sealed: the module is private,
 /// so only this crate implements it and none of its items is public API.
@@ -137,15 +140,40 @@ macro_rules! int {
                 self.0 += other.0;
             }
             fn normalize(&mut self) {}
-            const STATE_LEN: usize = 2;
+            const MAX_STATE_LEN: usize = 2;
             fn write_state(&self, out: &mut Vec<i64>) {
-                out.extend([self.0 as i64, (self.0 >> 64) as i64]);
+                write_int_state(self.0, out);
             }
             fn read_state(words: &[i64]) -> Option<Self> {
-                match *words {
-                    [lo, hi] => Some(IntSum(i128::from(lo as u64) | (i128::from(hi) << 64))),
-                    _ => None,
+                read_int_state(words).map(IntSum)
+            }
+            #[inline(always)]
+            fn cell_add(value: $t, fixed: &mut i128, _: &mut u32) -> bool {
+                // 2^64 additions of 64-bit values cannot overflow: as for `IntSum`.
+                *fixed += value as i128;
+                true
+            }
+            fn cell_merge_state(words: &[i64], fixed: &mut i128, _: &mut u32) -> bool {
+                let Some(v) = read_int_state(words) else {
+                    return false;
+                };
+                match fixed.checked_add(v) {
+                    Some(sum) => *fixed = sum,
+                    None => return false,
                 }
+                true
+            }
+            fn cell_mean(fixed: i128, _: u32, n: u64) -> f64 {
+                int_mean_any(fixed, n)
+            }
+            fn cell_sum(fixed: i128, _: u32) -> i128 {
+                fixed
+            }
+            fn cell_state(fixed: i128, _: u32, out: &mut Vec<i64>) {
+                write_int_state(fixed, out);
+            }
+            fn from_cell(fixed: i128, _: u32) -> Self {
+                IntSum(fixed)
             }
             fn mean_of(&self, n: u64) -> f64 {
                 int_mean_any(self.0, n)
@@ -341,12 +369,31 @@ macro_rules! float {
             fn normalize(&mut self) {
                 FloatSum::normalize(self);
             }
-            const STATE_LEN: usize = $limbs;
+            const MAX_STATE_LEN: usize = float_state_max(<$format as FloatFormat>::NUMERIC);
             fn write_state(&self, out: &mut Vec<i64>) {
                 FloatSum::write_state(self, out);
             }
             fn read_state(words: &[i64]) -> Option<Self> {
                 FloatSum::read_state(words)
+            }
+            #[inline(always)]
+            fn cell_add(value: $t, fixed: &mut i128, grid: &mut u32) -> bool {
+                cell_add::<$format>(value.to_bits().into(), fixed, grid)
+            }
+            fn cell_merge_state(words: &[i64], fixed: &mut i128, grid: &mut u32) -> bool {
+                cell_merge_state::<$format>(words, fixed, grid)
+            }
+            fn cell_mean(fixed: i128, grid: u32, n: u64) -> f64 {
+                fixed_mean(fixed, unit_of::<$format>(grid), n, n as f64)
+            }
+            fn cell_sum(fixed: i128, grid: u32) -> f64 {
+                fixed_mean(fixed, unit_of::<$format>(grid), 1, 1.0)
+            }
+            fn cell_state(fixed: i128, grid: u32, out: &mut Vec<i64>) {
+                FloatSum::<$format, $limbs>::write_fixed_state(fixed, grid, out);
+            }
+            fn from_cell(fixed: i128, grid: u32) -> Self {
+                FloatSum::from_cell(fixed, grid)
             }
             fn mean_of(&self, n: u64) -> f64 {
                 FloatSum::mean(self, n, n as f64)

@@ -1,9 +1,9 @@
-//! `ExactSum` against the reference: adds and removes in any order, merges of any partition,
-//! and states that travel through their words.
+//! `ExactSum` and `GroupSums` against the reference: adds and removes in any order, merges of
+//! any partition, and states that travel through their words.
 
 mod reference;
 
-use mavg::{ExactSum, Sample, StateError};
+use mavg::{ExactSum, GroupSums, Sample, StateError};
 use proptest::prelude::*;
 use reference::*;
 
@@ -60,7 +60,7 @@ fn check_partitions<T: RefSample>(values: &[T], parts: usize) -> Result<(), Test
     for p in partial.iter().rev() {
         words.clear();
         p.write_state(&mut words);
-        prop_assert_eq!(words.len(), ExactSum::<T>::STATE_LEN);
+        prop_assert!(words.len() <= ExactSum::<T>::MAX_STATE_LEN);
         merged
             .merge_state(&words)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -73,6 +73,73 @@ fn check_partitions<T: RefSample>(values: &[T], parts: usize) -> Result<(), Test
     let mut direct = ExactSum::<T>::new();
     partial.iter().for_each(|p| direct.merge(p));
     check_sum(direct.sum(), values).map_err(TestCaseError::fail)?;
+    Ok(())
+}
+
+/// Sums the values in `groups` groups of a `GroupSums` (value `i` in group `i % groups`) and
+/// checks each group's sum, mean and state against an `ExactSum` of the same values; then
+/// merges the states of both into a second `GroupSums` in reverse, and splits it with
+/// `take_first`.
+fn check_groups<T: RefSample>(
+    values: &[T],
+    groups: usize,
+    first: usize,
+) -> Result<(), TestCaseError> {
+    let mut sums = GroupSums::<T>::new();
+    sums.resize(groups);
+    let mut exact = vec![ExactSum::<T>::new(); groups];
+    let mut members = vec![Vec::new(); groups];
+    for (i, &x) in values.iter().enumerate() {
+        sums.add(i % groups, x);
+        exact[i % groups].add(x);
+        members[i % groups].push(x);
+    }
+    let mut merged = GroupSums::<T>::new();
+    merged.resize(groups);
+    let (mut a, mut b, mut one) = (Vec::new(), Vec::new(), Vec::new());
+    for g in (0..groups).rev() {
+        check_sum(sums.sum(g), &members[g]).map_err(TestCaseError::fail)?;
+        let n = members[g].len() as u64;
+        prop_assert_eq!(
+            sums.mean(g, n).map(f64::to_bits),
+            exact[g].mean(n).map(f64::to_bits)
+        );
+        a.clear();
+        b.clear();
+        sums.write_state(g, &mut a);
+        exact[g].write_state(&mut b);
+        prop_assert_eq!(&a, &b);
+        // Every value's own state, merged one by one, then the group's state again.
+        for &x in &members[g] {
+            one.clear();
+            ExactSum::write_state_of(x, &mut one);
+            let mut single = ExactSum::<T>::new();
+            single.add(x);
+            b.clear();
+            single.write_state(&mut b);
+            prop_assert_eq!(&one, &b);
+            merged
+                .merge_state(g, &one)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        merged
+            .merge_state(g, &a)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let doubled: Vec<T> = members[g].iter().chain(&members[g]).copied().collect();
+        check_sum(merged.sum(g), &doubled).map_err(TestCaseError::fail)?;
+    }
+    let rest_sums: Vec<_> = (first.min(groups)..groups).map(|g| merged.sum(g)).collect();
+    let first_sums: Vec<_> = (0..first.min(groups)).map(|g| merged.sum(g)).collect();
+    let taken = merged.take_first(first);
+    prop_assert_eq!(taken.len(), first.min(groups));
+    prop_assert_eq!(
+        (0..taken.len()).map(|g| taken.sum(g)).collect::<Vec<_>>(),
+        first_sums
+    );
+    prop_assert_eq!(
+        (0..merged.len()).map(|g| merged.sum(g)).collect::<Vec<_>>(),
+        rest_sums
+    );
     Ok(())
 }
 
@@ -96,6 +163,16 @@ macro_rules! exact_sum_tests {
                 ) {
                     let held = run::<$t>(&ops)?;
                     check_partitions::<$t>(&held, parts)?;
+                }
+
+                #[test]
+                fn groups_match_exact_sums(
+                    ops in ops::<$t>(),
+                    groups in 1usize..6,
+                    first in 0usize..7,
+                ) {
+                    let held = run::<$t>(&ops)?;
+                    check_groups::<$t>(&held, groups, first)?;
                 }
             }
         }
@@ -133,24 +210,87 @@ fn non_finite_values_poison_until_removed() {
 
 #[test]
 fn state_lengths_and_errors() {
-    assert_eq!(ExactSum::<f64>::STATE_LEN, 69);
-    assert_eq!(ExactSum::<f32>::STATE_LEN, 13);
-    assert_eq!(ExactSum::<u16>::STATE_LEN, 2);
-    let err = ExactSum::<f64>::from_state(&[0; 13]).unwrap_err();
-    assert_eq!(
-        err,
-        StateError::Length {
-            expected: 69,
-            found: 13
+    assert_eq!(ExactSum::<f64>::MAX_STATE_LEN, 38);
+    assert_eq!(ExactSum::<f32>::MAX_STATE_LEN, 10);
+    assert_eq!(ExactSum::<u16>::MAX_STATE_LEN, 2);
+    let err = ExactSum::<f64>::from_state(&[0; 39]).unwrap_err();
+    assert_eq!(err, StateError::TooLong { max: 38, found: 39 });
+    assert!(err.to_string().contains("38"));
+    // A top word past the largest sum the limbs hold, and one that only extends the sign.
+    for words in [vec![65, i64::MAX], vec![0, 1, 0], vec![1 << 16]] {
+        assert_eq!(
+            ExactSum::<f64>::from_state(&words).unwrap_err(),
+            StateError::NotCanonical,
+            "{words:?}"
+        );
+        let mut groups = GroupSums::<f64>::new();
+        groups.resize(1);
+        groups.add(0, 1.0);
+        assert!(groups.merge_state(0, &words).is_err());
+        assert_eq!(groups.sum(0), 1.0);
+    }
+}
+
+/// States of doubles within `2^40` of each other take at most four words.
+#[test]
+fn states_of_nearby_doubles_are_short() {
+    let mut s = ExactSum::<f64>::new();
+    let mut x = 1.0f64;
+    for i in 0..100_000u32 {
+        x = (x * 1.618_033_988_749_895) % 1024.0 + f64::from(i % 7) * 1e-9;
+        s.add(x * [1.0, 2f64.powi(-30), 0.001][(i % 3) as usize]);
+    }
+    let mut words = Vec::new();
+    s.write_state(&mut words);
+    assert!(words.len() <= 4, "{words:?}");
+}
+
+/// Words from real states with one word changed: a group takes them exactly when an
+/// `ExactSum` does, with the same result.
+#[test]
+fn groups_and_sums_agree_on_every_state() {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..20_000 {
+        let mut s = ExactSum::<f64>::new();
+        for _ in 0..(next() % 4) {
+            let bits = next();
+            s.add(f64::from_bits(bits >> (next() % 3)));
         }
-    );
-    assert!(err.to_string().contains("69"));
-    let mut words = vec![0; 69];
-    words[65] = i64::MAX;
-    assert_eq!(
-        ExactSum::<f64>::from_state(&words).unwrap_err(),
-        StateError::NotCanonical
-    );
+        let mut words = Vec::new();
+        s.write_state(&mut words);
+        if !words.is_empty() && next() % 2 == 0 {
+            let i = (next() % words.len() as u64) as usize;
+            words[i] ^= 1 << (next() % 64);
+        }
+        let from_state = ExactSum::<f64>::from_state(&words);
+        let mut groups = GroupSums::<f64>::new();
+        groups.resize(1);
+        if next() % 2 == 0 {
+            groups.add(0, 0.75);
+        }
+        let before = groups.sum(0);
+        let merged = groups.merge_state(0, &words);
+        assert_eq!(merged.is_ok(), from_state.is_ok(), "{words:?}");
+        match from_state {
+            Ok(other) => {
+                let mut expected = ExactSum::<f64>::new();
+                expected.add(before);
+                expected.merge(&other);
+                assert_eq!(
+                    groups.sum(0).to_bits(),
+                    expected.sum().to_bits(),
+                    "{words:?}"
+                );
+            }
+            Err(_) => assert_eq!(groups.sum(0).to_bits(), before.to_bits()),
+        }
+    }
 }
 
 #[test]
