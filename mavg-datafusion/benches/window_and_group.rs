@@ -5,6 +5,10 @@
 //!   sort is timed);
 //! * `group_by`: 10,000,000 rows into 1,000 groups, `SELECT g, AVG(x) ... GROUP BY g`, over
 //!   two partitions.
+//! * `high_cardinality`: 4,000,000 rows into 1,000,000 groups, 5% of the values NULL, with a
+//!   `FILTER (WHERE ...)` that keeps three rows in four, over two partitions: the case where
+//!   DataFusion skips partial aggregation. Before timing, each function's peak memory
+//!   reservation (what the operators account to DataFusion's memory pool) is printed.
 //!
 //! Criterion reports the time of one whole query; divide by the row count for the time per
 //! row (the throughput line shows rows per second).
@@ -13,10 +17,17 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::Result;
 use datafusion::datasource::MemTable;
+use datafusion::execution::memory_pool::{
+    MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, UnboundedMemoryPool,
+};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
 use tokio::runtime::Runtime;
 
@@ -34,13 +45,85 @@ fn values(n: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
+/// An unbounded memory pool that remembers the most it ever had reserved.
+#[derive(Debug, Default)]
+struct PeakPool {
+    inner: UnboundedMemoryPool,
+    peak: AtomicUsize,
+}
+
+impl PeakPool {
+    fn note(&self) {
+        self.peak
+            .fetch_max(self.inner.reserved(), Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Display for PeakPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "peak pool, {} bytes at most",
+            self.peak.load(Ordering::Relaxed)
+        )
+    }
+}
+
+impl MemoryPool for PeakPool {
+    fn name(&self) -> &str {
+        "peak"
+    }
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.inner.register(consumer)
+    }
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.inner.unregister(consumer)
+    }
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.inner.grow(reservation, additional);
+        self.note();
+    }
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.inner.shrink(reservation, shrink)
+    }
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
+        self.inner.try_grow(reservation, additional)?;
+        self.note();
+        Ok(())
+    }
+    fn reserved(&self) -> usize {
+        self.inner.reserved()
+    }
+    fn memory_limit(&self) -> MemoryLimit {
+        self.inner.memory_limit()
+    }
+}
+
 /// A session with the exact functions and table `t(t, g, x)` of `rows` rows in `partitions`
-/// partitions of batches of 8,192 rows.
+/// partitions of batches of 8,192 rows; a twentieth of `x` is NULL if `nulls`.
 fn session(rows: usize, groups: i64, partitions: usize, sorted: bool) -> SessionContext {
+    session_in(
+        rows,
+        groups,
+        partitions,
+        sorted,
+        false,
+        SessionContext::new_with_config,
+    )
+}
+
+fn session_in(
+    rows: usize,
+    groups: i64,
+    partitions: usize,
+    sorted: bool,
+    nulls: bool,
+    new: impl FnOnce(SessionConfig) -> SessionContext,
+) -> SessionContext {
     let schema = Arc::new(Schema::new(vec![
         Field::new("t", DataType::Int64, false),
         Field::new("g", DataType::Int64, false),
-        Field::new("x", DataType::Float64, false),
+        Field::new("x", DataType::Float64, true),
     ]));
     let x = values(rows, 42);
     let per_part = rows.div_ceil(partitions);
@@ -58,7 +141,9 @@ fn session(rows: usize, groups: i64, partitions: usize, sorted: bool) -> Session
                         vec![
                             Arc::new(Int64Array::from(t)),
                             Arc::new(Int64Array::from(g)),
-                            Arc::new(Float64Array::from(x[s..e].to_vec())),
+                            Arc::new(Float64Array::from_iter(
+                                (s..e).map(|i| (!nulls || i % 20 != 7).then_some(x[i])),
+                            )),
                         ],
                     )
                     .unwrap()
@@ -71,7 +156,7 @@ fn session(rows: usize, groups: i64, partitions: usize, sorted: bool) -> Session
         table = table.with_sort_order(vec![vec![col("t").sort(true, false)]]);
     }
     let config = SessionConfig::new().with_target_partitions(partitions);
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = new(config);
     mavg_datafusion::register(&ctx);
     ctx.register_table("t", Arc::new(table)).unwrap();
     ctx
@@ -121,5 +206,34 @@ fn group_by(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, window, group_by);
+fn high_cardinality(c: &mut Criterion) {
+    const ROWS: usize = 4_000_000;
+    let rt = Runtime::new().unwrap();
+    let pool = Arc::new(PeakPool::default());
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(pool.clone())
+        .build_arc()
+        .unwrap();
+    let ctx = session_in(ROWS, 1_000_000, 2, false, true, |config| {
+        SessionContext::new_with_config_rt(config, runtime)
+    });
+    let mut group = c.benchmark_group("group_by_4M_rows_1M_groups_nulls_filter");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    for f in ["sum", "exact_sum", "avg", "exact_avg"] {
+        let sql = format!("SELECT g, {f}(x) FILTER (WHERE t % 4 <> 1) FROM t GROUP BY g");
+        pool.peak.store(0, Ordering::Relaxed);
+        assert_eq!(run(&rt, &ctx, &sql), 1_000_000);
+        println!(
+            "peak memory reservation, {f}: {:.1} MB",
+            pool.peak.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        group.bench_function(f, |b| b.iter(|| black_box(run(&rt, &ctx, &sql))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, window, group_by, high_cardinality);
 criterion_main!(benches);

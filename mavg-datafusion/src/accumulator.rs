@@ -1,14 +1,12 @@
 //! The accumulator of one group or one window frame.
 
-use std::sync::Arc;
-
 use datafusion::arrow::array::{ArrayRef, AsArray};
 use datafusion::common::{internal_err, Result, ScalarValue};
 use datafusion::logical_expr::Accumulator;
 use mavg::Sample;
 
 use crate::input::{
-    for_each_state, for_each_value, state_error, words_array, Exact, ExactInput, SumValue,
+    for_each_state, for_each_value, state_error, Exact, ExactInput, States, SumValue,
 };
 use crate::Kind;
 
@@ -62,17 +60,14 @@ impl<A: ExactInput> Accumulator for ExactAccumulator<A> {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let mut words = Vec::with_capacity(Exact::<A>::STATE_LEN);
-        self.sum.write_state(&mut words);
-        Ok(vec![
-            ScalarValue::UInt64(Some(self.count)),
-            ScalarValue::FixedSizeList(Arc::new(words_array(words, Exact::<A>::STATE_LEN)?)),
-        ])
+        let mut state = States::with_capacity(1, 4);
+        state.push(self.count, |words| self.sum.write_state(words));
+        state.finish_scalars()
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let (sum, count) = (&mut self.sum, &mut self.count);
-        for_each_state(states, Exact::<A>::STATE_LEN, |_, n, words| {
+        for_each_state(states, |_, n, words| {
             sum.merge_state(words).map_err(state_error)?;
             *count += n;
             Ok(())

@@ -1,52 +1,51 @@
 //! The accumulator of many groups at once, for `GROUP BY`.
 
+use std::mem;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Float64Array};
 use datafusion::common::Result;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use mavg::Sample;
 
-use crate::input::{for_each_state, state_arrays, state_error, Exact, ExactInput, SumValue};
+use crate::input::{
+    for_each_state, selected_rows, state_error, Exact, ExactGroups, ExactInput, States, SumValue,
+};
 use crate::Kind;
 
-/// The exact sum of one group's non-NULL values and their count, side by side so that an
-/// update touches one place.
-#[derive(Debug)]
-struct Group<A: ExactInput> {
-    sum: Exact<A>,
-    count: u64,
-}
-
-/// Exact `SUM` or `AVG` of every group, indexed by group.
+/// Exact `SUM` or `AVG` of every group: the groups' exact sums side by side (32 bytes each,
+/// see [`mavg::GroupSums`]) and their counts of non-NULL values.
 #[derive(Debug)]
 pub(crate) struct ExactGroupsAccumulator<A: ExactInput> {
-    groups: Vec<Group<A>>,
+    sums: ExactGroups<A>,
+    counts: Vec<u64>,
     kind: Kind,
 }
 
 impl<A: ExactInput> ExactGroupsAccumulator<A> {
     pub(crate) fn new(kind: Kind) -> Self {
         Self {
-            groups: Vec::new(),
+            sums: ExactGroups::<A>::new(),
+            counts: Vec::new(),
             kind,
         }
     }
 
     fn resize(&mut self, total_num_groups: usize) {
-        if self.groups.len() < total_num_groups {
-            self.groups.resize_with(total_num_groups, || Group {
-                sum: Exact::<A>::new(),
-                count: 0,
-            });
+        self.sums.resize(total_num_groups);
+        if self.counts.len() < total_num_groups {
+            self.counts.resize(total_num_groups, 0);
         }
     }
-}
 
-/// Whether row `i` passes the optional `FILTER (WHERE ...)` of the aggregate.
-#[inline]
-fn selected(filter: Option<&BooleanArray>, i: usize) -> bool {
-    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
+    /// The sums and counts of the groups `emit_to` names, removed from the accumulator.
+    fn take(&mut self, emit_to: EmitTo) -> (ExactGroups<A>, Vec<u64>) {
+        let sums = match emit_to {
+            EmitTo::All => mem::take(&mut self.sums),
+            EmitTo::First(n) => self.sums.take_first(n),
+        };
+        (sums, emit_to.take_needed(&mut self.counts))
+    }
 }
 
 impl<A: ExactInput> GroupsAccumulator for ExactGroupsAccumulator<A> {
@@ -60,18 +59,19 @@ impl<A: ExactInput> GroupsAccumulator for ExactGroupsAccumulator<A> {
         self.resize(total_num_groups);
         let values = values[0].as_primitive::<A>();
         let raw = values.values();
-        if values.null_count() == 0 && opt_filter.is_none() {
-            for (&g, &v) in group_indices.iter().zip(raw.iter()) {
-                let group = &mut self.groups[g];
-                group.sum.add(v);
-                group.count += 1;
+        let (sums, counts) = (&mut self.sums, &mut self.counts);
+        match selected_rows(values, opt_filter) {
+            None => {
+                for (&g, &v) in group_indices.iter().zip(raw.iter()) {
+                    sums.add(g, v);
+                    counts[g] += 1;
+                }
             }
-        } else {
-            for (i, (&g, &v)) in group_indices.iter().zip(raw.iter()).enumerate() {
-                if values.is_valid(i) && selected(opt_filter, i) {
-                    let group = &mut self.groups[g];
-                    group.sum.add(v);
-                    group.count += 1;
+            Some(rows) => {
+                for i in rows.set_indices() {
+                    let g = group_indices[i];
+                    sums.add(g, raw[i]);
+                    counts[g] += 1;
                 }
             }
         }
@@ -79,28 +79,27 @@ impl<A: ExactInput> GroupsAccumulator for ExactGroupsAccumulator<A> {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let groups = emit_to.take_needed(&mut self.groups);
-        let groups = groups.iter();
+        let (sums, counts) = self.take(emit_to);
+        let groups = counts.iter().enumerate();
         match self.kind {
             Kind::Sum => <A::Native as Sample>::Sum::array(
-                groups.map(|g| (g.count > 0).then(|| g.sum.sum())).collect(),
+                groups.map(|(g, &n)| (n > 0).then(|| sums.sum(g))).collect(),
             ),
             Kind::Avg => Ok(Arc::new(
                 groups
-                    .map(|g| g.sum.mean(g.count))
+                    .map(|(g, &n)| sums.mean(g, n))
                     .collect::<Float64Array>(),
             )),
         }
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = emit_to.take_needed(&mut self.groups);
-        let mut words = Vec::with_capacity(groups.len() * Exact::<A>::STATE_LEN);
-        for g in &groups {
-            g.sum.write_state(&mut words);
+        let (sums, counts) = self.take(emit_to);
+        let mut states = States::with_capacity(counts.len(), 4);
+        for (g, &n) in counts.iter().enumerate() {
+            states.push(n, |words| sums.write_state(g, words));
         }
-        let counts = groups.iter().map(|g| g.count).collect();
-        state_arrays(counts, words, Exact::<A>::STATE_LEN)
+        states.finish()
     }
 
     fn merge_batch(
@@ -110,11 +109,11 @@ impl<A: ExactInput> GroupsAccumulator for ExactGroupsAccumulator<A> {
         total_num_groups: usize,
     ) -> Result<()> {
         self.resize(total_num_groups);
-        let groups = &mut self.groups;
-        for_each_state(values, Exact::<A>::STATE_LEN, |row, n, words| {
-            let group = &mut groups[group_indices[row]];
-            group.sum.merge_state(words).map_err(state_error)?;
-            group.count += n;
+        let (sums, counts) = (&mut self.sums, &mut self.counts);
+        for_each_state(values, |row, n, words| {
+            let g = group_indices[row];
+            sums.merge_state(g, words).map_err(state_error)?;
+            counts[g] += n;
             Ok(())
         })
     }
@@ -125,25 +124,25 @@ impl<A: ExactInput> GroupsAccumulator for ExactGroupsAccumulator<A> {
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
         let values = values[0].as_primitive::<A>();
-        let mut empty = Vec::with_capacity(Exact::<A>::STATE_LEN);
-        Exact::<A>::new().write_state(&mut empty);
-        let mut words = Vec::with_capacity(values.len() * Exact::<A>::STATE_LEN);
-        let mut counts = Vec::with_capacity(values.len());
-        for (i, &v) in values.values().iter().enumerate() {
-            if values.is_valid(i) && selected(opt_filter, i) {
-                let mut one = Exact::<A>::new();
-                one.add(v);
-                one.write_state(&mut words);
-                counts.push(1);
-            } else {
-                words.extend_from_slice(&empty);
-                counts.push(0);
+        let raw = values.values();
+        let mut states = States::with_capacity(values.len(), 3);
+        match selected_rows(values, opt_filter) {
+            None => {
+                for &v in raw.iter() {
+                    states.push(1, |words| Exact::<A>::write_state_of(v, words));
+                }
+            }
+            Some(rows) => {
+                for (i, &v) in raw.iter().enumerate() {
+                    let n = u64::from(rows.value(i));
+                    states.push(n, |words| Exact::<A>::write_state_of(v, words));
+                }
             }
         }
-        state_arrays(counts, words, Exact::<A>::STATE_LEN)
+        states.finish()
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * size_of::<Group<A>>()
+        size_of_val(self) + self.sums.heap_size() + self.counts.capacity() * size_of::<u64>()
     }
 }

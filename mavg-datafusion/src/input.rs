@@ -4,13 +4,15 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use datafusion::arrow::array::builder::NullBufferBuilder;
 use datafusion::arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, AsArray, Decimal128Array, FixedSizeListArray,
-    Float64Array, Int64Array, PrimitiveArray, UInt64Array,
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, Decimal128Array, Float64Array,
+    Int64Array, ListArray, PrimitiveArray, UInt64Array,
 };
+use datafusion::arrow::buffer::{BooleanBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt64Type};
 use datafusion::common::{exec_datafusion_err, exec_err, internal_err, Result, ScalarValue};
-use mavg::{ExactSum, Sample};
+use mavg::{ExactSum, GroupSums, Sample};
 
 /// Precision of the `DECIMAL(38, 0)` that integer sums are returned as.
 pub(crate) const DECIMAL_PRECISION: u8 = 38;
@@ -89,6 +91,9 @@ impl<A> ExactInput for A where
 
 /// The exact accumulator of an input type.
 pub(crate) type Exact<A> = ExactSum<<A as ArrowPrimitiveType>::Native>;
+
+/// The exact accumulator of many groups of an input type.
+pub(crate) type ExactGroups<A> = GroupSums<<A as ArrowPrimitiveType>::Native>;
 
 /// Runs `$body` with `$A` naming the Arrow type of `$dt`, one of the accepted input types.
 macro_rules! with_input_type {
@@ -173,48 +178,90 @@ pub(crate) fn sum_type(input: &DataType) -> Result<DataType> {
     Ok(with_input_type!(input, A => <<A as ArrowPrimitiveType>::Native as Sample>::Sum::sum_type()))
 }
 
-/// The number of state words of an accepted input type.
-pub(crate) fn state_len(input: &DataType) -> Result<usize> {
-    Ok(with_input_type!(input, A => Exact::<A>::STATE_LEN))
-}
-
 /// The item field of the state's word lists.
 fn word_field() -> FieldRef {
     Arc::new(Field::new_list_field(DataType::Int64, false))
 }
 
-/// The Arrow type of the state's `sum` field: `FixedSizeList<Int64>` of `state_len` words.
-pub(crate) fn words_type(state_len: usize) -> DataType {
-    DataType::FixedSizeList(word_field(), state_len as i32)
+/// The Arrow type of the state's `sum` field: a list of the words of
+/// [`ExactSum::write_state`] (a few for most sums).
+pub(crate) fn words_type() -> DataType {
+    DataType::List(word_field())
 }
 
-/// Packs the words of `words.len() / state_len` states into a `FixedSizeList<Int64>` array.
-pub(crate) fn words_array(words: Vec<i64>, state_len: usize) -> Result<FixedSizeListArray> {
-    Ok(FixedSizeListArray::try_new(
-        word_field(),
-        state_len as i32,
-        Arc::new(Int64Array::from(words)),
-        None,
-    )?)
-}
-
-/// The state columns `count` and `sum` of many groups.
-pub(crate) fn state_arrays(
+/// The state columns `count` and `sum` of many rows, being written. A row without values is
+/// NULL in both.
+pub(crate) struct States {
     counts: Vec<u64>,
+    valid: NullBufferBuilder,
     words: Vec<i64>,
-    state_len: usize,
-) -> Result<Vec<ArrayRef>> {
-    Ok(vec![
-        Arc::new(UInt64Array::from(counts)),
-        Arc::new(words_array(words, state_len)?),
-    ])
+    offsets: Vec<i32>,
+}
+
+impl States {
+    /// Room for `rows` rows of about `words` words each.
+    pub(crate) fn with_capacity(rows: usize, words: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        States {
+            counts: Vec::with_capacity(rows),
+            valid: NullBufferBuilder::new(rows),
+            words: Vec::with_capacity(rows * words),
+            offsets,
+        }
+    }
+
+    /// Appends the state of `count` values whose sum `write` writes; NULL if `count` is 0.
+    #[inline]
+    pub(crate) fn push(&mut self, count: u64, write: impl FnOnce(&mut Vec<i64>)) {
+        if count == 0 {
+            self.counts.push(0);
+            self.valid.append_null();
+        } else {
+            self.counts.push(count);
+            self.valid.append_non_null();
+            write(&mut self.words);
+        }
+        // Checked in `finish`: every offset is at most the final length.
+        self.offsets.push(self.words.len() as i32);
+    }
+
+    /// The two state columns.
+    pub(crate) fn finish(mut self) -> Result<Vec<ArrayRef>> {
+        if i32::try_from(self.words.len()).is_err() {
+            return exec_err!(
+                "exact aggregate: {} state words do not fit one Arrow list array; use smaller \
+                 batches",
+                self.words.len()
+            );
+        }
+        let nulls = self.valid.finish();
+        let lists = ListArray::try_new(
+            word_field(),
+            OffsetBuffer::new(ScalarBuffer::from(self.offsets)),
+            Arc::new(Int64Array::from(self.words)),
+            nulls.clone(),
+        )?;
+        Ok(vec![
+            Arc::new(UInt64Array::new(ScalarBuffer::from(self.counts), nulls)),
+            Arc::new(lists),
+        ])
+    }
+
+    /// The state of one row, as scalars.
+    pub(crate) fn finish_scalars(self) -> Result<Vec<ScalarValue>> {
+        self.finish()?
+            .iter()
+            .map(|column| ScalarValue::try_from_array(column, 0))
+            .collect()
+    }
 }
 
 /// Calls `merge(row, count, words)` for each non-NULL row of the state columns `count` and
-/// `sum` (as written by `state`).
+/// `sum` (as [`States`] writes them); rejects columns of other types or lengths, rows where
+/// only one of the two is NULL, and a count of zero.
 pub(crate) fn for_each_state(
     states: &[ArrayRef],
-    state_len: usize,
     mut merge: impl FnMut(usize, u64, &[i64]) -> Result<()>,
 ) -> Result<()> {
     let [counts, lists] = states else {
@@ -223,13 +270,14 @@ pub(crate) fn for_each_state(
     let counts = counts.as_primitive_opt::<UInt64Type>().ok_or_else(|| {
         exec_datafusion_err!("exact aggregate state: count is {}", counts.data_type())
     })?;
-    let lists = lists.as_fixed_size_list_opt().ok_or_else(|| {
+    let lists = lists.as_list_opt::<i32>().ok_or_else(|| {
         exec_datafusion_err!("exact aggregate state: sum is {}", lists.data_type())
     })?;
-    if lists.value_length() as usize != state_len {
+    if counts.len() != lists.len() {
         return exec_err!(
-            "exact aggregate state: {} words per sum, expected {state_len}",
-            lists.value_length()
+            "exact aggregate state: {} counts for {} sums",
+            counts.len(),
+            lists.len()
         );
     }
     let words = lists
@@ -242,12 +290,23 @@ pub(crate) fn for_each_state(
             )
         })?
         .values();
+    // Offsets of this (possibly sliced) array, into the whole of `words`.
+    let offsets = lists.value_offsets();
     for row in 0..counts.len() {
-        if counts.is_null(row) || lists.is_null(row) {
-            continue;
+        match (counts.is_null(row), lists.is_null(row)) {
+            (true, true) => continue,
+            (false, false) => {}
+            _ => return exec_err!("exact aggregate state: row {row} is half NULL"),
         }
-        let start = lists.value_offset(row) as usize;
-        merge(row, counts.value(row), &words[start..start + state_len])?;
+        let n = counts.value(row);
+        if n == 0 {
+            return exec_err!("exact aggregate state: row {row} counts no values");
+        }
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        let Some(words) = words.get(start..end) else {
+            return exec_err!("exact aggregate state: row {row} lies outside its words");
+        };
+        merge(row, n, words)?;
     }
     Ok(())
 }
@@ -272,6 +331,28 @@ pub(crate) fn for_each_value<A: ArrowPrimitiveType>(
             }
             n
         }
+    }
+}
+
+/// The rows of `values` to sum: non-NULL and, with a `FILTER (WHERE ...)`, selected by it
+/// (a NULL filter value does not select). `None` if that is every row.
+pub(crate) fn selected_rows(
+    values: &dyn Array,
+    filter: Option<&BooleanArray>,
+) -> Option<BooleanBuffer> {
+    let valid = values
+        .logical_nulls()
+        .filter(|n| n.null_count() > 0)
+        .map(|n| n.into_inner());
+    let chosen = filter.map(|f| match f.nulls() {
+        Some(nulls) if nulls.null_count() > 0 => f.values() & nulls.inner(),
+        _ => f.values().clone(),
+    });
+    match (valid, chosen) {
+        (None, None) => None,
+        (Some(v), None) => Some(v),
+        (None, Some(c)) => Some(c),
+        (Some(v), Some(c)) => Some(&v & &c),
     }
 }
 

@@ -43,25 +43,28 @@
 #![warn(missing_docs)]
 
 mod accumulator;
+mod distinct;
 mod groups;
 mod input;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{not_impl_err, plan_err, Result};
+use datafusion::common::{plan_err, Result};
 use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::aggregate_doc_sections::DOC_SECTION_GENERAL;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::{format_state_name, AggregateOrderSensitivity};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Expr, GroupsAccumulator, ReversedUDAF, Signature,
-    Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, Expr, GroupsAccumulator,
+    ReversedUDAF, SetMonotonicity, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
 use accumulator::ExactAccumulator;
+use distinct::{values_field, DistinctAccumulator};
 use groups::ExactGroupsAccumulator;
-use input::{coerced_input, state_len, sum_type, with_input_type, words_type};
+use input::{coerced_input, sum_type, with_input_type, words_type};
 
 /// Which aggregate an [`ExactAggregate`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,19 +152,26 @@ impl AggregateUDFImpl for ExactAggregate {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        if args.is_distinct {
-            return not_impl_err!("{}(DISTINCT ...) is not supported", self.name());
-        }
         let input = self.input_type(args.expr_fields)?;
         let kind = self.kind;
+        if args.is_distinct {
+            return Ok(
+                with_input_type!(&input, A => Box::new(DistinctAccumulator::<A>::new(kind))),
+            );
+        }
         Ok(with_input_type!(&input, A => Box::new(ExactAccumulator::<A>::new(kind))))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let input = self.input_type(args.input_fields)?;
         if args.is_distinct {
-            return not_impl_err!("{}(DISTINCT ...) is not supported", self.name());
+            return Ok(vec![Field::new(
+                format_state_name(args.name, "distinct values"),
+                DataType::List(values_field(&input)),
+                true,
+            )
+            .into()]);
         }
-        let len = state_len(&self.input_type(args.input_fields)?)?;
         Ok(vec![
             Field::new(
                 format_state_name(args.name, "count"),
@@ -169,7 +179,7 @@ impl AggregateUDFImpl for ExactAggregate {
                 true,
             )
             .into(),
-            Field::new(format_state_name(args.name, "sum"), words_type(len), true).into(),
+            Field::new(format_state_name(args.name, "sum"), words_type(), true).into(),
         ])
     }
 
@@ -193,7 +203,71 @@ impl AggregateUDFImpl for ExactAggregate {
     fn reverse_expr(&self) -> ReversedUDAF {
         ReversedUDAF::Identical
     }
+
+    fn set_monotonicity(&self, data_type: &DataType) -> SetMonotonicity {
+        // Adding a row adds a value that is at least zero only for unsigned sums; a mean can
+        // move either way.
+        match (self.kind, data_type) {
+            (
+                Kind::Sum,
+                DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64,
+            ) => SetMonotonicity::Increasing,
+            _ => SetMonotonicity::NotMonotonic,
+        }
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(match self.kind {
+            Kind::Sum => &SUM_DOC,
+            Kind::Avg => &AVG_DOC,
+        })
+    }
 }
+
+/// What `SHOW FUNCTIONS` and generated docs say of `exact_sum`.
+static SUM_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DOC_SECTION_GENERAL,
+        "Returns the exact sum of the non-NULL values: for integers an exact DECIMAL(38, 0), for \
+         floats the exact sum rounded once to DOUBLE, whatever the order of the rows, the \
+         partitioning, or the values that left a sliding window frame. NaN, or infinities of \
+         both signs, give NaN; infinities of one sign give that infinity.",
+        "exact_sum(expression)",
+    )
+    .with_sql_example(
+        "```sql\n> SELECT exact_sum(x) FROM (VALUES (1e16), (1.0), (-1e16)) AS t(x);\n\
+         -- 1.0, where a running DOUBLE sum in this order gives 0.0\n```",
+    )
+    .with_argument(
+        "expression",
+        "An integer (up to 64 bits) or floating-point column or expression.",
+    )
+    .with_related_udf("exact_avg")
+    .with_related_udf("sum")
+    .build()
+});
+
+/// What `SHOW FUNCTIONS` and generated docs say of `exact_avg`.
+static AVG_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DOC_SECTION_GENERAL,
+        "Returns the mean of the non-NULL values as a DOUBLE: the exact sum divided by the count \
+         and rounded once, whatever the order of the rows, the partitioning, or the values that \
+         left a sliding window frame.",
+        "exact_avg(expression)",
+    )
+    .with_sql_example(
+        "```sql\n> SELECT exact_avg(x) FROM (VALUES (1e16), (1.0), (-1e16)) AS t(x);\n\
+         -- 0.3333333333333333, where a running DOUBLE sum in this order gives 0.0\n```",
+    )
+    .with_argument(
+        "expression",
+        "An integer (up to 64 bits) or floating-point column or expression.",
+    )
+    .with_related_udf("exact_sum")
+    .with_related_udf("avg")
+    .build()
+});
 
 /// The aggregate function `exact_sum(x)`, ready to register with
 /// [`SessionContext::register_udaf`] or a `SessionStateBuilder`.
