@@ -369,9 +369,15 @@ pub(crate) fn cell_merge_state<F: FloatFormat>(
         [header, low, high] => (header, i128::from(low as u64) | (i128::from(high) << 64)),
         _ => return false,
     };
-    // The header is the lowest digit's index alone (no counters), and the data's lowest
-    // digit is nonzero; the comparison below checks the rest.
-    if !(0..F::NUMERIC as i64).contains(&lo) || w as u32 == 0 {
+    // What the writer writes for a finite sum of two words at most: the header is the lowest
+    // digit's index alone (no counters), that digit is nonzero, and a second word does more
+    // than extend the sign of the first. The value then lands on a grid at most `grid_max`
+    // below an `i128`, far inside the limbs.
+    let minimal = match *words {
+        [_, low, high] => high != low >> 63,
+        _ => true,
+    };
+    if !(0..F::NUMERIC as i64).contains(&lo) || w as u32 == 0 || !minimal {
         return false;
     }
     let bottom = 32 * lo as u32;
@@ -401,12 +407,6 @@ pub(crate) fn cell_merge_state<F: FloatFormat>(
     let Some(sum) = fixed.checked_add(v) else {
         return false;
     };
-    let mut again = Vec::with_capacity(3);
-    let (idx, digits) = fixed_digits::<F>(w, 0);
-    crate::state::write_float_state(lo as usize + idx, &digits, [0; 3], &mut again);
-    if again != words {
-        return false;
-    }
     (*fixed, *grid) = (sum, g);
     true
 }
