@@ -153,7 +153,8 @@ pub(crate) use with_input_type;
 /// The type a SQL argument is cast to before it is summed, or `None` if it is not accepted.
 ///
 /// Integer and float types are taken as they are; `Float16` widens exactly to `Float32`;
-/// an untyped `NULL` becomes `Int64`; a dictionary is summed by its values.
+/// `DECIMAL` of up to 38 digits is summed at its scale (32- and 64-bit decimals widen to 128
+/// bits); an untyped `NULL` becomes `Int64`; a dictionary is summed by its values.
 pub(crate) fn coerced_input(data_type: &DataType) -> Option<DataType> {
     match data_type {
         DataType::Int8
@@ -167,6 +168,8 @@ pub(crate) fn coerced_input(data_type: &DataType) -> Option<DataType> {
         | DataType::Float32
         | DataType::Float64 => Some(data_type.clone()),
         DataType::Float16 => Some(DataType::Float32),
+        DataType::Decimal128(_, _) => Some(data_type.clone()),
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => Some(DataType::Decimal128(*p, *s)),
         DataType::Null => Some(DataType::Int64),
         DataType::Dictionary(_, values) => coerced_input(values),
         _ => None,

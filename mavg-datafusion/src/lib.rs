@@ -8,19 +8,23 @@
 //! * Sliding window frames (`OVER (... ROWS BETWEEN k PRECEDING AND CURRENT ROW)`) cost O(1)
 //!   per row: a value leaving the frame is retracted exactly, so a large value that passed
 //!   through the frame leaves no trace behind it.
-//! * `GROUP BY` runs in two phases; the partial state is the exact sum itself (a fixed
-//!   number of `Int64` words) and a count, so partial results merge exactly.
+//! * `GROUP BY` runs in two phases; the partial state is the exact sum itself (a few `Int64`
+//!   words, see [`mavg::ExactSum::write_state`]) and a count, so partial results merge
+//!   exactly. Groups take 40 bytes each ([`mavg::GroupSums`] and a count).
 //!
 //! | function | argument | result |
 //! | --- | --- | --- |
 //! | `exact_sum(x)` | `TINYINT` .. `BIGINT`, unsigned integers | `DECIMAL(38, 0)`, exact |
 //! | `exact_sum(x)` | `REAL`, `DOUBLE` (and `Float16`) | `DOUBLE`, the correctly rounded exact sum |
-//! | `exact_avg(x)` | any of the above | `DOUBLE`, the correctly rounded exact mean |
+//! | `exact_sum(x)` | `DECIMAL(p, s)`, `p <= 38` | `DECIMAL(38, s)`, exact |
+//! | `exact_avg(x)` | integers, floats | `DOUBLE`, the correctly rounded exact mean |
+//! | `exact_avg(x)` | `DECIMAL(p, s)`, `p <= 38` | `DECIMAL(38, s + 4)`, the exact mean rounded half to even |
 //!
 //! NULLs are ignored, and a group or frame without a non-NULL value gives NULL. A NaN among
 //! the values, or both infinities, gives NaN; infinities of one sign give that infinity; once
-//! such values have left a sliding frame, the result is exact again. Other argument types
-//! (`DECIMAL`, strings, ...) are rejected when the query is planned.
+//! such values have left a sliding frame, the result is exact again. A decimal result beyond
+//! 38 digits is an execution error. Other argument types (strings, dates, ...) are rejected
+//! when the query is planned.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -43,6 +47,7 @@
 #![warn(missing_docs)]
 
 mod accumulator;
+mod decimal;
 mod distinct;
 mod groups;
 mod input;
@@ -50,7 +55,7 @@ mod input;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{plan_err, Result};
+use datafusion::common::{not_impl_err, plan_err, Result};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::aggregate_doc_sections::DOC_SECTION_GENERAL;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -62,6 +67,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 
 use accumulator::ExactAccumulator;
+use decimal::{DecimalAccumulator, DecimalGroupsAccumulator};
 use distinct::{values_field, DistinctAccumulator};
 use groups::ExactGroupsAccumulator;
 use input::{coerced_input, sum_type, with_input_type, words_type};
@@ -99,6 +105,15 @@ impl ExactAggregate {
         }
     }
 
+    /// `DISTINCT` over decimals where DataFusion cannot plan it as a grouping.
+    fn no_distinct_decimal<T>(&self) -> Result<T> {
+        not_impl_err!(
+            "{}(DISTINCT ...) of DECIMAL next to other DISTINCT aggregates is not supported; \
+             use a subquery with SELECT DISTINCT",
+            self.name()
+        )
+    }
+
     fn input_type(&self, fields: &[FieldRef]) -> Result<DataType> {
         match fields {
             [field] => Ok(field.data_type().clone()),
@@ -130,8 +145,9 @@ impl AggregateUDFImpl for ExactAggregate {
         match coerced_input(arg) {
             Some(input) => Ok(vec![input]),
             None => plan_err!(
-                "{} does not support argument type {arg}: it takes integers (up to 64 bits) and \
-                 Float32/Float64; CAST the argument to DOUBLE or BIGINT",
+                "{} does not support argument type {arg}: it takes integers (up to 64 bits), \
+                 Float32/Float64 and DECIMAL up to 38 digits; CAST the argument to DOUBLE, BIGINT \
+                 or DECIMAL",
                 self.name()
             ),
         }
@@ -145,15 +161,22 @@ impl AggregateUDFImpl for ExactAggregate {
                 arg_types.len()
             );
         };
-        match self.kind {
-            Kind::Sum => sum_type(input),
-            Kind::Avg => Ok(DataType::Float64),
+        match (self.kind, input) {
+            (kind, DataType::Decimal128(_, scale)) => Ok(decimal::result_type(kind, *scale)),
+            (Kind::Sum, _) => sum_type(input),
+            (Kind::Avg, _) => Ok(DataType::Float64),
         }
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let input = self.input_type(args.expr_fields)?;
         let kind = self.kind;
+        if let DataType::Decimal128(_, scale) = input {
+            if args.is_distinct {
+                return self.no_distinct_decimal();
+            }
+            return Ok(Box::new(DecimalAccumulator::new(kind, scale)));
+        }
         if args.is_distinct {
             return Ok(
                 with_input_type!(&input, A => Box::new(DistinctAccumulator::<A>::new(kind))),
@@ -164,6 +187,11 @@ impl AggregateUDFImpl for ExactAggregate {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let input = self.input_type(args.input_fields)?;
+        let sum_state = match input {
+            DataType::Decimal128(_, _) if args.is_distinct => return self.no_distinct_decimal(),
+            DataType::Decimal128(_, scale) => decimal::sum_state_type(scale),
+            _ => words_type(),
+        };
         if args.is_distinct {
             return Ok(vec![Field::new(
                 format_state_name(args.name, "distinct values"),
@@ -179,7 +207,7 @@ impl AggregateUDFImpl for ExactAggregate {
                 true,
             )
             .into(),
-            Field::new(format_state_name(args.name, "sum"), words_type(), true).into(),
+            Field::new(format_state_name(args.name, "sum"), sum_state, true).into(),
         ])
     }
 
@@ -193,6 +221,9 @@ impl AggregateUDFImpl for ExactAggregate {
     ) -> Result<Box<dyn GroupsAccumulator>> {
         let input = self.input_type(args.expr_fields)?;
         let kind = self.kind;
+        if let DataType::Decimal128(_, scale) = input {
+            return Ok(Box::new(DecimalGroupsAccumulator::new(kind, scale)));
+        }
         Ok(with_input_type!(&input, A => Box::new(ExactGroupsAccumulator::<A>::new(kind))))
     }
 
@@ -229,7 +260,7 @@ static SUM_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         DOC_SECTION_GENERAL,
         "Returns the exact sum of the non-NULL values: for integers an exact DECIMAL(38, 0), for \
-         floats the exact sum rounded once to DOUBLE, whatever the order of the rows, the \
+         DECIMAL(p, s) an exact DECIMAL(38, s), for floats the exact sum rounded once to DOUBLE, whatever the order of the rows, the \
          partitioning, or the values that left a sliding window frame. NaN, or infinities of \
          both signs, give NaN; infinities of one sign give that infinity.",
         "exact_sum(expression)",
@@ -240,7 +271,7 @@ static SUM_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     )
     .with_argument(
         "expression",
-        "An integer (up to 64 bits) or floating-point column or expression.",
+        "An integer (up to 64 bits), floating-point or DECIMAL column or expression.",
     )
     .with_related_udf("exact_avg")
     .with_related_udf("sum")
@@ -251,8 +282,8 @@ static SUM_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 static AVG_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         DOC_SECTION_GENERAL,
-        "Returns the mean of the non-NULL values as a DOUBLE: the exact sum divided by the count \
-         and rounded once, whatever the order of the rows, the partitioning, or the values that \
+        "Returns the mean of the non-NULL values: the exact sum divided by the count and rounded \
+         once, as a DOUBLE (for DECIMAL(p, s), as a DECIMAL(38, s + 4), half to even), whatever the order of the rows, the partitioning, or the values that \
          left a sliding window frame.",
         "exact_avg(expression)",
     )
@@ -262,7 +293,7 @@ static AVG_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     )
     .with_argument(
         "expression",
-        "An integer (up to 64 bits) or floating-point column or expression.",
+        "An integer (up to 64 bits), floating-point or DECIMAL column or expression.",
     )
     .with_related_udf("exact_sum")
     .with_related_udf("avg")

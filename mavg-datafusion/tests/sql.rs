@@ -7,8 +7,8 @@ mod reference;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array,
-    RecordBatch, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
+    ArrayRef, AsArray, Decimal128Array, Float32Array, Float64Array, Int16Array, Int32Array,
+    Int64Array, Int8Array, RecordBatch, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
 };
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
@@ -754,7 +754,7 @@ async fn unsupported_types_are_planning_errors() -> Result<()> {
     let ctx = session(1);
     for arg in [
         "'text'",
-        "CAST(1.5 AS DECIMAL(10, 2))",
+        "CAST(1.5 AS DECIMAL(50, 2))",
         "true",
         "DATE '2024-01-01'",
     ] {
@@ -776,6 +776,144 @@ async fn unsupported_types_are_planning_errors() -> Result<()> {
         .await
         .expect_err("two arguments");
     assert!(err.to_string().contains("exact_sum"), "{err}");
+    Ok(())
+}
+
+/// `DECIMAL(p, s)`: the exact sum at scale `s` (`DECIMAL(38, s)`), the mean rounded half to
+/// even at scale `s + 4`, in groups (also with partial aggregation skipped), whole tables and
+/// sliding frames; sums beyond 38 digits on the way are exact, and a result beyond them is an
+/// error.
+#[tokio::test]
+async fn decimals_are_summed_exactly_at_their_scale() -> Result<()> {
+    let mut gen = Gen(21);
+    let n = 2000;
+    // 33-digit values that cancel within each group (row 7 k + g has sign + for k % 10 == 0
+    // and - for k % 10 == 1), so that no sum or mean passes 38 digits.
+    let big = 15 * 10i128.pow(32);
+    let values: Vec<Option<i128>> = (0..n)
+        .map(|i| match ((i / 7) % 10, gen.next() % 10) {
+            (0, _) => Some(big),
+            (1, _) => Some(-big),
+            (_, 0) => None,
+            _ => Some((gen.next() % 2_000_000) as i128 - 1_000_000),
+        })
+        .collect();
+    let groups: Vec<i64> = (0..n).map(|i| (i % 7) as i64).collect();
+    let batch = RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())) as ArrayRef,
+        ),
+        ("g", Arc::new(Int64Array::from(groups.clone()))),
+        (
+            "x",
+            Arc::new(Decimal128Array::from(values.clone()).with_precision_and_scale(38, 3)?),
+        ),
+    ])?;
+    // The exact mean at scale 7 (the sum at scale 3 times 10^4 over n), half to even.
+    let mean = |sum: i128, count: i128| {
+        let num = sum * 10_000;
+        let (q, r) = (num / count, num % count);
+        let twice = 2 * r.abs();
+        if twice > count || (twice == count && q % 2 != 0) {
+            q + num.signum()
+        } else {
+            q
+        }
+    };
+    for skip in [false, true] {
+        let mut config = SessionConfig::new().with_target_partitions(3);
+        if skip {
+            let options = &mut config.options_mut().execution;
+            options.skip_partial_aggregation_probe_rows_threshold = 1;
+            options.skip_partial_aggregation_probe_ratio_threshold = 0.0;
+        }
+        let ctx = session_with(config);
+        register(&ctx, "t", batch.clone(), 3)?;
+        let out = query(
+            &ctx,
+            "SELECT g, exact_sum(x) AS s, exact_avg(x) AS a FROM t GROUP BY g ORDER BY g",
+        )
+        .await?;
+        assert_eq!(
+            out.schema().field_with_name("s")?.data_type(),
+            &DataType::Decimal128(38, 3)
+        );
+        assert_eq!(
+            out.schema().field_with_name("a")?.data_type(),
+            &DataType::Decimal128(38, 7)
+        );
+        for (row, g) in ints(&out, "g").into_iter().enumerate() {
+            let members: Vec<i128> = (0..n)
+                .filter(|&i| groups[i] == g)
+                .filter_map(|i| values[i])
+                .collect();
+            let sum: i128 = members.iter().sum();
+            assert_eq!(decimals(&out, "s")[row], Some(sum), "group {g}");
+            let avg = mean(sum, members.len() as i128);
+            assert_eq!(decimals(&out, "a")[row], Some(avg), "group {g}");
+        }
+    }
+    // A frame of 5 rows, sliding past the 33-digit values (their means at scale 7 take 38).
+    let ctx = session(1);
+    register(&ctx, "t", batch, 1)?;
+    let over = "OVER (ORDER BY id ROWS BETWEEN 4 PRECEDING AND CURRENT ROW)";
+    let out = query(
+        &ctx,
+        &format!("SELECT exact_sum(x) {over} AS s, exact_avg(x) {over} AS a FROM t ORDER BY id"),
+    )
+    .await?;
+    for i in 0..n {
+        let frame: Vec<i128> = values[i.saturating_sub(4)..=i]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        let sum: i128 = frame.iter().sum();
+        let want = (!frame.is_empty()).then_some(sum);
+        assert_eq!(decimals(&out, "s")[i], want, "row {i}");
+        let want = (!frame.is_empty()).then(|| mean(sum, frame.len() as i128));
+        assert_eq!(decimals(&out, "a")[i], want, "row {i}");
+    }
+    // Ties at the mean's scale go to even: 3 / 32 = 0.09375 -> 0.0938, 1 / 32 -> 0.0312.
+    for (ones, want) in [(3i32, 938), (1, 312), (-3, -938)] {
+        let rows: Vec<String> = (0..32)
+            .map(|i| {
+                let v = if i < ones.abs() { ones.signum() } else { 0 };
+                format!("(CAST({v} AS DECIMAL(10, 0)))")
+            })
+            .collect();
+        let sql = format!(
+            "SELECT exact_avg(x) AS a FROM (VALUES {}) AS t(x)",
+            rows.join(", ")
+        );
+        assert_eq!(
+            decimals(&query(&ctx, &sql).await?, "a"),
+            [Some(want)],
+            "{sql}"
+        );
+    }
+    // Beyond 38 digits on the way, and back: exact.
+    let out = query(
+        &ctx,
+        "SELECT exact_sum(x) AS s FROM (VALUES (CAST(9e37 AS DECIMAL(38, 0))), \
+         (CAST(9e37 AS DECIMAL(38, 0))), (CAST(-9e37 AS DECIMAL(38, 0))), \
+         (CAST(-9e37 AS DECIMAL(38, 0))), (CAST(5 AS DECIMAL(38, 0)))) AS t(x)",
+    )
+    .await?;
+    assert_eq!(decimals(&out, "s"), [Some(5)]);
+    // Beyond 38 digits at the end: an error, not a wrapped value.
+    let err = query(
+        &ctx,
+        "SELECT exact_sum(x) AS s FROM (VALUES (CAST(9e37 AS DECIMAL(38, 0))), \
+         (CAST(9e37 AS DECIMAL(38, 0)))) AS t(x)",
+    )
+    .await
+    .expect_err("1.8e38 does not fit");
+    assert!(
+        err.to_string().contains("does not fit DECIMAL(38, 0)"),
+        "{err}"
+    );
     Ok(())
 }
 

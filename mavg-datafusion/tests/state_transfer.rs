@@ -11,6 +11,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, ListArray, RecordBatch, UInt64Array,
 };
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, Float64Type, Int64Type, Schema, UInt64Type,
 };
@@ -199,6 +200,7 @@ fn states_of_nearby_doubles_are_small() -> Result<()> {
         assert!(longest <= 4, "{longest} words");
     }
     let (one, many) = (bytes_per_row(&converted), bytes_per_row(&state));
+    println!("state bytes per row: {one:.1} (one value), {many:.1} (ten values)");
     assert!(
         one <= 64.0 && many <= 64.0,
         "{one} and {many} bytes per row"
@@ -212,7 +214,11 @@ fn states_of_nearby_doubles_are_small() -> Result<()> {
 fn null_and_filtered_rows_give_null_states() -> Result<()> {
     let udaf = exact_sum_udaf();
     let values = Float64Array::from(vec![Some(1.5), None, Some(2.5), Some(4.0)]);
-    let filter = BooleanArray::from(vec![Some(true), Some(true), None, Some(false)]);
+    // The third filter value is NULL over a set value bit: it must not select the row.
+    let filter = BooleanArray::new(
+        BooleanBuffer::from(vec![true, true, true, false]),
+        Some(NullBuffer::from(vec![true, true, false, true])),
+    );
     let (converted, _) = grouped_states(&udaf, &values, &[0, 1, 2, 3], 4, Some(&filter))?;
     let nulls: Vec<bool> = (0..4).map(|r| converted[0].is_null(r)).collect();
     assert_eq!(nulls, [false, true, true, true]);

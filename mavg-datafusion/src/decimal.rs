@@ -1,0 +1,319 @@
+//! `exact_sum` and `exact_avg` of `DECIMAL(p, s)`: the exact sum of the scaled integers in a
+//! 256-bit integer, returned at the input's scale; the mean rounded once, half to even, at four
+//! more digits of scale (as DataFusion's `avg` of decimals adds four).
+
+use std::mem;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Decimal256Array, UInt64Array,
+};
+use datafusion::arrow::datatypes::{i256, DataType, Decimal128Type, Decimal256Type, UInt64Type};
+use datafusion::common::{exec_datafusion_err, exec_err, internal_err, Result, ScalarValue};
+use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
+
+use crate::input::selected_rows;
+use crate::Kind;
+
+/// The largest precision of `DECIMAL`, and of the results.
+const PRECISION: u8 = 38;
+
+/// The result type of `exact_sum` or `exact_avg` over `DECIMAL(_, scale)`.
+pub(crate) fn result_type(kind: Kind, scale: i8) -> DataType {
+    DataType::Decimal128(PRECISION, result_scale(kind, scale))
+}
+
+fn result_scale(kind: Kind, scale: i8) -> i8 {
+    match kind {
+        Kind::Sum => scale,
+        Kind::Avg => scale.saturating_add(4).min(PRECISION as i8),
+    }
+}
+
+/// The state's `sum` field type: the 256-bit sum at the input's scale.
+pub(crate) fn sum_state_type(scale: i8) -> DataType {
+    DataType::Decimal256(76, scale)
+}
+
+/// The result of one group: NULL without values, otherwise the sum, or the mean rounded half
+/// to even; an error if it needs more than 38 digits.
+fn result(kind: Kind, scale: i8, sum: i256, count: u64) -> Result<Option<i128>> {
+    if count == 0 {
+        return Ok(None);
+    }
+    let value = match kind {
+        Kind::Sum => sum,
+        Kind::Avg => {
+            let up = (result_scale(kind, scale) - scale) as u32;
+            let ten = i256::from_i128(10).wrapping_pow(up);
+            let num = sum
+                .checked_mul(ten)
+                .ok_or_else(|| exec_datafusion_err!("exact_avg: the sum is too large to scale"))?;
+            let n = i256::from_i128(i128::from(count));
+            let (q, r) = (num.wrapping_div(n), num.wrapping_rem(n));
+            let twice = r.wrapping_abs().wrapping_mul(i256::from_i128(2));
+            let odd = q.as_i128() & 1 == 1;
+            if twice > n || (twice == n && odd) {
+                q.wrapping_add(num.signum())
+            } else {
+                q
+            }
+        }
+    };
+    let max = i256::from_i128(10i128.pow(PRECISION as u32) - 1);
+    match value.to_i128() {
+        Some(v) if value.wrapping_abs() <= max => Ok(Some(v)),
+        _ => exec_err!(
+            "exact_{}: the exact result {value} does not fit DECIMAL(38, {})",
+            if kind == Kind::Sum { "sum" } else { "avg" },
+            result_scale(kind, scale)
+        ),
+    }
+}
+
+/// The sums and counts in a state batch, for each non-NULL row.
+fn for_each_state(
+    states: &[ArrayRef],
+    mut merge: impl FnMut(usize, u64, i256) -> Result<()>,
+) -> Result<()> {
+    let [counts, sums] = states else {
+        return internal_err!("exact decimal state has {} columns, not 2", states.len());
+    };
+    let counts = counts.as_primitive_opt::<UInt64Type>().ok_or_else(|| {
+        exec_datafusion_err!("exact decimal state: count is {}", counts.data_type())
+    })?;
+    let sums = sums
+        .as_primitive_opt::<Decimal256Type>()
+        .ok_or_else(|| exec_datafusion_err!("exact decimal state: sum is {}", sums.data_type()))?;
+    if counts.len() != sums.len() {
+        return exec_err!(
+            "exact decimal state: {} counts for {} sums",
+            counts.len(),
+            sums.len()
+        );
+    }
+    for row in 0..counts.len() {
+        match (counts.is_null(row), sums.is_null(row)) {
+            (true, true) => continue,
+            (false, false) if counts.value(row) > 0 => {}
+            _ => return exec_err!("exact decimal state: row {row} is malformed"),
+        }
+        merge(row, counts.value(row), sums.value(row))?;
+    }
+    Ok(())
+}
+
+/// The state columns of many groups; NULL for a group without values.
+fn states(scale: i8, sums: &[i256], counts: &[u64]) -> Result<Vec<ArrayRef>> {
+    let sums: Decimal256Array = sums
+        .iter()
+        .zip(counts)
+        .map(|(&s, &n)| (n > 0).then_some(s))
+        .collect();
+    let counts: UInt64Array = counts.iter().map(|&n| (n > 0).then_some(n)).collect();
+    Ok(vec![
+        Arc::new(counts),
+        Arc::new(sums.with_precision_and_scale(76, scale)?),
+    ])
+}
+
+/// Exact `SUM` or `AVG` of one group or sliding frame of decimals.
+#[derive(Debug)]
+pub(crate) struct DecimalAccumulator {
+    sum: i256,
+    count: u64,
+    kind: Kind,
+    scale: i8,
+}
+
+impl DecimalAccumulator {
+    pub(crate) fn new(kind: Kind, scale: i8) -> Self {
+        Self {
+            sum: i256::ZERO,
+            count: 0,
+            kind,
+            scale,
+        }
+    }
+
+    fn apply(&mut self, values: &ArrayRef, sign: i128) -> u64 {
+        let values = values.as_primitive::<Decimal128Type>();
+        let mut n = 0;
+        for v in values.iter().flatten() {
+            // 2^64 values below 10^38 in magnitude sum far below 2^255.
+            self.sum = self.sum.wrapping_add(i256::from_i128(v * sign));
+            n += 1;
+        }
+        n
+    }
+}
+
+impl Accumulator for DecimalAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.count += self.apply(&values[0], 1);
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let removed = self.apply(&values[0], -1);
+        self.count = self.count.checked_sub(removed).ok_or_else(|| {
+            exec_datafusion_err!("exact aggregate: retracted more values than were added")
+        })?;
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let v = result(self.kind, self.scale, self.sum, self.count)?;
+        Ok(ScalarValue::Decimal128(
+            v,
+            PRECISION,
+            result_scale(self.kind, self.scale),
+        ))
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        states(self.scale, &[self.sum], &[self.count])?
+            .iter()
+            .map(|c| ScalarValue::try_from_array(c, 0))
+            .collect()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        for_each_state(states, |_, n, s| {
+            self.sum = self.sum.wrapping_add(s);
+            self.count += n;
+            Ok(())
+        })
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self)
+    }
+}
+
+/// Exact `SUM` or `AVG` of every group of decimals.
+#[derive(Debug)]
+pub(crate) struct DecimalGroupsAccumulator {
+    sums: Vec<i256>,
+    counts: Vec<u64>,
+    kind: Kind,
+    scale: i8,
+}
+
+impl DecimalGroupsAccumulator {
+    pub(crate) fn new(kind: Kind, scale: i8) -> Self {
+        Self {
+            sums: Vec::new(),
+            counts: Vec::new(),
+            kind,
+            scale,
+        }
+    }
+
+    fn resize(&mut self, groups: usize) {
+        if self.sums.len() < groups {
+            self.sums.resize(groups, i256::ZERO);
+            self.counts.resize(groups, 0);
+        }
+    }
+
+    fn take(&mut self, emit_to: EmitTo) -> (Vec<i256>, Vec<u64>) {
+        match emit_to {
+            EmitTo::All => (mem::take(&mut self.sums), mem::take(&mut self.counts)),
+            EmitTo::First(_) => (
+                emit_to.take_needed(&mut self.sums),
+                emit_to.take_needed(&mut self.counts),
+            ),
+        }
+    }
+}
+
+impl GroupsAccumulator for DecimalGroupsAccumulator {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.resize(total_num_groups);
+        let values = values[0].as_primitive::<Decimal128Type>();
+        let raw = values.values();
+        let mut add = |g: usize, v: i128| {
+            self.sums[g] = self.sums[g].wrapping_add(i256::from_i128(v));
+            self.counts[g] += 1;
+        };
+        match selected_rows(values, opt_filter) {
+            None => group_indices
+                .iter()
+                .zip(raw.iter())
+                .for_each(|(&g, &v)| add(g, v)),
+            Some(rows) => rows
+                .set_indices()
+                .for_each(|i| add(group_indices[i], raw[i])),
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let (sums, counts) = self.take(emit_to);
+        let values = sums
+            .iter()
+            .zip(&counts)
+            .map(|(&s, &n)| result(self.kind, self.scale, s, n))
+            .collect::<Result<Decimal128Array>>()?;
+        Ok(Arc::new(values.with_precision_and_scale(
+            PRECISION,
+            result_scale(self.kind, self.scale),
+        )?))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let (sums, counts) = self.take(emit_to);
+        states(self.scale, &sums, &counts)
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.resize(total_num_groups);
+        let (sums, counts) = (&mut self.sums, &mut self.counts);
+        for_each_state(values, |row, n, s| {
+            let g = group_indices[row];
+            sums[g] = sums[g].wrapping_add(s);
+            counts[g] += n;
+            Ok(())
+        })
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let values = values[0].as_primitive::<Decimal128Type>();
+        let rows = selected_rows(values, opt_filter);
+        let counts: Vec<u64> = (0..values.len())
+            .map(|i| u64::from(rows.as_ref().is_none_or(|r| r.value(i))))
+            .collect();
+        let sums: Vec<i256> = values
+            .values()
+            .iter()
+            .map(|&v| i256::from_i128(v))
+            .collect();
+        states(self.scale, &sums, &counts)
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self)
+            + self.sums.capacity() * size_of::<i256>()
+            + self.counts.capacity() * size_of::<u64>()
+    }
+}
