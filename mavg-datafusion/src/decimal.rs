@@ -136,12 +136,18 @@ impl DecimalAccumulator {
         }
     }
 
-    fn apply(&mut self, values: &ArrayRef, sign: i128) -> u64 {
+    /// Adds (or with `retract` removes) the non-NULL values; returns how many there were.
+    fn apply(&mut self, values: &ArrayRef, retract: bool) -> u64 {
         let values = values.as_primitive::<Decimal128Type>();
         let mut n = 0;
         for v in values.iter().flatten() {
-            // 2^64 values below 10^38 in magnitude sum far below 2^255.
-            self.sum = self.sum.wrapping_add(i256::from_i128(v * sign));
+            // 2^64 values of an i128 sum below 2^192, far inside 2^255.
+            let v = i256::from_i128(v);
+            self.sum = if retract {
+                self.sum.wrapping_sub(v)
+            } else {
+                self.sum.wrapping_add(v)
+            };
             n += 1;
         }
         n
@@ -150,12 +156,12 @@ impl DecimalAccumulator {
 
 impl Accumulator for DecimalAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.count += self.apply(&values[0], 1);
+        self.count += self.apply(&values[0], false);
         Ok(())
     }
 
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let removed = self.apply(&values[0], -1);
+        let removed = self.apply(&values[0], true);
         self.count = self.count.checked_sub(removed).ok_or_else(|| {
             exec_datafusion_err!("exact aggregate: retracted more values than were added")
         })?;
