@@ -5,6 +5,7 @@
 //! `DISTINCT` next to other aggregates, `ROWS`, `RANGE` and `GROUPS` frames over random batch
 //! sizes, and empty input.
 
+mod kit;
 mod reference;
 
 use std::collections::{HashMap, HashSet};
@@ -13,44 +14,27 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Decimal128Array, Float64Array, Int64Array, RecordBatch,
 };
-use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{Decimal128Type, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::Decimal128Type;
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
-use reference::{float_sum_avg, same};
+use kit::{assert_float, floats, ints, query, Gen};
+use reference::float_sum_avg;
 
-/// A deterministic generator (SplitMix64).
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// Values of many magnitudes that cancel, NULLs, and now and then a non-finite value.
-    fn value(&mut self, non_finite: bool) -> Option<f64> {
-        let r = self.next();
-        let sign = if r & 1 == 0 { 1.0 } else { -1.0 };
-        Some(match (r >> 1) % 16 {
-            0 => return None,
-            1 => sign * 1e300,
-            2 => sign * 2f64.powi(60),
-            3 if non_finite => [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][(r >> 8) as usize % 3],
-            4 => sign * 5e-324 * ((r >> 8) % 100) as f64,
-            _ => sign * ((r >> 11) | 1) as f64 * 2f64.powi((r >> 4) as i32 % 80 - 60),
-        })
-    }
+/// Values of many magnitudes that cancel, NULLs, and now and then a non-finite value.
+fn value(gen: &mut Gen, non_finite: bool) -> Option<f64> {
+    let r = gen.next();
+    let sign = if r & 1 == 0 { 1.0 } else { -1.0 };
+    Some(match (r >> 1) % 16 {
+        0 => return None,
+        1 => sign * 1e300,
+        2 => sign * 2f64.powi(60),
+        3 if non_finite => [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][(r >> 8) as usize % 3],
+        4 => sign * 5e-324 * ((r >> 8) % 100) as f64,
+        _ => sign * ((r >> 11) | 1) as f64 * 2f64.powi((r >> 4) as i32 % 80 - 60),
+    })
 }
 
 /// A table `t(id, k, g, x, y)`: `k` a sort key with duplicates, `g` a group, `x` the values,
@@ -78,7 +62,7 @@ impl Table {
             key += gen.below(3) as i64; // a third of the rows repeat the key before them
             t.keys.push(key);
             t.groups.push(gen.below(groups) as i64);
-            t.xs.push(gen.value(non_finite));
+            t.xs.push(value(&mut gen, non_finite));
             t.ys.push((gen.below(5) != 0).then(|| gen.below(3) as i64 - 1));
         }
         t
@@ -140,13 +124,6 @@ fn session(config: SessionConfig) -> SessionContext {
     ctx
 }
 
-async fn query(ctx: &SessionContext, sql: &str) -> Result<RecordBatch> {
-    let df = ctx.sql(sql).await?;
-    let schema = df.schema().inner().clone();
-    let batches = df.collect().await?;
-    Ok(concat_batches(&schema, &batches)?)
-}
-
 /// The text of `EXPLAIN ANALYZE sql`: the plan with its metrics.
 async fn explain_analyze(ctx: &SessionContext, sql: &str) -> Result<String> {
     let out = query(ctx, &format!("EXPLAIN ANALYZE {sql}")).await?;
@@ -165,24 +142,6 @@ fn metric(plan: &str, name: &str) -> u64 {
             digits.parse::<u64>().unwrap_or(0)
         })
         .sum()
-}
-
-fn floats(batch: &RecordBatch, column: &str) -> Vec<Option<f64>> {
-    let array = batch.column_by_name(column).unwrap();
-    array.as_primitive::<Float64Type>().iter().collect()
-}
-
-fn ints(batch: &RecordBatch, column: &str) -> Vec<i64> {
-    let array = batch.column_by_name(column).unwrap();
-    array.as_primitive::<Int64Type>().values().to_vec()
-}
-
-fn assert_float(what: &str, got: Option<f64>, want: Option<f64>) {
-    match (got, want) {
-        (None, None) => {}
-        (Some(g), Some(w)) if same(g, w) => {}
-        _ => panic!("{what}: got {got:?}, expected {want:?}"),
-    }
 }
 
 /// Runs `SELECT g, exact_sum(x) AS s, exact_avg(x) AS a FROM t GROUP BY g ORDER BY g` (with

@@ -2,6 +2,7 @@
 //! (`reference/mod.rs`): sliding frames, `PARTITION BY`, `GROUP BY` under several
 //! partitionings, NULLs, NaN and infinities, integer extremes, and planning errors.
 
+mod kit;
 mod reference;
 
 use std::sync::Arc;
@@ -11,13 +12,14 @@ use datafusion::arrow::array::{
     Int64Array, Int8Array, RecordBatch, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
 };
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
+use kit::{assert_float, decimals, floats, ints, query, Gen};
 use mavg_datafusion::{exact_avg, exact_sum};
-use reference::{float_sum_avg, int_sum_avg, same};
+use reference::{float_sum_avg, int_sum_avg};
 
 /// A session with the functions registered, `partitions` target partitions and small batches,
 /// so that even small tables are split and merged.
@@ -56,60 +58,25 @@ fn register(ctx: &SessionContext, name: &str, batch: RecordBatch, parts: usize) 
     Ok(())
 }
 
-async fn query(ctx: &SessionContext, sql: &str) -> Result<RecordBatch> {
-    let df = ctx.sql(sql).await?;
-    let schema = df.schema().inner().clone();
-    let batches = df.collect().await?;
-    Ok(concat_batches(&schema, &batches)?)
-}
-
-fn floats(batch: &RecordBatch, column: &str) -> Vec<Option<f64>> {
-    let array = batch.column_by_name(column).unwrap();
-    array.as_primitive::<Float64Type>().iter().collect()
-}
-
-fn decimals(batch: &RecordBatch, column: &str) -> Vec<Option<i128>> {
-    let array = batch.column_by_name(column).unwrap();
-    array.as_primitive::<Decimal128Type>().iter().collect()
-}
-
-fn ints(batch: &RecordBatch, column: &str) -> Vec<i64> {
-    let array = batch.column_by_name(column).unwrap();
-    array.as_primitive::<Int64Type>().values().to_vec()
-}
-
-/// A deterministic generator (SplitMix64).
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Values that make float running sums drift: huge values that cancel, ones that vanish
-    /// next to them, values of wildly different magnitudes, subnormals, and NULLs.
-    fn nasty(&mut self, nulls: bool) -> Option<f64> {
-        let r = self.next();
-        let sign = if r & 1 == 0 { 1.0 } else { -1.0 };
-        Some(match (r >> 1) % 12 {
-            0 => sign * 2f64.powi(54),
-            1 => 1.0,
-            2 if nulls => return None,
-            3 => sign * 1e300,
-            4 => sign * 5e-324 * ((r >> 8) % 1000) as f64,
-            5 => 0.1,
-            6 => sign * 2f64.powi(100),
-            _ => {
-                let mantissa = ((r >> 11) | 1) as f64; // up to 53 bits
-                let exp = ((r >> 4) % 120) as i32 - 100;
-                sign * mantissa * 2f64.powi(exp)
-            }
-        })
-    }
+/// Values that make float running sums drift: huge values that cancel, ones that vanish next to
+/// them, values of wildly different magnitudes, subnormals, and NULLs.
+fn nasty(gen: &mut Gen, nulls: bool) -> Option<f64> {
+    let r = gen.next();
+    let sign = if r & 1 == 0 { 1.0 } else { -1.0 };
+    Some(match (r >> 1) % 12 {
+        0 => sign * 2f64.powi(54),
+        1 => 1.0,
+        2 if nulls => return None,
+        3 => sign * 1e300,
+        4 => sign * 5e-324 * ((r >> 8) % 1000) as f64,
+        5 => 0.1,
+        6 => sign * 2f64.powi(100),
+        _ => {
+            let mantissa = ((r >> 11) | 1) as f64; // up to 53 bits
+            let exp = ((r >> 4) % 120) as i32 - 100;
+            sign * mantissa * 2f64.powi(exp)
+        }
+    })
 }
 
 fn float_batch(ids: &[i64], groups: &[i64], xs: &[Option<f64>]) -> RecordBatch {
@@ -127,16 +94,8 @@ fn nasty_table(n: usize, seed: u64, groups: i64) -> (Vec<i64>, Vec<i64>, Vec<Opt
     let gs: Vec<i64> = (0..n)
         .map(|_| (gen.next() % groups as u64) as i64)
         .collect();
-    let xs: Vec<Option<f64>> = (0..n).map(|_| gen.nasty(true)).collect();
+    let xs: Vec<Option<f64>> = (0..n).map(|_| nasty(&mut gen, true)).collect();
     (ids, gs, xs)
-}
-
-fn assert_float(what: &str, got: Option<f64>, want: Option<f64>) {
-    match (got, want) {
-        (None, None) => {}
-        (Some(g), Some(w)) if same(g, w) => {}
-        _ => panic!("{what}: got {got:?}, expected {want:?}"),
-    }
 }
 
 /// The frame bound text of `ROWS BETWEEN preceding PRECEDING AND ...`.
@@ -676,7 +635,7 @@ async fn sums_beyond_bigint_are_exact_decimals() -> Result<()> {
 async fn float32_sums_are_exact_in_double() -> Result<()> {
     let mut gen = Gen(9);
     let xs: Vec<Option<f32>> = (0..1000)
-        .map(|_| gen.nasty(true).map(|x| x as f32))
+        .map(|_| nasty(&mut gen, true).map(|x| x as f32))
         .collect();
     let ids: Vec<i64> = (0..xs.len() as i64).collect();
     let batch = RecordBatch::try_from_iter([
