@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::error::StateError;
 use crate::float_sum::FREE;
-use crate::running::RunningSum;
+use crate::running::{LinearSum, RunningSum};
 use crate::sample::Sample;
 
 /// How many updates a sum takes between two carry propagations. Each update moves a limb by

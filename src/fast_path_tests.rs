@@ -1,13 +1,13 @@
 //! The fixed-point path against the pure exact path, bit for bit.
 //!
-//! Every test keeps a shadow of the ring: its own exact limbs, filled with `Sample::add_to` and
-//! `Sample::sub_from` exactly as the ring did before the fast path existed, and rounded once
+//! Every test keeps a shadow of the ring: its own exact limbs, filled with `LimbSum::add` and
+//! `LimbSum::remove` exactly as the ring did before the fast path existed, and rounded once
 //! with `round_float_limbs` after checking the non-finite counters. After every push both
 //! `average()` and `sum()` of the ring must equal the shadow's bit for bit (NaN: both NaN).
 //!
 //! Each test (one per family) prints one line
 //! `fallback: <family> reads=<r> exact=<e> divisions=<d> regrids=<g>` from the thread-local
-//! counters of `running::stats`:
+//! counters of `stats`:
 //! `cargo test --release --lib fast_path -- --nocapture 2>&1 | grep fallback:` gives a table.
 
 use std::cell::Cell;
@@ -16,14 +16,13 @@ use std::collections::VecDeque;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
-use crate::exact::Limbs;
-use crate::exact::{float_top, round_float_limbs, Span};
+use crate::element::Element;
+use crate::limbs::{float_high_bits, round_float_limbs, LimbRange, LimbSum, Limbs};
 use crate::mutex::MutexAverage;
 use crate::ring::RingAverage;
 use crate::round::div_round;
-use crate::running::stats;
-use crate::sample::sealed::Element;
 use crate::sample::Sample;
+use crate::stats;
 use crate::traits::{MovingAverage, SharedMovingAverage};
 
 // ------------------------------------------------------------------------------------------
@@ -56,7 +55,7 @@ struct Shadow<T: Float> {
     window: usize,
     values: VecDeque<T>,
     limbs: T::Limbs,
-    span: Span,
+    span: LimbRange,
 }
 
 impl<T: Float> Shadow<T> {
@@ -65,16 +64,16 @@ impl<T: Float> Shadow<T> {
             window,
             values: VecDeque::with_capacity(window),
             limbs: T::Limbs::ZERO,
-            span: Span::EMPTY,
+            span: LimbRange::EMPTY,
         }
     }
 
     fn push(&mut self, value: T) {
         if self.values.len() == self.window {
             let old = self.values.pop_front().expect("full window");
-            old.sub_from(&mut self.limbs);
+            self.limbs.remove(old);
         }
-        let touched = value.add_to(&mut self.limbs);
+        let touched = self.limbs.add(value);
         self.span.cover(touched.lo, touched.hi);
         self.values.push_back(value);
     }
@@ -82,7 +81,7 @@ impl<T: Float> Shadow<T> {
     /// The exact sum divided by `n`, rounded once.
     fn exact(&self, n: u64) -> f64 {
         let limbs = self.limbs.as_ref();
-        let c = T::NUMERIC_LIMBS;
+        let c = <T::Limbs as LimbSum<T>>::NUMERIC;
         let (nan, pos, neg) = (limbs[c], limbs[c + 1], limbs[c + 2]);
         if nan != 0 || (pos != 0 && neg != 0) {
             f64::NAN
@@ -108,7 +107,7 @@ impl<T: Float> Shadow<T> {
     /// boundary (a midpoint between two doubles): an oracle of its own, independent of the
     /// fixed-point reads, for reads they may leave to the exact division.
     fn near_midpoint(&self, n: u64) -> bool {
-        let Some(top) = float_top(self.limbs.as_ref(), self.span, T::BIAS) else {
+        let Some(top) = float_high_bits(self.limbs.as_ref(), self.span, T::BIAS) else {
             return false;
         };
         // The value lies in [mag, mag + width] units of 2^exp (width 0 or, with a sticky

@@ -1,7 +1,7 @@
 //! The fixed-point sum of floats: most windows' exact sum in one `i128`.
 //!
 //! A finite float is `m * 2^(p - BIAS)` with an integer significand `m < 2^(MANT + 1)` and `p`
-//! its position counted from the smallest subnormal (`exact.rs`). On a *grid* `g`, a float
+//! its position counted from the smallest subnormal (`limbs.rs`). On a *grid* `g`, a float
 //! with `g <= p <= g + shift_limit` is the integer `m << (p - g)` in units of `2^(g - BIAS)`,
 //! below `2^(MANT + 1 + shift_limit)`. A window holds at most `E` elements, and the shift
 //! limit is chosen so that `E` such integers sum to less than `2^127` in magnitude
@@ -14,12 +14,8 @@
 //! proves the rounding in integers ([`fixed_mean`]); otherwise it adds the fixed-point sum
 //! into a copy of the limbs and rounds that once.
 
-use std::marker::PhantomData;
-
-use crate::exact::FloatFormat;
+use crate::element::FloatFormat;
 use crate::round::div_round;
-use crate::sync::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
 
 /// The grid of a sum that has seen no nonzero finite value: every position is off it, since
 /// `p - GRID_UNSET` wraps to at least `2^31`.
@@ -262,7 +258,7 @@ pub(crate) fn fixed_mean_by(fixed: i128, unit: i32, r: &Reciprocal) -> f64 {
 #[inline(never)]
 fn exact_mean(neg: bool, mag: u128, unit: i32, n: u64) -> f64 {
     #[cfg(test)]
-    crate::running::stats::count(&crate::running::stats::DIVISIONS);
+    crate::stats::count(&crate::stats::DIVISIONS);
     div_round(neg, mag, unit, false, n)
 }
 
@@ -411,151 +407,10 @@ pub(crate) fn cell_merge_state<F: FloatFormat>(
     true
 }
 
-/// What a shard of a [`ShardedAverage`](crate::ShardedAverage) of floats publishes about a
-/// range of its elements: the fixed-point sum of those on the grid and the number of the others
-/// (nonzero values off the grid and non-finite values). While that number is zero, the sum is
-/// exact and a read rounds it once ([`fixed_mean`]); otherwise it takes the exact path.
-///
-/// The grid is shared by all the shards of an average, so that their summaries add: the first
-/// nonzero finite element added through any shard places it ([`place`](Self::place)), and it
-/// never moves. Before that, every element is zero or non-finite, and those are off every grid.
-/// The sum wraps; it is exact for the at most `window` elements a read sums in the end, whose
-/// shift limit the shared word carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FixedSummary<F> {
-    fixed: i128,
-    grid: u32,
-    limit: u32,
-    /// Elements off the grid, wrapping (a reader's adjustments may pass below zero on the way).
-    off: u32,
-    format: PhantomData<fn() -> F>,
-}
-
-/// The word a [`ShardedAverage`](crate::ShardedAverage) keeps for its summaries' grid: the grid
-/// in the low half ([`GRID_UNSET`] until placed), the shift limit for its window in the high half.
-pub(crate) fn grid_word<F: FloatFormat>(window: u64) -> u64 {
-    u64::from(GRID_UNSET) | (u64::from(shift_limit::<F>(window)) << 32)
-}
-
-impl<F: FloatFormat> FixedSummary<F> {
-    pub(crate) const EMPTY: Self = FixedSummary {
-        fixed: 0,
-        grid: GRID_UNSET,
-        limit: 0,
-        off: 0,
-        format: PhantomData,
-    };
-
-    /// The summary of no elements, on this one's grid.
-    pub(crate) fn cleared(&self) -> Self {
-        FixedSummary {
-            fixed: 0,
-            off: 0,
-            ..*self
-        }
-    }
-
-    /// Adds or removes the element with these bits. Normal values may be on the grid; zeros
-    /// count nowhere; subnormals, non-finite values and normal values off the grid count as
-    /// off it.
-    #[inline(always)]
-    pub(crate) fn update(&mut self, bits: u64, remove: bool) {
-        if let Some(v) = normal_on_grid::<F>(bits, self.grid, self.limit) {
-            self.fixed = if remove {
-                self.fixed.wrapping_sub(v)
-            } else {
-                self.fixed.wrapping_add(v)
-            };
-        } else if bits << (64 - F::MANT - F::EXP_MASK.count_ones()) != 0 {
-            self.off = if remove {
-                self.off.wrapping_sub(1)
-            } else {
-                self.off.wrapping_add(1)
-            };
-        }
-    }
-
-    /// Whether the grid must be placed before the element with these bits is added: there is
-    /// none yet and the element is nonzero and finite.
-    #[inline(always)]
-    pub(crate) fn wants_grid(&self, bits: u64) -> bool {
-        self.grid == GRID_UNSET && nonzero_finite::<F>(bits)
-    }
-
-    /// Places the grid: the average's, or one around this element if it has none yet (the
-    /// first to place it wins).
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn place(&mut self, bits: u64, shared: &AtomicU64) {
-        // Relaxed: the word is a value written once; nothing else is published with it.
-        let mut word = shared.load(Relaxed);
-        if word as u32 == GRID_UNSET {
-            let limit = (word >> 32) as u32;
-            let (_, m, p) = decompose::<F>(bits);
-            let grid = grid_around::<F>(m, p, limit);
-            let placed = u64::from(grid) | (u64::from(limit) << 32);
-            word = match shared.compare_exchange(word, placed, Relaxed, Relaxed) {
-                Ok(_) => placed,
-                Err(current) => current,
-            };
-        }
-        self.grid = word as u32;
-        self.limit = (word >> 32) as u32;
-    }
-
-    /// Adds the summary of a disjoint set of elements (on the same grid, or none).
-    pub(crate) fn merge(&mut self, other: &Self) {
-        if self.grid == GRID_UNSET {
-            self.grid = other.grid;
-            self.limit = other.limit;
-        } else if other.grid != GRID_UNSET && other.grid != self.grid {
-            // Never: the grid is placed once per average. Certify nothing if it happened.
-            self.off = self.off.wrapping_add(1 << 31);
-        }
-        self.fixed = self.fixed.wrapping_add(other.fixed);
-        self.off = self.off.wrapping_add(other.off);
-    }
-
-    /// As [`mean`](Self::mean) for `r.n()` elements, by multiplying.
-    #[inline]
-    pub(crate) fn mean_by(&self, r: &Reciprocal) -> Option<f64> {
-        (self.off == 0).then(|| fixed_mean_by(self.fixed, unit_of::<F>(self.grid), r))
-    }
-
-    /// The correctly rounded mean of the `n >= 1` elements, if none is off the grid.
-    #[inline]
-    pub(crate) fn mean(&self, n: u64) -> Option<f64> {
-        let unit = unit_of::<F>(self.grid);
-        (self.off == 0).then(|| fixed_mean(self.fixed, unit, n, n as i64 as f64))
-    }
-
-    pub(crate) fn to_words(&self) -> [u64; 3] {
-        // The grid is below 2^11; 0xffff stands for none.
-        let grid = if self.grid == GRID_UNSET {
-            0xffff
-        } else {
-            self.grid
-        };
-        let meta = u64::from(self.off) | u64::from(grid) << 32 | u64::from(self.limit) << 48;
-        [self.fixed as u64, (self.fixed >> 64) as u64, meta]
-    }
-
-    pub(crate) fn from_words(w: [u64; 3]) -> Self {
-        let grid = (w[2] >> 32) as u32 & 0xffff;
-        FixedSummary {
-            fixed: i128::from(w[0]) | (i128::from(w[1] as i64) << 64),
-            grid: if grid == 0xffff { GRID_UNSET } else { grid },
-            limit: (w[2] >> 48) as u32,
-            off: w[2] as u32,
-            format: PhantomData,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exact::{F32, F64};
+    use crate::element::{Binary32, Binary64};
     use crate::xorshift::XorShift;
 
     fn oracle(fixed: i128, unit: i32, n: u64) -> f64 {
@@ -568,27 +423,32 @@ mod tests {
 
     #[test]
     fn shift_limits_and_grids() {
-        assert_eq!(shift_limit::<F64>(1), 74);
-        assert_eq!(shift_limit::<F64>(2), 73);
-        assert_eq!(shift_limit::<F64>(1024), 64);
-        assert_eq!(shift_limit::<F64>(1025), 63);
-        assert_eq!(shift_limit::<F64>(1 << 30), 44);
-        assert_eq!(shift_limit::<F32>(1 << 30), 73);
+        assert_eq!(shift_limit::<Binary64>(1), 74);
+        assert_eq!(shift_limit::<Binary64>(2), 73);
+        assert_eq!(shift_limit::<Binary64>(1024), 64);
+        assert_eq!(shift_limit::<Binary64>(1025), 63);
+        assert_eq!(shift_limit::<Binary64>(1 << 30), 44);
+        assert_eq!(shift_limit::<Binary32>(1 << 30), 73);
         // Infinity (position 2046) is off every grid; f64::MAX (2045) is on the highest.
-        let limit = shift_limit::<F64>(1);
-        let g = grid_max::<F64>(limit);
+        let limit = shift_limit::<Binary64>(1);
+        let g = grid_max::<Binary64>(limit);
         assert!(2046 - g > limit && 2045 - g <= limit);
-        assert!(254 - grid_max::<F32>(shift_limit::<F32>(1)) > shift_limit::<F32>(1));
-        assert_eq!(decompose::<F64>(1.0f64.to_bits()), (false, 1 << 52, 1022));
+        assert!(
+            254 - grid_max::<Binary32>(shift_limit::<Binary32>(1)) > shift_limit::<Binary32>(1)
+        );
         assert_eq!(
-            decompose::<F64>(f64::MIN_POSITIVE.to_bits()),
+            decompose::<Binary64>(1.0f64.to_bits()),
+            (false, 1 << 52, 1022)
+        );
+        assert_eq!(
+            decompose::<Binary64>(f64::MIN_POSITIVE.to_bits()),
             (false, 1 << 52, 0)
         );
-        assert_eq!(decompose::<F64>(5e-324f64.to_bits()), (false, 1, 0));
-        assert_eq!(decompose::<F64>((-0.0f64).to_bits()), (true, 0, 0));
-        assert_eq!(decompose::<F64>(f64::INFINITY.to_bits()).2, 2046);
+        assert_eq!(decompose::<Binary64>(5e-324f64.to_bits()), (false, 1, 0));
+        assert_eq!(decompose::<Binary64>((-0.0f64).to_bits()), (true, 0, 0));
+        assert_eq!(decompose::<Binary64>(f64::INFINITY.to_bits()).2, 2046);
         assert_eq!(
-            decompose::<F32>(u64::from(1.5f32.to_bits())),
+            decompose::<Binary32>(u64::from(1.5f32.to_bits())),
             (false, 3 << 22, 126)
         );
     }
@@ -717,7 +577,7 @@ mod tests {
 
     #[test]
     fn folding_into_limbs_keeps_the_value() {
-        use crate::exact::{round_float_limbs, Span};
+        use crate::limbs::{round_float_limbs, LimbRange};
         for (fixed, grid) in [
             (1i128, 0u32),
             (-1, 5),
@@ -726,8 +586,8 @@ mod tests {
             (12345, 1971),
         ] {
             let mut limbs = [0i64; 69];
-            let (lo, hi) = fold_into_limbs::<F64>(fixed, grid, &mut limbs);
-            let got = round_float_limbs(&limbs, Span { lo, hi }, 1074, 1);
+            let (lo, hi) = fold_into_limbs::<Binary64>(fixed, grid, &mut limbs);
+            let got = round_float_limbs(&limbs, LimbRange { lo, hi }, 1074, 1);
             assert_eq!(
                 got,
                 oracle(fixed, grid as i32 - 1074, 1),

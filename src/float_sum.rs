@@ -1,15 +1,18 @@
 //! The running sum of a float window: a fixed-point sum for the elements on its grid
-//! (`fixed.rs`) and exact limbs (`exact.rs`) for the rest.
+//! (`fixed.rs`) and exact limbs (`limbs.rs`) for the rest.
 
 use std::fmt;
 use std::marker::PhantomData;
 
-use crate::exact::{accumulate_float, carry_limbs, float_top, non_finite, FloatFormat, Span};
+use crate::element::{Float, FloatFormat};
 use crate::fixed::{
-    decompose, fixed_digits, fixed_mean, fixed_mean_by, fold_into_limbs, grid_around, grid_max,
-    nonzero_finite, normal_on_grid, on_grid, shift_limit, unit_of, Reciprocal, GRID_UNSET,
+    cell_add, cell_merge_state, decompose, fixed_digits, fixed_mean, fixed_mean_by,
+    fold_into_limbs, grid_around, grid_max, nonzero_finite, normal_on_grid, on_grid, shift_limit,
+    unit_of, Reciprocal, GRID_UNSET,
 };
-use crate::state::{read_float_state, write_float_state};
+use crate::limbs::{accumulate_float, carry_limbs, float_high_bits, non_finite, LimbRange};
+use crate::running::{LinearSum, RunningSum};
+use crate::state::{float_state_max, read_float_state, write_float_state};
 
 /// A fixed-point sum below `2^96` in magnitude takes `2^30` more updates of a free sum without
 /// reaching `2^127` ([`FREE`]).
@@ -38,7 +41,7 @@ pub struct FloatSum<F, const L: usize> {
     elements: u64,
     limbs: [i64; L],
     /// The limbs that may be nonzero.
-    span: Span,
+    span: LimbRange,
     format: PhantomData<fn() -> F>,
 }
 
@@ -84,7 +87,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
             regrid_after: if window { elements } else { NEVER },
             elements,
             limbs: [0; L],
-            span: Span::EMPTY,
+            span: LimbRange::EMPTY,
             format: PhantomData,
         }
     }
@@ -98,7 +101,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     }
 
     #[inline(always)]
-    pub(crate) fn add(&mut self, bits: u64) {
+    pub(crate) fn add_bits(&mut self, bits: u64) {
         match self.on_grid(bits) {
             Some(v) => self.fixed = self.fixed.wrapping_add(v),
             None => self.off_grid_update(bits, false),
@@ -106,7 +109,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     }
 
     #[inline(always)]
-    pub(crate) fn remove(&mut self, bits: u64) {
+    pub(crate) fn remove_bits(&mut self, bits: u64) {
         match self.on_grid(bits) {
             Some(v) => self.fixed = self.fixed.wrapping_sub(v),
             None => self.off_grid_update(bits, true),
@@ -114,12 +117,12 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     }
 
     #[inline(always)]
-    pub(crate) fn replace(&mut self, old: u64, new: u64) {
+    pub(crate) fn replace_bits(&mut self, old: u64, new: u64) {
         match (self.on_grid(old), self.on_grid(new)) {
             (Some(o), Some(v)) => self.fixed = self.fixed.wrapping_add(v.wrapping_sub(o)),
             _ => {
-                self.remove(old);
-                self.add(new);
+                self.remove_bits(old);
+                self.add_bits(new);
             }
         }
     }
@@ -171,7 +174,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     fn settle_off_grid(&mut self) {
         if self.limbs.iter().all(|&l| l == 0) {
             self.off_grid = 0;
-            self.span = Span::EMPTY;
+            self.span = LimbRange::EMPTY;
         } else {
             self.off_grid = self.off_grid.max(1);
         }
@@ -179,7 +182,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
 
     /// The correctly rounded mean of `n >= 1` elements; `nf` is `n` as an `f64`.
     #[inline(always)]
-    pub(crate) fn mean(&self, n: u64, nf: f64) -> f64 {
+    pub(crate) fn rounded_mean(&self, n: u64, nf: f64) -> f64 {
         if self.off_grid == 0 {
             fixed_mean(self.fixed, unit_of::<F>(self.grid), n, nf)
         } else {
@@ -189,7 +192,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
 
     /// The mean of `r.n()` elements, dividing by multiplying with the reciprocal.
     #[inline(always)]
-    pub(crate) fn mean_by(&self, r: &Reciprocal) -> f64 {
+    pub(crate) fn rounded_mean_by(&self, r: &Reciprocal) -> f64 {
         if self.off_grid == 0 {
             fixed_mean_by(self.fixed, unit_of::<F>(self.grid), r)
         } else {
@@ -198,7 +201,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     }
 
     /// The limbs with the fixed-point sum added, and the span of those that may be nonzero.
-    fn total_limbs(&self) -> ([i64; L], Span) {
+    fn total_limbs(&self) -> ([i64; L], LimbRange) {
         let mut limbs = self.limbs;
         let mut span = self.span;
         if self.fixed != 0 {
@@ -214,21 +217,21 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     #[inline(never)]
     fn exact(&self, n: u64) -> f64 {
         #[cfg(test)]
-        crate::running::stats::count(&crate::running::stats::EXACT);
+        crate::stats::count(&crate::stats::EXACT);
         if let Some(v) = non_finite(&self.limbs, F::NUMERIC) {
             return v;
         }
         let top = if self.fixed == 0 {
-            float_top(&self.limbs, self.span, F::BIAS)
+            float_high_bits(&self.limbs, self.span, F::BIAS)
         } else {
             let (limbs, span) = self.total_limbs();
-            float_top(&limbs, span, F::BIAS)
+            float_high_bits(&limbs, span, F::BIAS)
         };
         let Some(top) = top else {
             return 0.0;
         };
         #[cfg(test)]
-        crate::running::stats::count(&crate::running::stats::DIVISIONS);
+        crate::stats::count(&crate::stats::DIVISIONS);
         top.div_round(n)
     }
 
@@ -263,7 +266,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     #[inline(never)]
     pub(crate) fn rebuild(&mut self, elements: impl DoubleEndedIterator<Item = u64> + Clone) {
         #[cfg(test)]
-        crate::running::stats::count(&crate::running::stats::REGRIDS);
+        crate::stats::count(&crate::stats::REGRIDS);
         let limit = self.shift_limit;
         let highest = grid_max::<F>(limit);
         let around_newest = match elements.clone().next_back() {
@@ -298,7 +301,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
         *self = FloatSum::empty(self.elements, true);
         self.grid = grid;
         for bits in elements {
-            self.add(bits);
+            self.add_bits(bits);
         }
         self.off_grid_updates = 0;
     }
@@ -398,10 +401,88 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
     }
 }
 
+impl<T: Float, const L: usize> LinearSum<T> for FloatSum<T::Format, L> {
+    type Sum = f64;
+
+    #[inline(always)]
+    fn add(&mut self, x: T) {
+        self.add_bits(x.to_bits());
+    }
+    #[inline(always)]
+    fn remove(&mut self, x: T) {
+        self.remove_bits(x.to_bits());
+    }
+    #[inline(always)]
+    fn replace(&mut self, old: T, new: T) {
+        self.replace_bits(old.to_bits(), new.to_bits());
+    }
+    fn merge(&mut self, other: &Self) {
+        FloatSum::merge(self, other);
+    }
+}
+
+impl<T: Float, const L: usize> RunningSum<T> for FloatSum<T::Format, L> {
+    fn empty(elements: u64, window: bool) -> Self {
+        FloatSum::empty(elements, window)
+    }
+    #[inline]
+    fn sum(&self) -> f64 {
+        self.rounded_mean(1, 1.0)
+    }
+    #[inline]
+    fn mean(&self, n: u64, nf: f64) -> f64 {
+        self.rounded_mean(n, nf)
+    }
+    #[inline(always)]
+    fn mean_by(&self, r: &Reciprocal, _: f64) -> f64 {
+        self.rounded_mean_by(r)
+    }
+    fn normalize(&mut self) {
+        FloatSum::normalize(self);
+    }
+    const MAX_STATE_LEN: usize = float_state_max(<T::Format as FloatFormat>::NUMERIC);
+    fn write_state(&self, out: &mut Vec<i64>) {
+        FloatSum::write_state(self, out);
+    }
+    fn read_state(words: &[i64]) -> Option<Self> {
+        FloatSum::read_state(words)
+    }
+    #[inline(always)]
+    fn cell_add(value: T, fixed: &mut i128, grid: &mut u32) -> bool {
+        cell_add::<T::Format>(value.to_bits(), fixed, grid)
+    }
+    fn cell_merge_state(words: &[i64], fixed: &mut i128, grid: &mut u32) -> bool {
+        cell_merge_state::<T::Format>(words, fixed, grid)
+    }
+    fn cell_mean(fixed: i128, grid: u32, n: u64) -> f64 {
+        fixed_mean(fixed, unit_of::<T::Format>(grid), n, n as f64)
+    }
+    fn cell_sum(fixed: i128, grid: u32) -> f64 {
+        fixed_mean(fixed, unit_of::<T::Format>(grid), 1, 1.0)
+    }
+    fn cell_state(fixed: i128, grid: u32, out: &mut Vec<i64>) {
+        FloatSum::<T::Format, L>::write_fixed_state(fixed, grid, out);
+    }
+    fn from_cell(fixed: i128, grid: u32) -> Self {
+        FloatSum::from_cell(fixed, grid)
+    }
+    fn mean_of(&self, n: u64) -> f64 {
+        self.rounded_mean(n, n as f64)
+    }
+    #[inline(always)]
+    fn regrid_due(&self) -> bool {
+        FloatSum::regrid_due(self)
+    }
+    fn rebuild(&mut self, first: &[T], second: &[T]) {
+        let bits = first.iter().chain(second).map(|x| x.to_bits());
+        FloatSum::rebuild(self, bits);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exact::F64;
+    use crate::element::Binary64;
     use crate::xorshift::XorShift;
 
     /// The short path of `write_fixed_state` writes what the general encoder writes.
@@ -413,10 +494,10 @@ mod tests {
             let fixed = ((u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())) as i128)
                 >> (127 - magnitude.min(126))
                 << (rng.next_u64() % 8);
-            let grid = (rng.next_u64() % u64::from(grid_max::<F64>(0))) as u32;
+            let grid = (rng.next_u64() % u64::from(grid_max::<Binary64>(0))) as u32;
             let (mut short, mut general) = (Vec::new(), Vec::new());
-            FloatSum::<F64, 69>::write_fixed_state(fixed, grid, &mut short);
-            let (idx, digits) = fixed_digits::<F64>(fixed, grid);
+            FloatSum::<Binary64, 69>::write_fixed_state(fixed, grid, &mut short);
+            let (idx, digits) = fixed_digits::<Binary64>(fixed, grid);
             write_float_state(idx, &digits, [0; 3], &mut general);
             assert_eq!(short, general, "{fixed} on grid {grid}");
         }

@@ -5,14 +5,16 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod element;
 mod error;
-mod exact;
 mod exact_sum;
 #[cfg(test)]
 mod fast_path_tests;
 mod fixed;
+mod fixed_summary;
 mod float_sum;
 mod group_sums;
+mod limbs;
 mod mutex;
 mod ring;
 mod round;
@@ -20,6 +22,8 @@ mod running;
 mod sample;
 mod sharded;
 mod state;
+#[cfg(test)]
+mod stats;
 mod sync;
 mod traits;
 /// The tests' one generator, shared with `tests/` and `benches/`.

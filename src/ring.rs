@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use crate::error::check_window;
 use crate::error::WindowError;
 use crate::fixed::Reciprocal;
-use crate::running::RunningSum;
+use crate::running::{LinearSum, RunningSum};
 use crate::sample::Sample;
 use crate::sync::{store_mut, AtomicU64};
 use crate::traits::MovingAverage;

@@ -3,7 +3,8 @@
 //! The exact accumulators hand over a sum as a 128-bit magnitude, a binary exponent and a
 //! sticky bit that says whether anything nonzero lies below the magnitude's last bit. Dividing
 //! that by the element count `n` and rounding once, to nearest with ties to even, gives the
-//! correctly rounded mean; with `n = 1` it gives the correctly rounded sum.
+//! correctly rounded mean; with `n = 1` it gives the correctly rounded sum. Integer sums, exact in
+//! an `i128`, take one IEEE division when they are small enough to be exact in an `f64`.
 
 /// Returns `(-1)^neg * (mag + tail) * 2^exp / n` rounded to nearest, ties to even, where
 /// `tail` lies in `[0, 1)` and is nonzero exactly when `sticky` is set.
@@ -98,6 +99,29 @@ fn round_scaled(q: u128, exp: i32, sticky: bool) -> f64 {
 fn pow2(e: i32) -> f64 {
     debug_assert!((-1022..=1023).contains(&e));
     f64::from_bits(((e + 1023) as u64) << 52)
+}
+
+/// The correctly rounded mean of an exact integer sum over `n <= 2^30` elements; `nf` is `n`
+/// as an `f64`.
+#[inline]
+pub(crate) fn int_mean(sum: i128, n: u64, nf: f64) -> f64 {
+    // Fast path: |sum| <= 2^53, so both operands are exact in f64 and one IEEE division is
+    // correctly rounded. The conversion goes through i64, one instruction.
+    if (sum + (1 << 53)) as u128 <= 1 << 54 {
+        sum as i64 as f64 / nf
+    } else {
+        div_round(sum < 0, sum.unsigned_abs(), 0, false, n)
+    }
+}
+
+/// The correctly rounded mean of an exact integer sum over any number `n >= 1` of elements.
+pub(crate) fn int_mean_any(sum: i128, n: u64) -> f64 {
+    if n <= 1 << 53 {
+        // `n` is exact in f64.
+        int_mean(sum, n, n as f64)
+    } else {
+        div_round(sum < 0, sum.unsigned_abs(), 0, false, n)
+    }
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ pub(crate) fn read_int_state(words: &[i64]) -> Option<i128> {
 /// Appends the state of the float sum `sum(digits[i] * 2^(32 (base + i)))` plus the counters.
 ///
 /// Every digit but the last is in `[0, 2^32)`; the last is signed, of any magnitude below
-/// `2^63`: carried limbs (`exact.rs`), or the five digits of a fixed-point sum (`fixed.rs`).
+/// `2^63`: carried limbs (`limbs.rs`), or the five digits of a fixed-point sum (`fixed.rs`).
 /// Equal values give equal words whatever the base and digits they came from.
 pub(crate) fn write_float_state(
     base: usize,
@@ -145,8 +145,8 @@ pub(crate) fn read_float_state(words: &[i64], limbs: &mut [i64], numeric: usize)
     }
     limbs[numeric..].copy_from_slice(counters);
     // Sign digits of the last word below the top are not carried yet.
-    crate::exact::carry_limbs(&mut limbs[..numeric]);
-    if !crate::exact::is_carried(&limbs[..numeric]) {
+    crate::limbs::carry_limbs(&mut limbs[..numeric]);
+    if !crate::limbs::is_carried(&limbs[..numeric]) {
         return None;
     }
     let mut again = Vec::with_capacity(words.len());

@@ -19,9 +19,9 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crossbeam_utils::CachePadded;
 
 use crate::error::{check_window, WindowError};
-use crate::exact::{LimbSum, Limbs, Span};
 use crate::fixed::Reciprocal;
-use crate::running::Summary;
+use crate::limbs::{LimbRange, LimbSum, Limbs};
+use crate::running::{LinearSum, Summary};
 use crate::sample::Sample;
 use crate::sync::{Arc, AtomicPtr, AtomicU64};
 use crate::traits::{MovingAverage, SharedMovingAverage};
@@ -792,8 +792,10 @@ impl<T: Sample> ShardedAverage<T> {
     fn fast_mean(&self) -> Option<Option<f64>> {
         match self.summarize()? {
             (_, 0) => Some(None),
-            (summary, n) if n == self.reciprocal.n() => summary.mean_by(&self.reciprocal).map(Some),
-            (summary, n) => summary.mean(n).map(Some),
+            (summary, n) if n == self.reciprocal.n() => {
+                summary.try_mean_by(&self.reciprocal).map(Some)
+            }
+            (summary, n) => summary.try_mean(n).map(Some),
         }
     }
 
@@ -837,8 +839,8 @@ impl<T: Sample> ShardedAverage<T> {
     }
 
     /// Reads combine all shards, so every numeric limb may be nonzero.
-    fn full_span() -> Span {
-        Span::full(T::NUMERIC_LIMBS)
+    fn full_span() -> LimbRange {
+        <T::Limbs as LimbSum<T>>::ALL
     }
 }
 
@@ -858,7 +860,7 @@ impl<T: Sample> MovingAverage for ShardedAverage<T> {
     }
 
     fn sum(&self) -> T::Sum {
-        if let Some(sum) = self.summarize().and_then(|(summary, _)| summary.sum()) {
+        if let Some(sum) = self.summarize().and_then(|(summary, _)| summary.try_sum()) {
             return sum;
         }
         let (sum, _) = self.total();

@@ -32,9 +32,8 @@ use crossbeam_utils::CachePadded;
 use super::clock::Batch;
 use super::pool::{zeroed, Block, Exhausted, Pool, Slot};
 use crate::error::WindowError;
-use crate::exact::Limbs;
-use crate::exact::Span;
-use crate::running::Summary;
+use crate::limbs::{LimbRange, LimbSum, Limbs};
+use crate::running::{LinearSum, Summary};
 use crate::sample::Sample;
 use crate::sync::{fence, Arc, AtomicBool, AtomicU64, UnsafeCell};
 
@@ -468,7 +467,7 @@ impl<T: Sample> Shard<T> {
         let slot = unsafe { owner.current.slot(owner.count & in_block) };
         slot.ticket.store(ticket, Relaxed);
         slot.value.store(value.to_bits(), Relaxed);
-        value.add_to(&mut owner.sum);
+        owner.sum.add(value);
         owner.count += 1;
         if owner.count & in_block == 0 {
             let next = owner.spare.take().expect("taken before the ticket");
@@ -1015,9 +1014,9 @@ impl<'a, T: Sample> View<'a, T> {
         for slot in &block.slots[..(k - first) as usize] {
             let v = T::from_bits(slot.value.load(Relaxed));
             if negative {
-                v.sub_from(limbs);
+                limbs.remove(v);
             } else {
-                let _: Span = v.add_to(limbs);
+                let _: LimbRange = limbs.add(v);
             }
         }
     }

@@ -21,10 +21,10 @@
 
 use std::fmt::Debug;
 
-use crate::round::div_round;
-use crate::sample::Sample;
+use crate::element::{Binary32, Binary64, FloatFormat};
+use crate::round::{div_round, int_mean};
 
-/// A fixed-size array of limbs: the exact accumulator of one [`Sample`] type.
+/// A fixed-size array of limbs: the exact accumulator of one element type.
 pub trait Limbs: Copy + Debug + Send + Sync + 'static + AsRef<[i64]> + AsMut<[i64]> {
     /// All limbs zero: the sum of no elements.
     const ZERO: Self;
@@ -34,20 +34,28 @@ impl<const L: usize> Limbs for [i64; L] {
     const ZERO: Self = [0; L];
 }
 
-/// The reads of the limbs of one [`Sample`] type `T`.
-pub trait LimbSum<T: Sample>: Limbs {
+/// The limbs of one element type `T`: how an element goes in and out, and the reads.
+pub trait LimbSum<T>: Limbs {
+    /// What the sum of `T`s is: `i128` for integers, `f64` for floats.
+    type Sum;
+
+    /// The limbs that hold digits (the rest count non-finite values).
+    const NUMERIC: usize;
+
+    /// Every numeric limb.
+    const ALL: LimbRange = LimbRange::full(Self::NUMERIC);
+
+    /// Adds an element and returns the range of numeric limbs it touched.
+    fn add(&mut self, x: T) -> LimbRange;
+
+    /// Removes an element and returns the range of numeric limbs it touched.
+    fn remove(&mut self, x: T) -> LimbRange;
+
     /// The sum the limbs encode, given the range of numeric limbs that may be nonzero.
-    fn exact_sum(&self, span: Span) -> T::Sum;
+    fn exact_sum(&self, span: LimbRange) -> Self::Sum;
 
     /// The mean of `n >= 1` elements whose exact sum the limbs encode.
-    fn exact_mean(&self, span: Span, n: u64) -> f64;
-}
-
-/// Integers of at most 32 bits are one digit: `N <= 2^30` values below `2^32` in magnitude keep
-/// the limb below `2^62`.
-#[inline(always)]
-pub(crate) fn narrow_digits(v: i64) -> [i64; 1] {
-    [v]
+    fn exact_mean(&self, span: LimbRange, n: u64) -> f64;
 }
 
 /// A 64-bit signed value as a low unsigned and a high signed 32-bit digit.
@@ -68,7 +76,7 @@ pub(crate) fn add_int_digits<const L: usize>(
     limbs: &mut [i64; L],
     digits: [i64; L],
     negative: bool,
-) -> Span {
+) -> LimbRange {
     for (limb, digit) in limbs.iter_mut().zip(digits) {
         *limb = if negative {
             limb.wrapping_sub(digit)
@@ -76,44 +84,7 @@ pub(crate) fn add_int_digits<const L: usize>(
             limb.wrapping_add(digit)
         };
     }
-    Span::full(L)
-}
-
-/// The bit format of an IEEE binary float, and where its value lands in the limbs.
-pub trait FloatFormat {
-    /// Bits of the stored significand.
-    const MANT: u32;
-    /// The exponent field, all ones.
-    const EXP_MASK: u64;
-    /// Limb `i` counts units of `2^(32 i - BIAS)`: `BIAS` places the smallest subnormal at
-    /// bit 0 of limb 0.
-    const BIAS: i32;
-    /// Limbs holding digits: enough for the largest finite value times `2^30`.
-    const NUMERIC: usize;
-    /// All limbs: the numeric ones, then the NaN, `+inf` and `-inf` counters.
-    const LIMBS: usize = Self::NUMERIC + 3;
-}
-
-/// `f64`: 52-bit significand, 11-bit exponent.
-#[derive(Debug, Clone, Copy)]
-pub struct F64;
-
-impl FloatFormat for F64 {
-    const MANT: u32 = 52;
-    const EXP_MASK: u64 = 0x7ff;
-    const BIAS: i32 = 1074;
-    const NUMERIC: usize = 66;
-}
-
-/// `f32`: 23-bit significand, 8-bit exponent.
-#[derive(Debug, Clone, Copy)]
-pub struct F32;
-
-impl FloatFormat for F32 {
-    const MANT: u32 = 23;
-    const EXP_MASK: u64 = 0xff;
-    const BIAS: i32 = 149;
-    const NUMERIC: usize = 10;
+    LimbRange::full(L)
 }
 
 /// What non-finite elements make of the sum and mean, if any: NaN if the counters hold a NaN
@@ -141,7 +112,7 @@ pub(crate) fn accumulate_float<F: FloatFormat, const L: usize>(
     bits: u64,
     limbs: &mut [i64; L],
     remove: bool,
-) -> Span {
+) -> LimbRange {
     let sign = (bits >> (F::MANT + F::EXP_MASK.count_ones())) & 1 == 1;
     let e = (bits >> F::MANT) & F::EXP_MASK;
     let frac = bits & ((1u64 << F::MANT) - 1);
@@ -154,7 +125,7 @@ pub(crate) fn accumulate_float<F: FloatFormat, const L: usize>(
             };
         let delta = if remove { -1 } else { 1 };
         limbs[counter] = limbs[counter].wrapping_add(delta);
-        return Span::EMPTY;
+        return LimbRange::EMPTY;
     }
     let (m, p) = if e == 0 {
         (frac, 0)
@@ -162,25 +133,25 @@ pub(crate) fn accumulate_float<F: FloatFormat, const L: usize>(
         (frac | (1u64 << F::MANT), (e - 1) as u32)
     };
     let lo = add_float_digits(limbs, m, p, sign != remove);
-    Span { lo, hi: lo + 2 }
+    LimbRange { lo, hi: lo + 2 }
 }
 
 /// The range of numeric limbs that may be nonzero, kept by single-owner accumulators so that
 /// reads scan only the digits in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
+pub struct LimbRange {
     pub(crate) lo: usize,
     pub(crate) hi: usize,
 }
 
-impl Span {
-    pub(crate) const EMPTY: Span = Span {
+impl LimbRange {
+    pub(crate) const EMPTY: LimbRange = LimbRange {
         lo: usize::MAX,
         hi: 0,
     };
 
-    pub(crate) const fn full(limbs: usize) -> Span {
-        Span {
+    pub(crate) const fn full(limbs: usize) -> LimbRange {
+        LimbRange {
             lo: 0,
             hi: limbs - 1,
         }
@@ -224,7 +195,7 @@ pub(crate) fn add_float_digits<const L: usize>(
 /// The exact value of a float accumulator as its top 128 bits:
 /// `(-1)^neg * (mag + tail) * 2^exp` with `tail` in `[0, 1)`, nonzero exactly when `sticky`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Top {
+pub(crate) struct HighBits {
     pub(crate) neg: bool,
     /// At least `2^127`: its top bit is set.
     pub(crate) mag: u128,
@@ -232,7 +203,7 @@ pub(crate) struct Top {
     pub(crate) sticky: bool,
 }
 
-impl Top {
+impl HighBits {
     /// The correctly rounded quotient by `n` (`n = 1`: the correctly rounded value).
     pub(crate) fn div_round(&self, n: u64) -> f64 {
         div_round(self.neg, self.mag, self.exp, self.sticky, n)
@@ -241,7 +212,7 @@ impl Top {
 
 /// The exact value of float limbs `[span.lo, span.hi]` (weights `2^(32 i - bias)`), or `None`
 /// if it is zero.
-pub(crate) fn float_top(limbs: &[i64], span: Span, bias: i32) -> Option<Top> {
+pub(crate) fn float_high_bits(limbs: &[i64], span: LimbRange, bias: i32) -> Option<HighBits> {
     const MAX_DIGITS: usize = 72;
     if span.lo > span.hi {
         return None;
@@ -297,7 +268,7 @@ pub(crate) fn float_top(limbs: &[i64], span: Span, bias: i32) -> Option<Top> {
     }
     let sticky = (u64::from(fifth) << lz) as u32 != 0
         || (h >= span.lo + 5 && digits[span.lo..h - 4].iter().any(|&d| d != 0));
-    Some(Top {
+    Some(HighBits {
         neg,
         mag,
         exp: 32 * (h as i32 - 3) - bias - lz as i32,
@@ -306,17 +277,17 @@ pub(crate) fn float_top(limbs: &[i64], span: Span, bias: i32) -> Option<Top> {
 }
 
 /// The value of float limbs rounded once: the correctly rounded `sum / n`.
-pub(crate) fn round_float_limbs(limbs: &[i64], span: Span, bias: i32, n: u64) -> f64 {
-    float_top(limbs, span, bias).map_or(0.0, |top| top.div_round(n))
+pub(crate) fn round_float_limbs(limbs: &[i64], span: LimbRange, bias: i32, n: u64) -> f64 {
+    float_high_bits(limbs, span, bias).map_or(0.0, |top| top.div_round(n))
 }
 
 /// Propagates carries through numeric limbs so that every limb but the top one lies in
 /// `[0, 2^32)`, leaving the value unchanged; returns the range of limbs now nonzero.
 ///
 /// The result is canonical: limbs of equal value carry to equal limbs.
-pub(crate) fn carry_limbs(limbs: &mut [i64]) -> Span {
+pub(crate) fn carry_limbs(limbs: &mut [i64]) -> LimbRange {
     let top = limbs.len() - 1;
-    let mut span = Span::EMPTY;
+    let mut span = LimbRange::EMPTY;
     let mut carry = 0i64;
     for (i, limb) in limbs.iter_mut().enumerate() {
         // |limb| < 2^62 and |carry| < 2^31: no overflow.
@@ -350,35 +321,86 @@ pub(crate) fn int_limbs_value(limbs: &[i64]) -> i128 {
         .fold(0i128, |acc, (i, &l)| acc + (i128::from(l) << (32 * i)))
 }
 
-/// The correctly rounded mean of an exact integer sum over `n <= 2^30` elements; `nf` is `n`
-/// as an `f64`.
-#[inline]
-pub(crate) fn int_mean(sum: i128, n: u64, nf: f64) -> f64 {
-    // Fast path: |sum| <= 2^53, so both operands are exact in f64 and one IEEE division is
-    // correctly rounded. The conversion goes through i64, one instruction.
-    if (sum + (1 << 53)) as u128 <= 1 << 54 {
-        sum as i64 as f64 / nf
-    } else {
-        div_round(sum < 0, sum.unsigned_abs(), 0, false, n)
-    }
+/// Integers of at most 32 bits are one digit: `N <= 2^30` values below `2^32` in magnitude keep
+/// the limb below `2^62`. 64-bit integers are two: a low unsigned 32-bit digit and a high digit
+/// that carries the sign (for signed types).
+macro_rules! integer_limbs {
+    ($limbs:literal, $digits:expr => $($t:ty),*) => {$(
+        impl LimbSum<$t> for [i64; $limbs] {
+            type Sum = i128;
+            const NUMERIC: usize = $limbs;
+
+            #[inline(always)]
+            fn add(&mut self, x: $t) -> LimbRange {
+                add_int_digits(self, $digits(x), false)
+            }
+            #[inline(always)]
+            fn remove(&mut self, x: $t) -> LimbRange {
+                add_int_digits(self, $digits(x), true)
+            }
+            #[inline]
+            fn exact_sum(&self, _: LimbRange) -> i128 {
+                int_limbs_value(self)
+            }
+            #[inline]
+            fn exact_mean(&self, _: LimbRange, n: u64) -> f64 {
+                int_mean(int_limbs_value(self), n, n as i64 as f64)
+            }
+        }
+    )*};
 }
 
-/// The correctly rounded mean of an exact integer sum over any number `n >= 1` of elements.
-pub(crate) fn int_mean_any(sum: i128, n: u64) -> f64 {
-    if n <= 1 << 53 {
-        // `n` is exact in f64.
-        int_mean(sum, n, n as f64)
-    } else {
-        div_round(sum < 0, sum.unsigned_abs(), 0, false, n)
-    }
+integer_limbs!(1, |x| [x as i64] => i8, i16, i32, u8, u16, u32);
+integer_limbs!(2, signed_digits => i64);
+integer_limbs!(2, unsigned_digits => u64);
+#[cfg(target_pointer_width = "64")]
+integer_limbs!(2, |x| signed_digits(x as i64) => isize);
+#[cfg(target_pointer_width = "64")]
+integer_limbs!(2, |x| unsigned_digits(x as u64) => usize);
+#[cfg(not(target_pointer_width = "64"))]
+integer_limbs!(1, |x| [x as i64] => isize, usize);
+
+/// The limbs of a float type: `F::LIMBS` of them, the last three counting NaN, `+inf` and
+/// `-inf`.
+macro_rules! float_limbs {
+    ($t:ty, $format:ty, limbs = $limbs:literal) => {
+        const _: () = assert!(<$format as FloatFormat>::LIMBS == $limbs);
+
+        impl LimbSum<$t> for [i64; $limbs] {
+            type Sum = f64;
+            const NUMERIC: usize = <$format as FloatFormat>::NUMERIC;
+
+            #[inline(always)]
+            fn add(&mut self, x: $t) -> LimbRange {
+                accumulate_float::<$format, $limbs>(u64::from(x.to_bits()), self, false)
+            }
+            #[inline(always)]
+            fn remove(&mut self, x: $t) -> LimbRange {
+                accumulate_float::<$format, $limbs>(u64::from(x.to_bits()), self, true)
+            }
+            #[inline]
+            fn exact_sum(&self, span: LimbRange) -> f64 {
+                self.exact_mean(span, 1)
+            }
+            #[inline]
+            fn exact_mean(&self, span: LimbRange, n: u64) -> f64 {
+                non_finite(self, <$format as FloatFormat>::NUMERIC).unwrap_or_else(|| {
+                    round_float_limbs(self, span, <$format as FloatFormat>::BIAS, n)
+                })
+            }
+        }
+    };
 }
+
+float_limbs!(f64, Binary64, limbs = 69);
+float_limbs!(f32, Binary32, limbs = 13);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn value(limbs: &[i64], hi: usize) -> f64 {
-        round_float_limbs(limbs, Span { lo: 0, hi }, 0, 1)
+        round_float_limbs(limbs, LimbRange { lo: 0, hi }, 0, 1)
     }
 
     #[test]
