@@ -75,6 +75,17 @@ impl<T: Sample> ExactSum<T> {
     pub const MAX_STATE_LEN: usize = <T::Running as RunningSum<T>>::MAX_STATE_LEN;
 
     /// The empty sum.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::ExactSum;
+    ///
+    /// let s = ExactSum::<u64>::new();
+    /// assert_eq!(s.sum(), 0);
+    /// assert_eq!(s.mean(1), Some(0.0));
+    /// ```
+    #[must_use]
     pub fn new() -> Self {
         ExactSum {
             sum: T::Running::empty(FREE, false),
@@ -83,13 +94,38 @@ impl<T: Sample> ExactSum<T> {
     }
 
     /// Adds a value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::ExactSum;
+    ///
+    /// let mut s = ExactSum::new();
+    /// for x in [1e100, 1.0, -1e100] {
+    ///     s.add(x);
+    /// }
+    /// assert_eq!(s.sum(), 1.0);
+    /// ```
     #[inline]
     pub fn add(&mut self, value: T) {
         self.count_update();
         self.sum.add(value);
     }
 
-    /// Removes a value: the inverse of [`add`](Self::add).
+    /// Removes a value: the inverse of [`add`](Self::add). Removing a value that was never
+    /// added subtracts it all the same: the sum is of values added less values removed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::ExactSum;
+    ///
+    /// let mut s = ExactSum::new();
+    /// s.add(0.1);
+    /// s.add(0.2);
+    /// s.remove(0.1);
+    /// assert_eq!(s.sum(), 0.2);
+    /// ```
     #[inline]
     pub fn remove(&mut self, value: T) {
         self.count_update();
@@ -97,6 +133,18 @@ impl<T: Sample> ExactSum<T> {
     }
 
     /// Adds every value summed in `other`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::ExactSum;
+    ///
+    /// let (mut a, mut b) = (ExactSum::new(), ExactSum::new());
+    /// a.add(i64::MAX);
+    /// b.add(i64::MAX);
+    /// a.merge(&b);
+    /// assert_eq!(a.sum(), 2 * i64::MAX as i128);
+    /// ```
     pub fn merge(&mut self, other: &Self) {
         if other.updates > 1 {
             let mut other = other.sum.clone();
@@ -108,6 +156,20 @@ impl<T: Sample> ExactSum<T> {
     }
 
     /// The sum: exact for integers, the exact sum rounded once for floats.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::ExactSum;
+    ///
+    /// let mut s = ExactSum::new();
+    /// for _ in 0..10 {
+    ///     s.add(0.1);
+    /// }
+    /// // The exact sum of ten copies of the double nearest 0.1, rounded once.
+    /// assert_eq!(s.sum(), 1.0);
+    /// ```
+    #[must_use]
     #[inline]
     pub fn sum(&self) -> T::Sum {
         self.sum.sum()
@@ -117,6 +179,19 @@ impl<T: Sample> ExactSum<T> {
     ///
     /// The sum does not count its values: callers pass the count they keep (for a mean, the
     /// number of values added less the number removed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::ExactSum;
+    ///
+    /// let mut s = ExactSum::new();
+    /// s.add(1u32);
+    /// s.add(2u32);
+    /// assert_eq!(s.mean(2), Some(1.5));
+    /// assert_eq!(s.mean(0), None);
+    /// ```
+    #[must_use]
     #[inline]
     pub fn mean(&self, n: u64) -> Option<f64> {
         (n > 0).then(|| self.sum.mean_of(n))
@@ -134,6 +209,8 @@ impl<T: Sample> ExactSum<T> {
     /// in the fewest two's-complement words, then the counts of NaNs, `+inf` and `-inf` if any
     /// is nonzero. The sum of `f64` values within `2^40` of each other takes three or four
     /// words; an empty sum, none.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use mavg::ExactSum;
@@ -156,6 +233,8 @@ impl<T: Sample> ExactSum<T> {
     /// Appends the state of the sum of `value` alone: the words
     /// [`write_state`](Self::write_state) writes after one [`add`](Self::add) of it, without
     /// building the sum.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use mavg::ExactSum;
@@ -185,6 +264,8 @@ impl<T: Sample> ExactSum<T> {
     /// [`StateError::TooLong`] if `words` is longer than
     /// [`MAX_STATE_LEN`](Self::MAX_STATE_LEN), [`StateError::NotCanonical`] if the words are
     /// not a state `write_state` can write.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use mavg::{ExactSum, StateError};
@@ -216,6 +297,25 @@ impl<T: Sample> ExactSum<T> {
     /// # Errors
     ///
     /// As [`from_state`](Self::from_state).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::{ExactSum, StateError};
+    ///
+    /// let mut part = ExactSum::new();
+    /// part.add(-3i32);
+    /// let mut words = Vec::new();
+    /// part.write_state(&mut words);
+    ///
+    /// let mut total = ExactSum::new();
+    /// total.add(5i32);
+    /// total.merge_state(&words)?;
+    /// assert_eq!(total.sum(), 2);
+    /// assert_eq!(total.merge_state(&[1, 2, 3]), Err(StateError::TooLong { max: 2, found: 3 }));
+    /// assert_eq!(total.sum(), 2);
+    /// # Ok::<(), StateError>(())
+    /// ```
     pub fn merge_state(&mut self, words: &[i64]) -> Result<(), StateError> {
         let other = Self::from_state(words)?;
         self.merge_carried(&other.sum);

@@ -599,7 +599,7 @@ mod tests {
     /// The branches of the fixed-point read, end to end through the public types.
     #[test]
     fn end_to_end_by_value() {
-        use crate::{ExactSum, MovingAverage, RingAverage};
+        use crate::{ExactSum, RingAverage};
         let p2 = |e: i32| f64::from_bits(((e + 1023) as u64) << 52);
         // Just below a power of two: window 3 over q, 2q, next_down(3 * 2^-54), at any scale.
         let q = 1.0 - p2(-53);

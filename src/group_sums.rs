@@ -59,6 +59,14 @@ pub struct GroupSums<T: Sample> {
 
 impl<T: Sample> GroupSums<T> {
     /// No groups.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sums = mavg::GroupSums::<f64>::new();
+    /// assert_eq!(sums.len(), 0);
+    /// ```
+    #[must_use]
     pub const fn new() -> Self {
         GroupSums {
             cells: Vec::new(),
@@ -68,20 +76,26 @@ impl<T: Sample> GroupSums<T> {
 
     /// The number of groups.
     ///
+    /// # Examples
+    ///
     /// ```
     /// let mut sums = mavg::GroupSums::<i32>::new();
     /// sums.resize(3);
     /// assert_eq!(sums.len(), 3);
     /// ```
+    #[must_use]
     pub fn len(&self) -> usize {
         self.cells.len()
     }
 
     /// Whether there are no groups.
     ///
+    /// # Examples
+    ///
     /// ```
     /// assert!(mavg::GroupSums::<i32>::new().is_empty());
     /// ```
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.cells.is_empty()
     }
@@ -91,6 +105,8 @@ impl<T: Sample> GroupSums<T> {
     /// # Panics
     ///
     /// If the memory for `groups` groups (32 bytes each) cannot be allocated.
+    ///
+    /// # Examples
     ///
     /// ```
     /// let mut sums = mavg::GroupSums::<u8>::new();
@@ -110,6 +126,8 @@ impl<T: Sample> GroupSums<T> {
     /// # Panics
     ///
     /// If `group >= len()`.
+    ///
+    /// # Examples
     ///
     /// ```
     /// let mut sums = mavg::GroupSums::<f32>::new();
@@ -154,6 +172,8 @@ impl<T: Sample> GroupSums<T> {
     ///
     /// If `group >= len()`.
     ///
+    /// # Examples
+    ///
     /// ```
     /// let mut sums = mavg::GroupSums::<i64>::new();
     /// sums.resize(1);
@@ -161,6 +181,7 @@ impl<T: Sample> GroupSums<T> {
     /// sums.add(0, i64::MAX);
     /// assert_eq!(sums.sum(0), 2 * i128::from(i64::MAX));
     /// ```
+    #[must_use]
     pub fn sum(&self, group: usize) -> T::Sum {
         let cell = &self.cells[group];
         match cell.moved {
@@ -176,6 +197,8 @@ impl<T: Sample> GroupSums<T> {
     ///
     /// If `group >= len()`.
     ///
+    /// # Examples
+    ///
     /// ```
     /// let mut sums = mavg::GroupSums::<u32>::new();
     /// sums.resize(1);
@@ -184,6 +207,7 @@ impl<T: Sample> GroupSums<T> {
     /// assert_eq!(sums.mean(0, 2), Some(1.5));
     /// assert_eq!(sums.mean(0, 0), None);
     /// ```
+    #[must_use]
     pub fn mean(&self, group: usize, n: u64) -> Option<f64> {
         let cell = &self.cells[group];
         (n > 0).then(|| match cell.moved {
@@ -198,6 +222,8 @@ impl<T: Sample> GroupSums<T> {
     /// # Panics
     ///
     /// If `group >= len()`.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use mavg::{ExactSum, GroupSums};
@@ -227,6 +253,8 @@ impl<T: Sample> GroupSums<T> {
     /// # Panics
     ///
     /// If `group >= len()`.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use mavg::{ExactSum, GroupSums};
@@ -258,6 +286,8 @@ impl<T: Sample> GroupSums<T> {
 
     /// Removes the first `n` groups (all if `n >= len()`) and returns them, numbered from 0;
     /// the others are renumbered from 0 in the same order.
+    ///
+    /// # Examples
     ///
     /// ```
     /// let mut sums = mavg::GroupSums::<i8>::new();
@@ -297,11 +327,14 @@ impl<T: Sample> GroupSums<T> {
 
     /// The bytes the groups take on the heap, for memory accounting.
     ///
+    /// # Examples
+    ///
     /// ```
     /// let mut sums = mavg::GroupSums::<f64>::new();
     /// sums.resize(1000);
     /// assert!(sums.heap_size() >= 32_000);
     /// ```
+    #[must_use]
     pub fn heap_size(&self) -> usize {
         self.cells.capacity() * size_of::<Cell>() + self.moved.capacity() * size_of::<ExactSum<T>>()
     }

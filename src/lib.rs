@@ -14,6 +14,7 @@ mod fixed;
 mod fixed_summary;
 mod float_sum;
 mod group_sums;
+mod inherent;
 mod limbs;
 mod mutex;
 mod ring;

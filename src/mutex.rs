@@ -80,7 +80,24 @@ impl<T: Sample> MutexAverage<T> {
         f(&self.lock())
     }
 
-    /// Consumes the mutex and returns the ring buffer inside.
+    /// Consumes the mutex and returns the ring buffer inside, with the same window and
+    /// elements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::{MovingAverage, MutexAverage, SharedMovingAverage};
+    ///
+    /// let m = MutexAverage::new(2)?;
+    /// for x in [1u8, 2, 3] {
+    ///     m.push(x);
+    /// }
+    /// let ring = m.into_inner();
+    /// assert_eq!(ring.to_vec(), [2, 3]);
+    /// assert_eq!(ring.window(), 2);
+    /// # Ok::<(), mavg::WindowError>(())
+    /// ```
+    #[must_use]
     pub fn into_inner(self) -> RingAverage<T> {
         self.ring
             .into_inner()
@@ -92,6 +109,8 @@ impl<T: Sample> MutexAverage<T> {
         self.ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+crate::inherent::inherent_methods!(shared MutexAverage);
 
 impl<T: Sample> MovingAverage for MutexAverage<T> {
     type Item = T;

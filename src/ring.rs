@@ -162,6 +162,7 @@ impl<T: Sample> RingAverage<T> {
     /// assert_eq!([a, b].concat(), [2, 3, 4]);
     /// # Ok::<(), mavg::WindowError>(())
     /// ```
+    #[must_use]
     pub fn as_slices(&self) -> (&[T], &[T]) {
         let (newer, older) = self.buf.split_at(self.head);
         (older, newer)
@@ -225,6 +226,8 @@ impl<T: Sample> RingAverage<T> {
         Some(self.buf[i])
     }
 }
+
+crate::inherent::inherent_methods!(owned RingAverage);
 
 impl<T: Sample> MovingAverage for RingAverage<T> {
     type Item = T;
@@ -292,13 +295,33 @@ impl<T: Sample> Extend<T> for RingAverage<T> {
     }
 }
 
+/// Prints the window's size and average and its oldest [`DEBUG_ELEMENTS`] elements, so that
+/// printing a window of a million elements prints a line.
 impl<T: Sample> fmt::Debug for RingAverage<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RingAverage")
             .field("window", &self.window)
             .field("len", &self.buf.len())
             .field("average", &self.average_value())
-            .field("elements", &self.to_vec())
+            .field("elements", &Oldest(self))
             .finish()
+    }
+}
+
+/// How many elements `Debug` prints.
+const DEBUG_ELEMENTS: usize = 16;
+
+/// The oldest [`DEBUG_ELEMENTS`] elements of a ring, then `..` if there are more.
+struct Oldest<'a, T: Sample>(&'a RingAverage<T>);
+
+impl<T: Sample> fmt::Debug for Oldest<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        list.entries(self.0.iter().take(DEBUG_ELEMENTS));
+        if self.0.buf.len() > DEBUG_ELEMENTS {
+            list.finish_non_exhaustive()
+        } else {
+            list.finish()
+        }
     }
 }

@@ -46,12 +46,12 @@ use sealed::Accumulators;
 /// A function generic over the element type:
 ///
 /// ```
-/// use mavg::{MovingAverage, RingAverage, Sample};
+/// use mavg::{RingAverage, Sample};
 ///
 /// fn last_sum<T: Sample>(values: &[T], window: usize) -> T::Sum {
 ///     let mut avg = RingAverage::new(window).unwrap();
 ///     for &v in values {
-///         avg.push(v).unwrap();
+///         avg.push(v);
 ///     }
 ///     avg.sum()
 /// }

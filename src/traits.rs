@@ -86,6 +86,7 @@ pub trait MovingAverage {
     ///
     /// assert_eq!(RingAverage::<i64>::new(8).unwrap().window(), 8);
     /// ```
+    #[must_use]
     fn window(&self) -> usize;
 
     /// The number of elements in the window: `min(N, elements added since the last clear)`.
@@ -101,6 +102,7 @@ pub trait MovingAverage {
     /// m.extend([2, 3]);
     /// assert_eq!(m.len(), 2);
     /// ```
+    #[must_use]
     fn len(&self) -> usize;
 
     /// Whether the window holds no element.
@@ -115,6 +117,7 @@ pub trait MovingAverage {
     /// m.push(1i32);
     /// assert!(!m.is_empty());
     /// ```
+    #[must_use]
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -131,6 +134,7 @@ pub trait MovingAverage {
     /// m.push(1i32);
     /// assert!(m.is_full());
     /// ```
+    #[must_use]
     fn is_full(&self) -> bool {
         self.len() == self.window()
     }
@@ -151,6 +155,7 @@ pub trait MovingAverage {
     /// f.extend([1e17, 1.0, 1.0, 1.0]); // 1e17 has left the window
     /// assert_eq!(f.sum(), 3.0);
     /// ```
+    #[must_use]
     fn sum(&self) -> <Self::Item as Sample>::Sum;
 
     /// The mean of the elements in the window, correctly rounded; `None` when empty.
@@ -165,6 +170,7 @@ pub trait MovingAverage {
     /// m.extend([0.1, 0.2, 0.3]);
     /// assert_eq!(m.average(), Some(0.2)); // summing naively gives 0.20000000000000004
     /// ```
+    #[must_use]
     fn average(&self) -> Option<f64>;
 
     /// The oldest element in the window, the next to be evicted.
@@ -178,6 +184,7 @@ pub trait MovingAverage {
     /// m.extend([1u16, 2, 3]);
     /// assert_eq!(m.oldest(), Some(2));
     /// ```
+    #[must_use]
     fn oldest(&self) -> Option<Self::Item>;
 
     /// The most recently added element.
@@ -191,6 +198,7 @@ pub trait MovingAverage {
     /// m.extend([1u16, 2, 3]);
     /// assert_eq!(m.newest(), Some(3));
     /// ```
+    #[must_use]
     fn newest(&self) -> Option<Self::Item>;
 
     /// The element at `index`, counted from the oldest (`0`) to the newest (`len() - 1`);
@@ -207,6 +215,7 @@ pub trait MovingAverage {
     /// assert_eq!(m.get(2), Some(40));
     /// assert_eq!(m.get(3), None);
     /// ```
+    #[must_use]
     fn get(&self, index: usize) -> Option<Self::Item>;
 
     /// A copy of the window, oldest first.
@@ -220,6 +229,7 @@ pub trait MovingAverage {
     /// m.extend(1..=5u64);
     /// assert_eq!(m.to_vec(), [3, 4, 5]);
     /// ```
+    #[must_use]
     fn to_vec(&self) -> Vec<Self::Item>;
 
     /// Adds an element, evicting the oldest if the window is full.
