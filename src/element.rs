@@ -46,27 +46,28 @@ pub trait FloatFormat: Copy + Debug + Send + Sync + 'static {
     const LIMBS: usize = Self::NUMERIC + 3;
 }
 
-/// The format of `f64`: 52-bit significand, 11-bit exponent.
+/// The IEEE binary format with a `MANT`-bit stored significand and an `EXP`-bit exponent, whose
+/// values times `2^30` fit in `NUMERIC` limbs.
 #[derive(Debug, Clone, Copy)]
-pub struct Binary64;
+pub struct Binary<const MANT: u32, const EXP: u32, const NUMERIC: usize>;
 
-impl FloatFormat for Binary64 {
-    const MANT: u32 = 52;
-    const EXP_MASK: u64 = 0x7ff;
-    const BIAS: i32 = 1074;
-    const NUMERIC: usize = 66;
+impl<const MANT: u32, const EXP: u32, const NUMERIC: usize> FloatFormat
+    for Binary<MANT, EXP, NUMERIC>
+{
+    const MANT: u32 = MANT;
+    const EXP_MASK: u64 = (1 << EXP) - 1;
+    // The exponent bias less one (subnormals share the lowest binade), plus the significand.
+    const BIAS: i32 = (1 << (EXP - 1)) - 2 + MANT as i32;
+    const NUMERIC: usize = NUMERIC;
 }
 
-/// The format of `f32`: 23-bit significand, 8-bit exponent.
-#[derive(Debug, Clone, Copy)]
-pub struct Binary32;
+/// The format of `f64`.
+pub(crate) type Binary64 = Binary<52, 11, 66>;
 
-impl FloatFormat for Binary32 {
-    const MANT: u32 = 23;
-    const EXP_MASK: u64 = 0xff;
-    const BIAS: i32 = 149;
-    const NUMERIC: usize = 10;
-}
+/// The format of `f32`.
+pub(crate) type Binary32 = Binary<23, 8, 10>;
+
+const _: () = assert!(Binary64::BIAS == 1074 && Binary32::BIAS == 149);
 
 macro_rules! integer {
     ($($t:ty),*) => {$(

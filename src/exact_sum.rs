@@ -62,6 +62,7 @@ const UPDATES_BETWEEN_CARRIES: u32 = if cfg!(test) { 1 << 6 } else { 1 << 30 };
 /// assert_eq!(s.sum(), 1.1);
 /// assert_eq!(s.mean(2), Some(0.55));
 /// ```
+#[derive(Clone)]
 pub struct ExactSum<T: Sample> {
     sum: T::Running,
     /// Updates since the carries were last propagated.
@@ -349,15 +350,6 @@ impl<T: Sample> ExactSum<T> {
 impl<T: Sample> Default for ExactSum<T> {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl<T: Sample> Clone for ExactSum<T> {
-    fn clone(&self) -> Self {
-        ExactSum {
-            sum: self.sum.clone(),
-            updates: self.updates,
-        }
     }
 }
 

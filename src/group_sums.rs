@@ -52,9 +52,16 @@ const EMPTY: Cell = Cell {
 /// assert_eq!(sums.sum(1), 1.0);
 /// assert_eq!(sums.mean(1, 3), Some(1.0 / 3.0));
 /// ```
+#[derive(Clone)]
 pub struct GroupSums<T: Sample> {
     cells: Vec<Cell>,
     moved: Vec<ExactSum<T>>,
+}
+
+impl<T: Sample> Default for GroupSums<T> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<T: Sample> GroupSums<T> {
@@ -337,21 +344,6 @@ impl<T: Sample> GroupSums<T> {
     #[must_use]
     pub fn heap_size(&self) -> usize {
         self.cells.capacity() * size_of::<Cell>() + self.moved.capacity() * size_of::<ExactSum<T>>()
-    }
-}
-
-impl<T: Sample> Default for GroupSums<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T: Sample> Clone for GroupSums<T> {
-    fn clone(&self) -> Self {
-        GroupSums {
-            cells: self.cells.clone(),
-            moved: self.moved.clone(),
-        }
     }
 }
 
