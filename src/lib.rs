@@ -1,6 +1,6 @@
 // The README links to the notes by reference; these definitions come first, so they win in the
 // crate documentation, where the README's relative paths would not resolve.
-#![doc = "[notes/analytics-backend.md]: https://docs.rs/crate/mavg/latest/source/notes/analytics-backend.md\n[notes/benchmarks.md]: https://docs.rs/crate/mavg/latest/source/notes/benchmarks.md\n[notes/datafusion.md]: https://docs.rs/crate/mavg/latest/source/notes/datafusion.md\n[notes/design.md]: crate::design\n[notes/verification.md]: https://docs.rs/crate/mavg/latest/source/notes/verification.md"]
+#![doc = "[notes/analytics-backend.md]: https://docs.rs/crate/mavg/latest/source/notes/analytics-backend.md\n[notes/benchmarks.md]: https://docs.rs/crate/mavg/latest/source/notes/benchmarks.md\n[notes/datafusion.md]: https://docs.rs/crate/mavg/latest/source/notes/datafusion.md\n[notes/design.md]: crate::design\n[notes/map.md]: https://docs.rs/crate/mavg/latest/source/notes/map.md\n[notes/verification.md]: https://docs.rs/crate/mavg/latest/source/notes/verification.md"]
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
