@@ -1,7 +1,8 @@
 //! The methods of [`MovingAverage`](crate::MovingAverage) and
 //! [`SharedMovingAverage`](crate::SharedMovingAverage) as inherent methods of each moving
 //! average, so that using one needs no trait import. Each forwards to the trait; the traits stay
-//! the place where the behaviour is specified.
+//! the place where the behaviour is specified. Also the trait methods that a shared type
+//! implements the same way.
 
 /// Gives a moving-average type `$ty<T>` the trait's reads, `push` and `clear` as inherent
 /// methods: `owned` for a single-owner type (`push(&mut self)`, from `MovingAverage`), `shared`
@@ -116,4 +117,22 @@ macro_rules! example_start {
     };
 }
 
-pub(crate) use {example_start, inherent_methods, read};
+/// `MovingAverage::push` and `clear` for a type that threads share, inside its
+/// `impl MovingAverage`: an exclusive borrow is also a shared one, so both take the shared path.
+macro_rules! exclusive_through_shared {
+    () => {
+        /// As [`SharedMovingAverage::push`](crate::SharedMovingAverage::push), which documents
+        /// it in full.
+        #[inline]
+        fn push(&mut self, value: Self::Item) {
+            $crate::SharedMovingAverage::push(&*self, value);
+        }
+
+        /// As [`SharedMovingAverage::clear`](crate::SharedMovingAverage::clear).
+        fn clear(&mut self) {
+            $crate::SharedMovingAverage::clear(&*self);
+        }
+    };
+}
+
+pub(crate) use {example_start, exclusive_through_shared, inherent_methods, read};

@@ -151,13 +151,7 @@ impl<T: Sample> MovingAverage for MutexAverage<T> {
         self.lock().to_vec()
     }
 
-    fn push(&mut self, value: T) {
-        SharedMovingAverage::push(&*self, value);
-    }
-
-    fn clear(&mut self) {
-        SharedMovingAverage::clear(&*self);
-    }
+    crate::inherent::exclusive_through_shared!();
 }
 
 impl<T: Sample> SharedMovingAverage for MutexAverage<T> {
