@@ -1,20 +1,34 @@
-//! The lock-free sharded moving average: the list of shards (`shard.rs`), the pool their blocks
-//! come from (`pool.rs`) and the thread-local leases that give each shard one writer
-//! (`lease.rs`).
+//! The lock-free sharded moving average: the list of shards and the reads that combine them.
+//!
+//! The parts, one file each: a shard's state and geometry (`shard.rs`), its add path
+//! (`writer.rs`), a thread's claim on it (`claim.rs`) and the thread-local leases that keep
+//! claims (`lease.rs`); the pool the shards' blocks come from (`pool.rs`); a reader's cursor
+//! over a shard (`cursor.rs`), the exact read (`exact_read.rs`) and the fast read
+//! (`fast_read.rs`) of one shard; the relaxed order's ticket batches (`clock.rs`) and how its
+//! reads find the window (`select.rs`); the switches of the planted bugs that the loom models
+//! must catch (`planted.rs`).
 //!
 //! The algorithm, the proof that reads are exact and consistent, the memory bound and every
 //! ordering are in `notes/design.md` (published as [`crate::design`]), section *ShardedAverage*;
 //! the code's comments point to it rather than repeat it.
 
+mod claim;
 mod clock;
+mod cursor;
+mod exact_read;
+mod fast_read;
 mod lease;
+#[cfg(loom)]
+mod loom_hooks;
+mod planted;
 mod pool;
 mod select;
 mod shard;
+mod writer;
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crossbeam_utils::CachePadded;
 
@@ -26,28 +40,17 @@ use crate::sample::Sample;
 use crate::sync::{Arc, AtomicPtr, AtomicU64};
 use crate::traits::{MovingAverage, SharedMovingAverage};
 
+use claim::Claim;
 use clock::{Batch, Clock};
-use lease::{Gone, Lease};
+use exact_read::{StartOver, View};
+use fast_read::Snapshot;
+use lease::{Lease, ThreadExiting};
 use pool::{Exhausted, Pool};
-use shard::{Claim, Geometry, Shard, Snapshot, Stale, View};
+use shard::{Geometry, Shard};
 
 /// The most shards the fast read of the relaxed order handles; with more, reads take the exact
 /// path.
 const FAST_SHARDS: usize = 8;
-
-/// The orderings of a ticket draw and of a reader's load of the counter. Release and Acquire
-/// are what reads need, and Relaxed is not enough; they are SeqCst because loom explores
-/// hundreds of times fewer executions with them, at no cost on x86 (design note, *Orderings of
-/// the ticket counter*). `--cfg mavg_planted_bug="relaxed_tickets"` weakens both to Relaxed,
-/// which the loom models must catch.
-#[cfg(not(mavg_planted_bug = "relaxed_tickets"))]
-const DRAW: std::sync::atomic::Ordering = SeqCst;
-#[cfg(not(mavg_planted_bug = "relaxed_tickets"))]
-const LOAD_TICKETS: std::sync::atomic::Ordering = SeqCst;
-#[cfg(mavg_planted_bug = "relaxed_tickets")]
-const DRAW: std::sync::atomic::Ordering = Relaxed;
-#[cfg(mavg_planted_bug = "relaxed_tickets")]
-const LOAD_TICKETS: std::sync::atomic::Ordering = Relaxed;
 
 /// A lock-free moving average that any number of threads add to at once.
 ///
@@ -304,7 +307,7 @@ impl<T: Sample> ShardedAverage<T> {
             steal_above: AtomicU64::new(geometry.table() as u64),
             grid: AtomicU64::new(<T::Summary as Summary<T>>::grid_word(window as u64)),
             reciprocal: Reciprocal::new(window as u64),
-            id: lease::next_owner_id(),
+            id: lease::next_average_id(),
             _shards: PhantomData,
         };
         for _ in 0..shards {
@@ -344,7 +347,7 @@ impl<T: Sample> ShardedAverage<T> {
             Ok(Err(e)) => Err(e),
             // The thread is exiting and has no lease list: claim for this one add, and
             // release when `claim` drops.
-            Err(Gone) => {
+            Err(ThreadExiting) => {
                 #[cfg(test)]
                 tests::ADDS_WITHOUT_LEASES.fetch_add(1, Relaxed);
                 let claim = self.claim()?;
@@ -378,8 +381,9 @@ impl<T: Sample> ShardedAverage<T> {
         let draw = |_: &mut Batch| {
             // Release (at least) pairs with readers' Acquire (at least) loads of the counter: a
             // reader that loads a counter past `ticket` sees this thread's earlier adds
-            // published (design note, *Orderings of the ticket counter*).
-            let ticket = self.tickets.next.fetch_add(1, DRAW);
+            // published (design note, *Orderings of the ticket counter*). SeqCst in fact, see
+            // `planted::TICKET_DRAW`.
+            let ticket = self.tickets.next.fetch_add(1, planted::TICKET_DRAW);
             // Elements with tickets below this are outside the window of every read that loads
             // a ticket counter past `ticket`. (Clears are left to readers: after one, they walk
             // forward past the cleared elements, or take the exact read until the owner's own
@@ -430,9 +434,8 @@ impl<T: Sample> ShardedAverage<T> {
             }
         };
         if let Some(clock) = self.clock() {
-            // `--cfg mavg_planted_bug="first_add_unordered"` skips it, which the tests must
-            // catch.
-            if !cfg!(mavg_planted_bug = "first_add_unordered") {
+            // The ordering point of the thread's first add (`planted::FIRST_ADD_ORDERS`).
+            if planted::FIRST_ADD_ORDERS {
                 clock.order_point();
             }
         }
@@ -649,8 +652,9 @@ impl<T: Sample> ShardedAverage<T> {
             // when `to` was loaded. Acquire (at least) pairs with the Release of every draw
             // below `to` (each `fetch_add` continues the release sequence), so of those
             // elements only the last add of each thread may be missing; the clear mark needs no
-            // ordering (design note, *Orderings of the ticket counter*).
-            let to = self.tickets.next.load(LOAD_TICKETS);
+            // ordering (design note, *Orderings of the ticket counter*). SeqCst in fact, see
+            // `planted::TICKET_DRAW`.
+            let to = self.tickets.next.load(planted::TICKET_LOAD);
             let from = to
                 .saturating_sub(self.geometry.window)
                 .max(self.tickets.cleared_below.load(Relaxed));
@@ -660,7 +664,7 @@ impl<T: Sample> ShardedAverage<T> {
                     .read(&self.pool, |view| {
                         let range = view.range(from, to)?;
                         visit(&mut acc, view, range, from);
-                        Ok::<(), Stale>(())
+                        Ok::<(), StartOver>(())
                     })
                     .and_then(|r| r)
                     .is_ok()
@@ -678,7 +682,7 @@ impl<T: Sample> ShardedAverage<T> {
             return self.summarize_relaxed(clock);
         }
         // As in `read`: an element in `[from, to)` was in the window when `to` was loaded.
-        let to = self.tickets.next.load(LOAD_TICKETS);
+        let to = self.tickets.next.load(planted::TICKET_LOAD);
         let from = to
             .saturating_sub(self.geometry.window)
             .max(self.tickets.cleared_below.load(Relaxed));
@@ -801,26 +805,6 @@ impl<T: Sample> ShardedAverage<T> {
     fn exact_mean(&self) -> Option<f64> {
         let (sum, n) = self.total();
         (n > 0).then(|| sum.exact_mean(Self::full_span(), n))
-    }
-
-    /// The exact read alone, for loom models of it (the fast read's extra loads would multiply
-    /// their executions).
-    #[cfg(loom)]
-    pub fn exact_average(&self) -> Option<f64> {
-        self.exact_mean()
-    }
-
-    /// Lets shards steal blocks from the first block on, for loom models of stealing (which
-    /// cannot afford the adds it otherwise takes to get there).
-    #[cfg(loom)]
-    pub fn steal_from_the_start(&self) {
-        self.steal_above.store(0, Relaxed);
-    }
-
-    /// The fast read alone, for loom models of it.
-    #[cfg(loom)]
-    pub fn fast_average(&self) -> Option<Option<f64>> {
-        self.fast_mean()
     }
 
     fn total(&self) -> (T::Limbs, u64) {
