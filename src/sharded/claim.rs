@@ -9,10 +9,11 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use crossbeam_utils::CachePadded;
 
 use super::clock::Batch;
-use super::pool::{Exhausted, Pool};
+use super::pool::Exhausted;
 use super::shard::Shard;
+use super::writer::Add;
 use crate::sample::Sample;
-use crate::sync::{Arc, AtomicBool, AtomicU64};
+use crate::sync::{Arc, AtomicBool};
 
 /// The calling thread's ownership of one shard: the right to add to it. Made only by
 /// [`Claim::try_new`]; dropping it releases the shard, and [`Lease`](super::lease::Lease)
@@ -48,19 +49,24 @@ impl<'a, T: Sample> Claim<'a, T> {
     ///
     /// # Safety
     ///
-    /// `pool` must be the pool the shard was created with.
+    /// `add.pool` must be the pool the shard was created with.
     #[inline]
     pub(crate) unsafe fn push(
         &self,
-        pool: &Pool,
-        grid: &AtomicU64,
-        value: T,
-        take: impl FnOnce() -> Result<u64, Exhausted>,
-        draw: impl FnOnce(&mut Batch) -> (u64, u64),
+        add: Add<
+            '_,
+            T,
+            impl FnOnce() -> Result<u64, Exhausted>,
+            impl FnOnce(&mut Batch) -> (u64, u64),
+        >,
     ) -> Result<(), Exhausted> {
-        // SAFETY: holding the claim makes this thread the shard's owner; the caller vouches
-        // for the pool.
-        unsafe { self.shard.push(pool, grid, value, take, draw) }
+        let shard = self.shard;
+        // SAFETY: holding the claim makes this thread the shard's owner, so this is the only
+        // access to the shard's `writer` state (ownership passed between threads through the
+        // Acquire/Release pair on `claimed`); the caller vouches for the pool.
+        shard
+            .writer
+            .with_mut(|writer| unsafe { shard.push(&mut *writer, add) })
     }
 
     /// Keeps the claim beyond this borrow: the shard, as the pointer [`from_raw`] takes, and

@@ -79,7 +79,7 @@ impl<T: Sample> View<'_, T> {
     /// Whether every block read through this view still held this shard's elements when the
     /// read ended.
     pub(crate) fn validate(&self) -> Result<(), StartOver> {
-        // Pairs with the Release fence in `push_owned` (and in `Shard::new`): if a load through
+        // Pairs with the Release fence in `Shard::push` (and in `Shard::new`): if a load through
         // the view saw a block's next use, the load below sees that the block was retired.
         fence(Acquire);
         let retired = self.cursor.shard().seqlock.retired_below.load(Relaxed);
@@ -137,7 +137,7 @@ impl<T: Sample> Shard<T> {
     /// the reader is done with it.
     pub(crate) fn open<'a>(&'a self, pool: &'a Pool) -> View<'a, T> {
         let seqlock = &*self.seqlock;
-        // Pairs with the Release store in `push_owned`: elements below `published` are fully
+        // Pairs with the Release store in `Shard::push`: elements below `published` are fully
         // written.
         let published = seqlock.version.load(Acquire) / 2;
         // Acquire pairs with the compare-exchange that retired the block below: if `range`

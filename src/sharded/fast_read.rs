@@ -129,7 +129,7 @@ impl<'a, T: Sample> Snapshot<'a, T> {
     #[inline(always)]
     fn open(shard: &'a Shard<T>, pool: &'a Pool) -> Option<Self> {
         let seqlock = &*shard.seqlock;
-        // Pairs with the Release store that ends an add (`push_owned`): the summary, `start`,
+        // Pairs with the Release store that ends an add (`Shard::push`): the summary, `start`,
         // the table and the slots of the elements below `end` are those that add wrote (or
         // later ones, which `validate` detects).
         let version = seqlock.version.load(Acquire);
@@ -214,7 +214,7 @@ impl<'a, T: Sample> Snapshot<'a, T> {
     /// began: then everything it read is what the adds up to `version` wrote.
     pub(crate) fn validate(&self) -> bool {
         let seqlock = &*self.cursor.shard().seqlock;
-        // Pairs with the Release fence in `push_owned`: if any load of the read saw a store of
+        // Pairs with the Release fence in `Shard::push`: if any load of the read saw a store of
         // a later add, the load below sees that add's odd version (or a later one); if it saw
         // a store of a block's next user, the second load sees the block retired.
         fence(Acquire);

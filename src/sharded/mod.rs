@@ -47,6 +47,7 @@ use fast_read::Snapshot;
 use lease::{Lease, ThreadExiting};
 use pool::{Exhausted, Pool};
 use shard::{Geometry, Shard};
+use writer::Add;
 
 /// The most shards the fast read of the relaxed order handles; with more, reads take the exact
 /// path.
@@ -392,8 +393,7 @@ impl<T: Sample> ShardedAverage<T> {
         };
         let take = || self.take_block(Some(claim.shard()));
         // SAFETY: every shard of this moving average was created with `self.pool`.
-        unsafe { claim.push(&self.pool, &self.grid, value, take, draw) }
-            .map_err(|e| self.alloc_error(e))
+        unsafe { claim.push(self.add(value, take, draw)) }.map_err(|e| self.alloc_error(e))
     }
 
     /// An add in the relaxed order: stamped from the thread's batch of tickets, evicting what
@@ -410,8 +410,20 @@ impl<T: Sample> ShardedAverage<T> {
         let draw = |batch: &mut Batch| (clock.stamp(batch), clock.out_below());
         let take = || self.take_block(Some(claim.shard()));
         // SAFETY: every shard of this moving average was created with `self.pool`.
-        let pushed = unsafe { claim.push(&self.pool, &self.grid, value, take, draw) };
+        let pushed = unsafe { claim.push(self.add(value, take, draw)) };
         pushed.map_err(|e| self.alloc_error(e))
+    }
+
+    /// An add of `value` to one of this moving average's shards.
+    #[inline(always)]
+    fn add<Take, Draw>(&self, value: T, take: Take, draw: Draw) -> Add<'_, T, Take, Draw> {
+        Add {
+            pool: &self.pool,
+            grid: &self.grid,
+            value,
+            take,
+            draw,
+        }
     }
 
     fn alloc_error(&self, _: Exhausted) -> WindowError {
@@ -833,6 +845,15 @@ impl<T: Sample> MovingAverage for ShardedAverage<T> {
         Self::new(window)
     }
 
+    /// As [`SharedMovingAverage::push`], which documents the one panic.
+    fn push(&mut self, value: T) {
+        SharedMovingAverage::push(&*self, value);
+    }
+
+    fn clear(&mut self) {
+        SharedMovingAverage::clear(&*self);
+    }
+
     fn window(&self) -> usize {
         self.geometry.window as usize
     }
@@ -914,15 +935,6 @@ impl<T: Sample> MovingAverage for ShardedAverage<T> {
         tagged.sort_unstable_by_key(|&(ticket, _)| ticket);
         tagged.into_iter().map(|(_, v)| v).collect()
     }
-
-    /// As [`SharedMovingAverage::push`], which documents the one panic.
-    fn push(&mut self, value: T) {
-        SharedMovingAverage::push(&*self, value);
-    }
-
-    fn clear(&mut self) {
-        SharedMovingAverage::clear(&*self);
-    }
 }
 
 impl<T: Sample> SharedMovingAverage for ShardedAverage<T> {
@@ -968,18 +980,18 @@ impl<T: Sample> SharedMovingAverage for ShardedAverage<T> {
     }
 }
 
-impl<T: Sample> Extend<T> for ShardedAverage<T> {
-    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
-        (&*self).extend(iter);
-    }
-}
-
 /// Adds through a shared reference, so several threads can extend at once.
 impl<T: Sample> Extend<T> for &ShardedAverage<T> {
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         for value in iter {
             SharedMovingAverage::push(*self, value);
         }
+    }
+}
+
+impl<T: Sample> Extend<T> for ShardedAverage<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        (&*self).extend(iter);
     }
 }
 

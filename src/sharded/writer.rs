@@ -17,6 +17,20 @@ use crate::running::Summary;
 use crate::sample::Sample;
 use crate::sync::{fence, AtomicU64};
 
+/// One add's element, and what the moving average lends the add: the pool the shard was
+/// created with, the grid of the shards' summaries (floats, `fixed.rs`), how to take a block
+/// and how to draw the element's ticket.
+pub(crate) struct Add<'a, T, Take, Draw> {
+    pub(crate) pool: &'a Pool,
+    pub(crate) grid: &'a AtomicU64,
+    pub(crate) value: T,
+    /// Takes a block; called, before `draw`, if the add will need one.
+    pub(crate) take: Take,
+    /// Returns the element's global ticket and the ticket below which elements have left the
+    /// window of every read that sees this add.
+    pub(crate) draw: Draw,
+}
+
 /// State only the writing thread touches.
 pub(super) struct WriterState<T: Sample> {
     /// Exact sum of every element this shard ever held (wrapping limbs).
@@ -87,44 +101,35 @@ impl SlotsPtr {
 }
 
 impl<T: Sample> Shard<T> {
-    /// Appends an element: takes a block with `take` if the add will need one, then calls
-    /// `draw` for the element's global ticket and the ticket below which elements have left
-    /// the window of every read that sees this add, adds the element and drops from the
-    /// summary the elements that left.
+    /// Appends `add.value`: takes a block with `add.take` if the add will need one, then
+    /// calls `add.draw` for the element's global ticket and the ticket below which elements
+    /// have left the window of every read that sees this add, adds the element and drops from
+    /// the summary the elements that left.
     ///
     /// On error (no block could be had), `draw` was not called and nothing changed.
     ///
     /// # Safety
     ///
-    /// The calling thread must own the shard, so that no other thread runs `push` on it at
-    /// the same time (the callers are [`Claim`](super::claim::Claim)'s methods), and `pool`
-    /// must be the pool the shard was created with.
-    #[inline]
-    pub(super) unsafe fn push(
-        &self,
-        pool: &Pool,
-        grid: &AtomicU64,
-        value: T,
-        take: impl FnOnce() -> Result<u64, Exhausted>,
-        draw: impl FnOnce(&mut Batch) -> (u64, u64),
-    ) -> Result<(), Exhausted> {
-        // SAFETY: the caller owns the shard, so this is the only access to `writer`; ownership
-        // passed between threads through the Acquire/Release pair on `claimed`.
-        self.writer.with_mut(|writer| {
-            self.push_owned(unsafe { &mut *writer }, pool, grid, value, take, draw)
-        })
-    }
-
+    /// `writer` must be this shard's writer state, borrowed by the thread that owns the shard
+    /// (the caller is [`Claim::push`](super::claim::Claim::push)), and `add.pool` must be the
+    /// pool the shard was created with.
     #[inline(always)]
-    fn push_owned(
+    pub(super) unsafe fn push<Take, Draw>(
         &self,
         writer: &mut WriterState<T>,
-        pool: &Pool,
-        grid: &AtomicU64,
-        value: T,
-        take: impl FnOnce() -> Result<u64, Exhausted>,
-        draw: impl FnOnce(&mut Batch) -> (u64, u64),
-    ) -> Result<(), Exhausted> {
+        add: Add<'_, T, Take, Draw>,
+    ) -> Result<(), Exhausted>
+    where
+        Take: FnOnce() -> Result<u64, Exhausted>,
+        Draw: FnOnce(&mut Batch) -> (u64, u64),
+    {
+        let Add {
+            pool,
+            grid,
+            value,
+            take,
+            draw,
+        } = add;
         // `B` is a power of two: masks, not divisions, on the add path.
         let in_block = self.geometry.block() - 1;
         if (writer.count + 1) & in_block == 0 && writer.spare.is_none() {
@@ -152,7 +157,7 @@ impl<T: Sample> Shard<T> {
         if planted::TAKE_FENCE {
             fence(Release);
         }
-        // SAFETY: `pool` is the shard's pool (the caller of `push` guarantees it), alive here.
+        // SAFETY: `pool` is the shard's pool (the caller guarantees it), alive here.
         let slot = unsafe { writer.current.slot(writer.count & in_block) };
         slot.ticket.store(ticket, Relaxed);
         slot.value.store(value.to_bits(), Relaxed);
