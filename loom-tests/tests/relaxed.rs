@@ -89,12 +89,17 @@ fn turns_spec(window: usize, other: &[i64]) -> Relaxed<i64> {
 /// The turns of [`turns_spec`] up to the ordering point, in a relaxed moving average of
 /// `window`: a second thread adds 10, the main thread `1, 2`, the second thread 20, runs
 /// `then_20` and hands the turn back, then runs `last` and ends. Returns, on the main thread
-/// once it has the turn back, the moving average and the second thread.
+/// once it has the turn back, the moving average, the turn counter (which the model keeps
+/// until it ends, as it keeps the moving average) and the second thread.
 fn take_turns(
     window: usize,
     then_20: impl FnOnce(&ShardedAverage<i64>) + Send + 'static,
     last: impl FnOnce(&ShardedAverage<i64>) + Send + 'static,
-) -> (Arc<ShardedAverage<i64>>, thread::JoinHandle<()>) {
+) -> (
+    Arc<ShardedAverage<i64>>,
+    Arc<AtomicU64>,
+    thread::JoinHandle<()>,
+) {
     let m = Arc::new(ShardedAverage::<i64>::relaxed(window, SLACK).unwrap());
     let turn = Arc::new(AtomicU64::new(0));
     let h = {
@@ -114,7 +119,7 @@ fn take_turns(
     m.push(2);
     turn.store(2, SeqCst);
     wait_for(&turn, 3);
-    (m, h)
+    (m, turn, h)
 }
 
 /// A read runs while the second thread adds 30, after it added 20: the read is an ordering
@@ -129,7 +134,7 @@ fn reader_during_adds() {
     assert!(!spec.allows(&[10, 1, 2, 3, 20, 30]));
     let orders = spec.orders();
     reference::model("relaxed::reader_during_adds", 2, move || {
-        let (m, h) = take_turns(window, |_| {}, |m| m.push(30));
+        let (m, _turn, h) = take_turns(window, |_| {}, |m| m.push(30));
         let seen = m.to_vec();
         m.push(3);
         h.join().unwrap();
@@ -170,7 +175,7 @@ fn ordering_points_retire_a_stale_batch() {
                         assert_eq!(m.len(), 2);
                     }
                 };
-                let (m, h) = take_turns(window, then_20, |_| {});
+                let (m, _turn, h) = take_turns(window, then_20, |_| {});
                 if !read {
                     m.flush();
                 }
