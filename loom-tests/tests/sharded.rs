@@ -89,14 +89,15 @@ fn wrap_allowed(avg: Option<f64>, completed: i64, adds: i64) -> bool {
 
 /// One writer adds `1..=adds` to a window of 2; it adds the first `before` alone, then the rest
 /// while the main thread runs `read`, which returns the average (`None` if the read gave up):
-/// an allowed one for the elements completed when it began. The writer's first adds do not
-/// race with anything, which keeps the model small while the writer retires and reuses its
-/// blocks during the read.
+/// an allowed one for the elements completed when it began (`what` names it in a failure).
+/// The writer's first adds do not race with anything, which keeps the model small while the
+/// writer retires and reuses its blocks during the read.
 fn run_wrap_model(
     name: &'static str,
     bound: usize,
     adds: i64,
     before: i64,
+    what: &'static str,
     read: impl Fn(&ShardedAverage<i64>) -> Option<Option<f64>> + Send + Sync + 'static,
 ) {
     use loom::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -119,7 +120,7 @@ fn run_wrap_model(
         if let Some(avg) = read(&m) {
             assert!(
                 wrap_allowed(avg, completed, adds),
-                "average {avg:?} after {completed} completed adds"
+                "{what} {avg:?} after {completed} completed adds"
             );
         }
         h.join().unwrap();
@@ -134,7 +135,7 @@ fn run_wrap_model(
 /// and checkpoints and must start over. (The model's name is from when shards were rings.)
 #[test]
 fn reader_during_block_retirement() {
-    run_wrap_model("reader_during_block_retirement", 3, 16, 8, |m| {
+    run_wrap_model("reader_during_block_retirement", 3, 16, 8, "average", |m| {
         Some(m.exact_average())
     });
 }
@@ -144,9 +145,14 @@ fn reader_during_block_retirement() {
 /// gives up or returns an allowed average.
 #[test]
 fn fast_read_during_block_retirement() {
-    run_wrap_model("fast_read_during_block_retirement", 3, 10, 6, |m| {
-        m.fast_average()
-    });
+    run_wrap_model(
+        "fast_read_during_block_retirement",
+        3,
+        10,
+        6,
+        "fast average",
+        |m| m.fast_average(),
+    );
 }
 
 /// The fast read while `threads` add to a window of `window`: every average it returns is
