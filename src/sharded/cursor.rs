@@ -1,4 +1,4 @@
-//! A reader's cursor over one shard: its elements by seq, and the blocks that holds them.
+//! A reader's cursor over one shard: its elements by seq, looked up through the shard's table.
 //!
 //! Both reads use it, the exact read (`exact_read.rs`) and the fast read (`fast_read.rs`). It
 //! loads without ordering, and remembers the lowest block it looked up: whatever it returns is
