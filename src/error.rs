@@ -7,7 +7,7 @@ use std::fmt;
 /// `notes/design.md`). A window this large already takes 8 GiB for `f64` samples.
 pub const MAX_WINDOW: usize = 1 << 30;
 
-/// Why a moving average could not be created, or a thread's shard could not be allocated.
+/// Why a moving average could not be created.
 ///
 /// Every constructor in the crate returns this instead of panicking or aborting, and a failed
 /// construction allocates nothing that outlives the call.
@@ -55,6 +55,82 @@ impl fmt::Display for WindowError {
 }
 
 impl std::error::Error for WindowError {}
+
+/// Why an add to a [`ShardedAverage`](crate::ShardedAverage) could not be made: it needed
+/// memory (a shard for the calling thread, or a block for the shard's elements) that the
+/// allocator could not provide. Nothing was added, and the average is as it was.
+///
+/// [`ShardedAverage::try_push`](crate::ShardedAverage::try_push) returns it;
+/// [`push`](crate::SharedMovingAverage::push) panics with it. It converts into
+/// [`WindowError::Alloc`], so `?` works in functions that also create averages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocError {
+    window: usize,
+    bytes: usize,
+}
+
+impl AllocError {
+    pub(crate) fn new(window: usize, bytes: usize) -> Self {
+        AllocError { window, bytes }
+    }
+
+    /// How many bytes the add needed: a whole shard, which is what the allocator was asked
+    /// for (or the block within it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mavg::{AllocError, ShardedAverage};
+    ///
+    /// fn push_or_log(m: &ShardedAverage<u32>, x: u32) {
+    ///     if let Err(e) = m.try_push(x) {
+    ///         eprintln!("dropped {x}: {} bytes not available", e.bytes());
+    ///     }
+    /// }
+    /// # push_or_log(&ShardedAverage::new(4).unwrap(), 1);
+    /// # let _: Option<AllocError> = None;
+    /// ```
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The window of the average the add was for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn describe(e: &mavg::AllocError) -> String {
+    ///     format!("an average over {} elements could not grow", e.window())
+    /// }
+    /// # let _ = describe;
+    /// ```
+    #[must_use]
+    pub fn window(&self) -> usize {
+        self.window
+    }
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "could not allocate {} bytes to add to a moving average of window {}",
+            self.bytes, self.window
+        )
+    }
+}
+
+impl std::error::Error for AllocError {}
+
+impl From<AllocError> for WindowError {
+    fn from(e: AllocError) -> Self {
+        WindowError::Alloc {
+            requested: e.window,
+            bytes: e.bytes,
+        }
+    }
+}
 
 /// Checks a requested window against the limits every implementation shares.
 pub(crate) fn check_window(window: usize) -> Result<(), WindowError> {

@@ -33,7 +33,7 @@ mod traits;
 #[path = "../tests/xorshift/mod.rs"]
 mod xorshift;
 
-pub use error::{StateError, WindowError, MAX_WINDOW};
+pub use error::{AllocError, StateError, WindowError, MAX_WINDOW};
 pub use exact_sum::ExactSum;
 pub use group_sums::GroupSums;
 pub use mutex::MutexAverage;

@@ -2,10 +2,11 @@
 //! a window that existed after some prefix of some order of the adds.
 #![cfg(loom)]
 
+mod harness;
 mod reference;
 
+use harness::{during_adds, spawn_pushes};
 use loom::sync::Arc;
-use loom::thread;
 use mavg::{MovingAverage, MutexAverage, SharedMovingAverage};
 use reference::{final_windows, int_mean, intermediate_windows};
 
@@ -15,38 +16,28 @@ fn two_writers_and_a_reader() {
     let threads = vec![vec![1i64, 2], vec![10]];
     let intermediate = intermediate_windows(&threads, window);
     let finals = final_windows(&threads, window);
-    reference::model("two_writers_and_a_reader", 3, move || {
-        let m = Arc::new(MutexAverage::<i64>::new(window).unwrap());
-        let hs: Vec<_> = threads
-            .iter()
-            .map(|t| {
-                let (m, t) = (m.clone(), t.clone());
-                thread::spawn(move || t.into_iter().for_each(|v| m.push(v)))
-            })
-            .collect();
+    // Reads are linearizable: each returns a window that existed.
+    let during = move |m: &MutexAverage<i64>| {
         let seen = m.to_vec();
         assert!(intermediate.contains(&seen), "read {seen:?}");
         let avg = m.average();
         assert!(intermediate.iter().any(|w| int_mean(w) == avg), "{avg:?}");
-        hs.into_iter().for_each(|h| h.join().unwrap());
+    };
+    let after = move |m: &MutexAverage<i64>| {
         let w = m.to_vec();
         assert!(finals.contains(&w), "{w:?}");
         assert_eq!(m.average(), int_mean(&w));
         assert_eq!(m.sum(), w.iter().map(|&x| i128::from(x)).sum::<i128>());
-    });
+    };
+    let new = move || MutexAverage::<i64>::new(window).unwrap();
+    during_adds("two_writers_and_a_reader", 3, new, threads, during, after);
 }
 
 #[test]
 fn clear_during_adds() {
     reference::model("clear_during_adds", 3, || {
         let m = Arc::new(MutexAverage::<i64>::new(3).unwrap());
-        let h = {
-            let m = m.clone();
-            thread::spawn(move || {
-                m.push(1);
-                m.push(2);
-            })
-        };
+        let h = spawn_pushes(&m, vec![1, 2]);
         m.clear();
         h.join().unwrap();
         let w = m.to_vec();

@@ -22,45 +22,24 @@
 //! Run with `loom-tests/run` (or see `notes/verification.md` for the flags).
 #![cfg(loom)]
 
+mod harness;
 mod reference;
 
+use harness::{assert_exact, spawn_pushes};
 use loom::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
 use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
-use reference::{int_mean, window_after, Relaxed};
+use reference::{window_after, Relaxed};
 
 /// Large enough that two threads draw batches of two tickets (`slack / (2 * shards)`).
 const SLACK: usize = 8;
-
-fn spawn_pushes(m: &Arc<ShardedAverage<i64>>, values: Vec<i64>) -> thread::JoinHandle<()> {
-    let m = m.clone();
-    thread::spawn(move || {
-        for v in values {
-            m.push(v);
-        }
-    })
-}
 
 /// Waits until the threads' shared turn is `k`.
 fn wait_for(turn: &AtomicU64, k: u64) {
     while turn.load(SeqCst) != k {
         thread::yield_now();
     }
-}
-
-/// Once adds have stopped, every read agrees with the window `w`: length, exact sum, correctly
-/// rounded mean, and element access in order.
-fn assert_exact(m: &ShardedAverage<i64>, w: &[i64]) {
-    assert_eq!(m.len(), w.len());
-    assert_eq!(m.sum(), w.iter().map(|&x| i128::from(x)).sum::<i128>());
-    assert_eq!(m.average(), int_mean(w));
-    assert_eq!(m.oldest(), w.first().copied());
-    assert_eq!(m.newest(), w.last().copied());
-    for (i, &x) in w.iter().enumerate() {
-        assert_eq!(m.get(i), Some(x), "get({i}) of {w:?}");
-    }
-    assert_eq!(m.get(w.len()), None);
 }
 
 /// The main thread and a second thread add concurrently; the main thread joins the other and
@@ -107,6 +86,42 @@ fn turns_spec(window: usize, other: &[i64]) -> Relaxed<i64> {
         .order_point(&[10, 1, 2, 20], &[3])
 }
 
+/// The turns of [`turns_spec`] up to the ordering point, in a relaxed moving average of
+/// `window`: a second thread adds 10, the main thread `1, 2`, the second thread 20, runs
+/// `then_20` and hands the turn back, then runs `last` and ends. Returns, on the main thread
+/// once it has the turn back, the moving average, the turn counter (which the model keeps
+/// until it ends, as it keeps the moving average) and the second thread.
+fn take_turns(
+    window: usize,
+    then_20: impl FnOnce(&ShardedAverage<i64>) + Send + 'static,
+    last: impl FnOnce(&ShardedAverage<i64>) + Send + 'static,
+) -> (
+    Arc<ShardedAverage<i64>>,
+    Arc<AtomicU64>,
+    thread::JoinHandle<()>,
+) {
+    let m = Arc::new(ShardedAverage::<i64>::relaxed(window, SLACK).unwrap());
+    let turn = Arc::new(AtomicU64::new(0));
+    let h = {
+        let (m, turn) = (m.clone(), turn.clone());
+        thread::spawn(move || {
+            m.push(10);
+            turn.store(1, SeqCst);
+            wait_for(&turn, 2);
+            m.push(20);
+            then_20(&m);
+            turn.store(3, SeqCst);
+            last(&m);
+        })
+    };
+    wait_for(&turn, 1);
+    m.push(1);
+    m.push(2);
+    turn.store(2, SeqCst);
+    wait_for(&turn, 3);
+    (m, turn, h)
+}
+
 /// A read runs while the second thread adds 30, after it added 20: the read is an ordering
 /// point, so the main thread's add after it, which would otherwise use its ticket to spare
 /// (drawn before 20's), must be ordered after 20. The read returns at most `window` elements
@@ -119,24 +134,7 @@ fn reader_during_adds() {
     assert!(!spec.allows(&[10, 1, 2, 3, 20, 30]));
     let orders = spec.orders();
     reference::model("relaxed::reader_during_adds", 2, move || {
-        let m = Arc::new(ShardedAverage::<i64>::relaxed(window, SLACK).unwrap());
-        let turn = Arc::new(AtomicU64::new(0));
-        let h = {
-            let (m, turn) = (m.clone(), turn.clone());
-            thread::spawn(move || {
-                m.push(10);
-                turn.store(1, SeqCst);
-                wait_for(&turn, 2);
-                m.push(20);
-                turn.store(3, SeqCst);
-                m.push(30);
-            })
-        };
-        wait_for(&turn, 1);
-        m.push(1);
-        m.push(2);
-        turn.store(2, SeqCst);
-        wait_for(&turn, 3);
+        let (m, _turn, h) = take_turns(window, |_| {}, |m| m.push(30));
         let seen = m.to_vec();
         m.push(3);
         h.join().unwrap();
@@ -172,26 +170,12 @@ fn ordering_points_retire_a_stale_batch() {
             &format!("relaxed::ordering_points_retire_a_stale_batch ({how})"),
             2,
             move || {
-                let m = Arc::new(ShardedAverage::<i64>::relaxed(window, SLACK).unwrap());
-                let turn = Arc::new(AtomicU64::new(0));
-                let h = {
-                    let (m, turn) = (m.clone(), turn.clone());
-                    thread::spawn(move || {
-                        m.push(10);
-                        turn.store(1, SeqCst);
-                        wait_for(&turn, 2);
-                        m.push(20);
-                        if read {
-                            assert_eq!(m.len(), 2);
-                        }
-                        turn.store(3, SeqCst);
-                    })
+                let then_20 = move |m: &ShardedAverage<i64>| {
+                    if read {
+                        assert_eq!(m.len(), 2);
+                    }
                 };
-                wait_for(&turn, 1);
-                m.push(1);
-                m.push(2);
-                turn.store(2, SeqCst);
-                wait_for(&turn, 3);
+                let (m, _turn, h) = take_turns(window, then_20, |_| {});
                 if !read {
                     m.flush();
                 }

@@ -4,8 +4,10 @@
 //! Run with `loom-tests/run` (or see `notes/verification.md` for the flags).
 #![cfg(loom)]
 
+mod harness;
 mod reference;
 
+use harness::{assert_exact, during_adds, spawn_pushes};
 use loom::sync::Arc;
 use loom::thread;
 use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
@@ -14,18 +16,6 @@ use reference::{final_windows, float_mean, int_mean, partial_windows};
 /// 2^60: large enough that a drifting running sum would lose the small values beside it.
 const BIG: f64 = 1_152_921_504_606_846_976.0;
 
-fn spawn_pushes<T: mavg::Sample>(
-    m: &Arc<ShardedAverage<T>>,
-    values: Vec<T>,
-) -> thread::JoinHandle<()> {
-    let m = m.clone();
-    thread::spawn(move || {
-        for v in values {
-            m.push(v);
-        }
-    })
-}
-
 /// Two writers, two adds each, window 1 to 3: the final window, sum, mean and element access
 /// match one interleaving. Covers shard claiming by two threads and window wrap.
 #[test]
@@ -33,30 +23,19 @@ fn two_writers_final_state_i64() {
     for window in 1..=3 {
         let threads = vec![vec![1i64, 2], vec![10, 20]];
         let allowed = final_windows(&threads, window);
-        reference::model(
+        during_adds(
             &format!("two_writers_final_state_i64 window {window}"),
             3,
-            move || {
-                let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
-                let hs: Vec<_> = threads
-                    .iter()
-                    .map(|t| spawn_pushes(&m, t.clone()))
-                    .collect();
-                hs.into_iter().for_each(|h| h.join().unwrap());
+            move || ShardedAverage::<i64>::new(window).unwrap(),
+            threads,
+            |_| {},
+            move |m| {
                 let w = m.to_vec();
                 assert!(
                     allowed.contains(&w),
                     "window {window}: {w:?} not in {allowed:?}"
                 );
-                assert_eq!(m.len(), w.len());
-                assert_eq!(m.sum(), w.iter().map(|&x| i128::from(x)).sum::<i128>());
-                assert_eq!(m.average(), int_mean(&w));
-                assert_eq!(m.oldest(), w.first().copied());
-                assert_eq!(m.newest(), w.last().copied());
-                for (i, &x) in w.iter().enumerate() {
-                    assert_eq!(m.get(i), Some(x));
-                }
-                assert_eq!(m.get(w.len()), None);
+                assert_exact(m, &w);
             },
         );
     }
@@ -72,28 +51,28 @@ fn reader_during_adds_f64() {
     let threads = vec![vec![BIG, 256.0], vec![512.0]];
     let partial = partial_windows(&threads, window);
     let finals = final_windows(&threads, window);
-    reference::model("reader_during_adds_f64", 2, move || {
-        let m = Arc::new(ShardedAverage::<f64>::new(window).unwrap());
-        let hs: Vec<_> = threads
-            .iter()
-            .map(|t| spawn_pushes(&m, t.clone()))
-            .collect();
-
-        let seen = m.to_vec();
-        assert!(partial.contains(&seen), "read {seen:?}");
-        let avg = m.exact_average();
-        assert!(
-            partial.iter().any(|w| float_mean(w) == avg),
-            "average {avg:?} is the mean of no allowed subset"
-        );
-
-        hs.into_iter().for_each(|h| h.join().unwrap());
-        let w = m.to_vec();
-        assert!(finals.contains(&w), "final {w:?}");
-        assert_eq!(m.exact_average(), float_mean(&w));
-        assert_eq!(m.average(), float_mean(&w));
-        assert_eq!(m.sum(), w.iter().sum::<f64>());
-    });
+    during_adds(
+        "reader_during_adds_f64",
+        2,
+        move || ShardedAverage::<f64>::new(window).unwrap(),
+        threads,
+        move |m| {
+            let seen = m.to_vec();
+            assert!(partial.contains(&seen), "read {seen:?}");
+            let avg = m.exact_average();
+            assert!(
+                partial.iter().any(|w| float_mean(w) == avg),
+                "average {avg:?} is the mean of no allowed subset"
+            );
+        },
+        move |m| {
+            let w = m.to_vec();
+            assert!(finals.contains(&w), "final {w:?}");
+            assert_eq!(m.exact_average(), float_mean(&w));
+            assert_eq!(m.average(), float_mean(&w));
+            assert_eq!(m.sum(), w.iter().sum::<f64>());
+        },
+    );
 }
 
 /// The average the exact (or fast) read may return while one writer adds `1, 2, ...` to a
@@ -109,16 +88,17 @@ fn wrap_allowed(avg: Option<f64>, completed: i64, adds: i64) -> bool {
 }
 
 /// One writer adds `1..=adds` to a window of 2; it adds the first `before` alone, then the rest
-/// while the main thread runs `read`, which returns the elements completed when it began and
-/// what it read. The writer's first adds do not race with anything, which keeps the model
-/// small while the writer retires and reuses its blocks during the read.
-fn run_wrap_model<R>(
+/// while the main thread runs `read`, which returns the average (`None` if the read gave up):
+/// an allowed one for the elements completed when it began (`what` names it in a failure).
+/// The writer's first adds do not race with anything, which keeps the model small while the
+/// writer retires and reuses its blocks during the read.
+fn run_wrap_model(
     name: &'static str,
     bound: usize,
     adds: i64,
     before: i64,
-    read: impl Fn(&ShardedAverage<i64>) -> R + Send + Sync + 'static,
-    check: impl Fn(R, i64) + Send + Sync + 'static,
+    what: &'static str,
+    read: impl Fn(&ShardedAverage<i64>) -> Option<Option<f64>> + Send + Sync + 'static,
 ) {
     use loom::sync::atomic::{AtomicU64, Ordering::SeqCst};
     reference::model(name, bound, move || {
@@ -137,7 +117,12 @@ fn run_wrap_model<R>(
             thread::yield_now();
         }
         let completed = done.load(SeqCst) as i64;
-        check(read(&m), completed);
+        if let Some(avg) = read(&m) {
+            assert!(
+                wrap_allowed(avg, completed, adds),
+                "{what} {avg:?} after {completed} completed adds"
+            );
+        }
         h.join().unwrap();
         assert_eq!(m.to_vec(), [adds - 1, adds]);
         assert_eq!(m.sum(), i128::from(2 * adds - 1));
@@ -150,20 +135,9 @@ fn run_wrap_model<R>(
 /// and checkpoints and must start over. (The model's name is from when shards were rings.)
 #[test]
 fn reader_during_block_retirement() {
-    const ADDS: i64 = 16;
-    run_wrap_model(
-        "reader_during_block_retirement",
-        3,
-        ADDS,
-        8,
-        |m| m.exact_average(),
-        |avg, completed| {
-            assert!(
-                wrap_allowed(avg, completed, ADDS),
-                "average {avg:?} after {completed} completed adds"
-            );
-        },
-    );
+    run_wrap_model("reader_during_block_retirement", 3, 16, 8, "average", |m| {
+        Some(m.exact_average())
+    });
 }
 
 /// The fast read while one writer retires and reuses its blocks: the shard's summary changes
@@ -171,50 +145,55 @@ fn reader_during_block_retirement() {
 /// gives up or returns an allowed average.
 #[test]
 fn fast_read_during_block_retirement() {
-    const ADDS: i64 = 10;
     run_wrap_model(
         "fast_read_during_block_retirement",
         3,
-        ADDS,
+        10,
         6,
+        "fast average",
         |m| m.fast_average(),
-        |avg, completed| {
-            if let Some(avg) = avg {
-                assert!(
-                    wrap_allowed(avg, completed, ADDS),
-                    "fast average {avg:?} after {completed} completed adds"
-                );
-            }
-        },
     );
 }
 
-/// The fast read while two threads add: every average it returns is the exact mean of a subset
-/// of a window that existed during the read, as for the exact read. Once the writers are
-/// joined it does not give up, and it agrees with the exact read.
-#[test]
-fn fast_read_during_adds_i64() {
-    let window = 2;
-    let threads = vec![vec![1i64, 2], vec![4]];
+/// The fast read while `threads` add to a window of `window`: every average it returns is
+/// `mean` of a subset of a window that existed during the read, as for the exact read. Once
+/// the writers are joined the window is one an interleaving leaves, and `after` checks the
+/// reads of it.
+fn fast_read_during_adds<T>(
+    name: &str,
+    preemptions: usize,
+    (window, threads): (usize, Vec<Vec<T>>),
+    mean: fn(&[T]) -> Option<f64>,
+    after: impl Fn(&ShardedAverage<T>, &[T]) + Send + Sync + 'static,
+) where
+    T: mavg::Sample + PartialEq + std::fmt::Debug + Send + Sync + 'static,
+{
     let partial = partial_windows(&threads, window);
     let finals = final_windows(&threads, window);
-    reference::model("fast_read_during_adds_i64", 3, move || {
-        let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
-        let hs: Vec<_> = threads
-            .iter()
-            .map(|t| spawn_pushes(&m, t.clone()))
-            .collect();
+    let during = move |m: &ShardedAverage<T>| {
         if let Some(avg) = m.fast_average() {
             assert!(
-                partial.iter().any(|w| int_mean(w) == avg),
+                partial.iter().any(|w| mean(w) == avg),
                 "fast average {avg:?} is the mean of no allowed subset"
             );
         }
-        hs.into_iter().for_each(|h| h.join().unwrap());
+    };
+    let new = move || ShardedAverage::<T>::new(window).unwrap();
+    during_adds(name, preemptions, new, threads, during, move |m| {
         let w = m.to_vec();
         assert!(finals.contains(&w), "final {w:?}");
-        assert_eq!(m.fast_average(), Some(int_mean(&w)));
-        assert_eq!(m.average(), int_mean(&w));
+        after(m, &w);
+    });
+}
+
+/// The fast read while two threads add. Once the writers are joined it does not give up, and
+/// it agrees with the exact read.
+#[test]
+fn fast_read_during_adds_i64() {
+    let adds = (2, vec![vec![1i64, 2], vec![4]]);
+    fast_read_during_adds("fast_read_during_adds_i64", 3, adds, int_mean, |m, w| {
+        assert_eq!(m.fast_average(), Some(int_mean(w)));
+        assert_eq!(m.average(), int_mean(w));
     });
 }
 
@@ -223,26 +202,9 @@ fn fast_read_during_adds_i64() {
 /// be visibly wrong.
 #[test]
 fn fast_read_during_adds_f64() {
-    let window = 1;
-    let threads = vec![vec![BIG, 256.0], vec![512.0]];
-    let partial = partial_windows(&threads, window);
-    let finals = final_windows(&threads, window);
-    reference::model("fast_read_during_adds_f64", 2, move || {
-        let m = Arc::new(ShardedAverage::<f64>::new(window).unwrap());
-        let hs: Vec<_> = threads
-            .iter()
-            .map(|t| spawn_pushes(&m, t.clone()))
-            .collect();
-        if let Some(avg) = m.fast_average() {
-            assert!(
-                partial.iter().any(|w| float_mean(w) == avg),
-                "fast average {avg:?} is the mean of no allowed subset"
-            );
-        }
-        hs.into_iter().for_each(|h| h.join().unwrap());
-        let w = m.to_vec();
-        assert!(finals.contains(&w), "final {w:?}");
-        assert_eq!(m.average(), float_mean(&w));
+    let adds = (1, vec![vec![BIG, 256.0], vec![512.0]]);
+    fast_read_during_adds("fast_read_during_adds_f64", 2, adds, float_mean, |m, w| {
+        assert_eq!(m.average(), float_mean(w));
     });
 }
 
@@ -314,19 +276,21 @@ fn element_access_during_adds() {
     let window = 2;
     let threads = vec![vec![1i64, 2], vec![3]];
     let finals = final_windows(&threads, window);
-    reference::model("element_access_during_adds", 2, move || {
-        let m = Arc::new(ShardedAverage::<i64>::new(window).unwrap());
-        let hs: Vec<_> = threads
-            .iter()
-            .map(|t| spawn_pushes(&m, t.clone()))
-            .collect();
-        for x in [m.get(1), m.oldest()].into_iter().flatten() {
-            assert!([1, 2, 3].contains(&x), "read {x}");
-        }
-        hs.into_iter().for_each(|h| h.join().unwrap());
-        let w: Vec<i64> = (0..window).filter_map(|i| m.get(i)).collect();
-        assert!(finals.contains(&w), "{w:?}");
-    });
+    during_adds(
+        "element_access_during_adds",
+        2,
+        move || ShardedAverage::<i64>::new(window).unwrap(),
+        threads,
+        |m| {
+            for x in [m.get(1), m.oldest()].into_iter().flatten() {
+                assert!([1, 2, 3].contains(&x), "read {x}");
+            }
+        },
+        move |m| {
+            let w: Vec<i64> = (0..window).filter_map(|i| m.get(i)).collect();
+            assert!(finals.contains(&w), "{w:?}");
+        },
+    );
 }
 
 /// A block retired by one shard is taken by another while a reader is still inside it. The

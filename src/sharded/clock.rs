@@ -1,29 +1,17 @@
-//! Where elements get their stamps: the shared ticket counter, and the batches of tickets a
-//! thread draws at once when the order may be relaxed.
+//! The relaxed order's clock: its ticket counter, and the batches of tickets a thread draws at
+//! once to stamp its next adds.
 //!
-//! In the strict order every add draws one ticket (`fetch_add(1)`), so tickets are dense and
-//! one shared cache line moves between cores on every add. With a slack `D > 0`, a thread
-//! draws a *batch* of tickets in one `fetch_add` and stamps its next adds from it; an add
-//! touches shared memory only to load two words that are written rarely (once per batch and
-//! once per ordering point), which stay in every core's cache. A batch is given up, and the
-//! next one drawn, when
-//!
-//! * it is used up,
-//! * an *ordering point* passed since it was drawn: the `floor` word is raised to the ticket
-//!   counter by every read, every clear, every release of a shard and every
-//!   [`flush`](super::ShardedAverage::flush), and tickets below it are never used again;
-//! * it is more than `D` tickets behind the counter (it *expired*), which bounds how far an
-//!   element can be ordered before one added earlier.
-//!
-//! A batch used up is followed by one twice its size, and one given up early by one the size
-//! of what was used of it (rounded up to a power of two), up to `D / (2 S)` for `S` shards (so
-//! `S` threads adding at similar rates each use theirs up before it expires). Tickets given up
-//! are never used: the counter has holes, at most two per element added, and reads find the
-//! window by counting elements, not tickets (`select.rs`). The contract and its proof are in the design note ([`crate::design`],
-//! *The relaxed order*).
+//! An add touches shared memory only to load two words written rarely, the counter and the
+//! *floor* that ordering points raise; it draws a new batch (one `fetch_add`) when its batch is
+//! used up, older than an ordering point, or more than the slack behind the counter. Tickets
+//! given up leave holes in the counter, so reads find the window by counting elements
+//! (`select.rs`). The mechanism, the batch sizes, the contract and its proof are in the design
+//! note ([`crate::design`], *The relaxed order*). (The strict order's counter is a plain
+//! `fetch_add(1)` per add, in `ShardedAverage` itself.)
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
+use super::planted;
 use crate::sync::AtomicU64;
 
 /// The words every add loads and rarely writes, on one cache line of their own.
@@ -41,7 +29,7 @@ pub(crate) struct Clock {
     slack: u64,
 }
 
-/// A thread's current batch of tickets; part of its shard's owner state.
+/// A thread's current batch of tickets; part of its shard's writer state.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Batch {
     /// The next ticket to use.
@@ -97,14 +85,13 @@ impl Clock {
     /// is used up, expired, or older than an ordering point.
     #[inline(always)]
     pub(crate) fn stamp(&self, batch: &mut Batch) -> u64 {
-        // `--cfg mavg_planted_bug="stale_batch"` ignores the floor, which the loom models must
-        // catch. Relaxed: ordering points need only coherence. An add that happens after an ordering
+        // Relaxed: ordering points need only coherence. An add that happens after an ordering
         // point loads a floor at least as high as the one it stored (write-read coherence), and
         // a `fetch_add` that happens after the ordering point's load of the counter returns at
         // least the value that load saw (design note, *The relaxed order*).
         let floor = self.floor.load(Relaxed);
         let now = self.next_ticket.load(Relaxed);
-        let ordered = batch.next >= floor || cfg!(mavg_planted_bug = "stale_batch");
+        let ordered = batch.next >= floor || !planted::CHECK_FLOOR;
         if batch.next < batch.end && ordered && batch.next.saturating_add(self.slack) >= now {
             let stamp = batch.next;
             batch.next += 1;

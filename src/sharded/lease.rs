@@ -14,17 +14,18 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crossbeam_utils::CachePadded;
 
+use super::claim::{release, Claim};
 use super::clock::Clock;
-use super::shard::{release, Claim};
+use super::planted;
 use crate::sample::Sample;
 use crate::sync::{thread_local_key, Arc, AtomicBool};
 
 /// A thread's claim on one shard of one moving average, kept for the thread's life.
 pub(crate) struct Lease {
     /// The moving average's unique id (ids are never reused, unlike addresses).
-    pub(crate) owner: u64,
+    pub(crate) average_id: u64,
     /// The claimed shard, as [`Claim::into_raw`] gives it; turned back into a claim only by the
-    /// moving average with id `owner`, which keeps its shards alive as long as it lives.
+    /// moving average with id `average_id`, which keeps its shards alive as long as it lives.
     pub(crate) shard: *const (),
     /// The shard's `claimed` flag, kept alive even if the moving average is dropped first.
     claimed: Arc<AtomicBool>,
@@ -36,13 +37,13 @@ pub(crate) struct Lease {
 impl Lease {
     /// Keeps `claim` until the lease is dropped.
     pub(crate) fn new<T: Sample>(
-        owner: u64,
+        average_id: u64,
         claim: Claim<'_, T>,
         clock: Option<Arc<CachePadded<Clock>>>,
     ) -> Self {
         let (shard, claimed) = claim.into_raw();
         Lease {
-            owner,
+            average_id,
             shard,
             claimed,
             clock,
@@ -59,9 +60,8 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(clock) = &self.clock {
-            // `--cfg mavg_planted_bug="release_unordered"` skips it, which the loom models
-            // must catch.
-            if !cfg!(mavg_planted_bug = "release_unordered") {
+            // Giving up a shard is an ordering point (`planted::RELEASE_ORDERS`).
+            if planted::RELEASE_ORDERS {
                 clock.order_point();
             }
         }
@@ -98,8 +98,8 @@ impl Hasher for IdHasher {
 /// `O(1)` amortized, never `O(k)` for `k` leases.
 #[derive(Default)]
 struct Leases {
-    by_owner: HashMap<u64, Lease, BuildHasherDefault<IdHasher>>,
-    /// The owner id and shard of the lease used last.
+    by_average: HashMap<u64, Lease, BuildHasherDefault<IdHasher>>,
+    /// The moving-average id and shard of the lease used last.
     last: Option<(u64, *const ())>,
     /// Purge orphans when the map reaches this many leases.
     purge_at: usize,
@@ -112,27 +112,28 @@ thread_local_key! {
 /// The thread's lease list is gone: the thread is exiting, and its thread-local storage is
 /// being destroyed.
 #[derive(Debug)]
-pub(crate) struct Gone;
+pub(crate) struct ThreadExiting;
 
-/// The shard the current thread holds in moving average `owner` (as [`Claim::into_raw`] gave
-/// it), after taking a lease with `claim` if it holds none. Leases of moving averages that no
-/// longer exist are dropped once the map has doubled since the last purge.
+/// The shard the current thread holds in the moving average with id `average_id` (as
+/// [`Claim::into_raw`] gave it), after taking a lease with `claim` if it holds none. Leases of
+/// moving averages that no longer exist are dropped once the map has doubled since the last
+/// purge.
 ///
-/// `Err(Gone)` when the thread's lease list is gone (`claim` was not called).
+/// `Err(ThreadExiting)` when the thread's lease list is gone (`claim` was not called).
 #[inline]
 pub(crate) fn get_or_claim<E>(
-    owner: u64,
+    average_id: u64,
     claim: impl FnOnce() -> Result<Lease, E>,
-) -> Result<Result<*const (), E>, Gone> {
+) -> Result<Result<*const (), E>, ThreadExiting> {
     LEASES
         .try_with(|leases| {
             let mut leases = leases.borrow_mut();
             if let Some((id, shard)) = leases.last {
-                if id == owner {
+                if id == average_id {
                     return Ok(shard);
                 }
             }
-            let shard = match leases.by_owner.get(&owner) {
+            let shard = match leases.by_average.get(&average_id) {
                 Some(lease) => lease.shard,
                 None => {
                     let lease = claim()?;
@@ -141,36 +142,39 @@ pub(crate) fn get_or_claim<E>(
                     shard
                 }
             };
-            leases.last = Some((owner, shard));
+            leases.last = Some((average_id, shard));
             Ok(shard)
         })
-        .map_err(|_| Gone)
+        .map_err(|_| ThreadExiting)
 }
 
 impl Leases {
     fn insert(&mut self, lease: Lease) {
-        if self.by_owner.len() >= self.purge_at {
-            self.by_owner.retain(|_, l| !l.is_orphan());
-            self.purge_at = (2 * self.by_owner.len()).max(16);
+        if self.by_average.len() >= self.purge_at {
+            self.by_average.retain(|_, l| !l.is_orphan());
+            self.purge_at = (2 * self.by_average.len()).max(16);
         }
-        self.by_owner.insert(lease.owner, lease);
+        self.by_average.insert(lease.average_id, lease);
     }
 }
 
 /// How many leases the current thread keeps, for tests of the purge.
 #[cfg(test)]
 pub(crate) fn count() -> usize {
-    LEASES.with(|leases| leases.borrow().by_owner.len())
+    LEASES.with(|leases| leases.borrow().by_average.len())
 }
 
-/// The shard the current thread holds in moving average `owner`, for tests.
+/// The shard the current thread holds in the moving average with id `average_id`, for tests.
 #[cfg(test)]
-pub(crate) fn held(owner: u64) -> Option<*const ()> {
-    LEASES.with(|leases| leases.borrow().by_owner.get(&owner).map(|l| l.shard))
+pub(crate) fn held(average_id: u64) -> Option<*const ()> {
+    LEASES.with(|leases| {
+        let leases = leases.borrow();
+        leases.by_average.get(&average_id).map(|l| l.shard)
+    })
 }
 
 /// Ids for moving averages, unique for the life of the process.
-pub(crate) fn next_owner_id() -> u64 {
+pub(crate) fn next_average_id() -> u64 {
     // Only uniqueness matters, which a Relaxed read-modify-write gives.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     NEXT.fetch_add(1, Relaxed)

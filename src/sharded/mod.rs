@@ -1,24 +1,38 @@
-//! The lock-free sharded moving average: the list of shards (`shard.rs`), the pool their blocks
-//! come from (`pool.rs`) and the thread-local leases that give each shard one writer
-//! (`lease.rs`).
+//! The lock-free sharded moving average: the list of shards and the reads that combine them.
+//!
+//! The parts, one file each: a shard's state and geometry (`shard.rs`), its add path
+//! (`writer.rs`), a thread's claim on it (`claim.rs`) and the thread-local leases that keep
+//! claims (`lease.rs`); the pool the shards' blocks come from (`pool.rs`); a reader's cursor
+//! over a shard (`cursor.rs`), the exact read (`exact_read.rs`) and the fast read
+//! (`fast_read.rs`) of one shard; the relaxed order's ticket batches (`clock.rs`) and how its
+//! reads find the window (`select.rs`); the switches of the planted bugs that the loom models
+//! must catch (`planted.rs`).
 //!
 //! The algorithm, the proof that reads are exact and consistent, the memory bound and every
 //! ordering are in `notes/design.md` (published as [`crate::design`]), section *ShardedAverage*;
 //! the code's comments point to it rather than repeat it.
 
+mod claim;
 mod clock;
+mod cursor;
+mod exact_read;
+mod fast_read;
 mod lease;
+#[cfg(loom)]
+mod loom_hooks;
+mod planted;
 mod pool;
 mod select;
 mod shard;
+mod writer;
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crossbeam_utils::CachePadded;
 
-use crate::error::{check_window, WindowError};
+use crate::error::{check_window, AllocError, WindowError};
 use crate::fixed::Reciprocal;
 use crate::limbs::{LimbRange, LimbSum, Limbs};
 use crate::running::{LinearSum, Summary};
@@ -26,28 +40,18 @@ use crate::sample::Sample;
 use crate::sync::{Arc, AtomicPtr, AtomicU64};
 use crate::traits::{MovingAverage, SharedMovingAverage};
 
+use claim::Claim;
 use clock::{Batch, Clock};
-use lease::{Gone, Lease};
+use exact_read::{StartOver, View};
+use fast_read::Snapshot;
+use lease::{Lease, ThreadExiting};
 use pool::{Exhausted, Pool};
-use shard::{Claim, Geometry, Shard, Snapshot, Stale, View};
+use shard::{Geometry, Shard};
+use writer::Add;
 
 /// The most shards the fast read of the relaxed order handles; with more, reads take the exact
 /// path.
 const FAST_SHARDS: usize = 8;
-
-/// The orderings of a ticket draw and of a reader's load of the counter. Release and Acquire
-/// are what reads need, and Relaxed is not enough; they are SeqCst because loom explores
-/// hundreds of times fewer executions with them, at no cost on x86 (design note, *Orderings of
-/// the ticket counter*). `--cfg mavg_planted_bug="relaxed_tickets"` weakens both to Relaxed,
-/// which the loom models must catch.
-#[cfg(not(mavg_planted_bug = "relaxed_tickets"))]
-const DRAW: std::sync::atomic::Ordering = SeqCst;
-#[cfg(not(mavg_planted_bug = "relaxed_tickets"))]
-const LOAD_TICKETS: std::sync::atomic::Ordering = SeqCst;
-#[cfg(mavg_planted_bug = "relaxed_tickets")]
-const DRAW: std::sync::atomic::Ordering = Relaxed;
-#[cfg(mavg_planted_bug = "relaxed_tickets")]
-const LOAD_TICKETS: std::sync::atomic::Ordering = Relaxed;
 
 /// A lock-free moving average that any number of threads add to at once.
 ///
@@ -304,7 +308,7 @@ impl<T: Sample> ShardedAverage<T> {
             steal_above: AtomicU64::new(geometry.table() as u64),
             grid: AtomicU64::new(<T::Summary as Summary<T>>::grid_word(window as u64)),
             reciprocal: Reciprocal::new(window as u64),
-            id: lease::next_owner_id(),
+            id: lease::next_average_id(),
             _shards: PhantomData,
         };
         for _ in 0..shards {
@@ -319,7 +323,7 @@ impl<T: Sample> ShardedAverage<T> {
     ///
     /// # Errors
     ///
-    /// [`WindowError::Alloc`] if a new shard or block was needed and could not be allocated.
+    /// [`AllocError`] if a new shard or block was needed and could not be allocated.
     ///
     /// # Examples
     ///
@@ -332,7 +336,7 @@ impl<T: Sample> ShardedAverage<T> {
     /// # Ok::<(), mavg::WindowError>(())
     /// ```
     #[inline]
-    pub fn try_push(&self, value: T) -> Result<(), WindowError> {
+    pub fn try_push(&self, value: T) -> Result<(), AllocError> {
         let lease = || Ok(Lease::new(self.id, self.claim()?, self.lease_clock()));
         match lease::get_or_claim(self.id, lease) {
             Ok(Ok(shard)) => {
@@ -344,7 +348,7 @@ impl<T: Sample> ShardedAverage<T> {
             Ok(Err(e)) => Err(e),
             // The thread is exiting and has no lease list: claim for this one add, and
             // release when `claim` drops.
-            Err(Gone) => {
+            Err(ThreadExiting) => {
                 #[cfg(test)]
                 tests::ADDS_WITHOUT_LEASES.fetch_add(1, Relaxed);
                 let claim = self.claim()?;
@@ -370,7 +374,7 @@ impl<T: Sample> ShardedAverage<T> {
     }
 
     #[inline(always)]
-    fn push_to(&self, claim: &Claim<'_, T>, value: T) -> Result<(), WindowError> {
+    fn push_to(&self, claim: &Claim<'_, T>, value: T) -> Result<(), AllocError> {
         if let Some(clock) = self.clock() {
             return self.push_relaxed(clock, claim, value);
         }
@@ -378,8 +382,9 @@ impl<T: Sample> ShardedAverage<T> {
         let draw = |_: &mut Batch| {
             // Release (at least) pairs with readers' Acquire (at least) loads of the counter: a
             // reader that loads a counter past `ticket` sees this thread's earlier adds
-            // published (design note, *Orderings of the ticket counter*).
-            let ticket = self.tickets.next.fetch_add(1, DRAW);
+            // published (design note, *Orderings of the ticket counter*). SeqCst in fact, see
+            // `planted::TICKET_DRAW`.
+            let ticket = self.tickets.next.fetch_add(1, planted::TICKET_DRAW);
             // Elements with tickets below this are outside the window of every read that loads
             // a ticket counter past `ticket`. (Clears are left to readers: after one, they walk
             // forward past the cleared elements, or take the exact read until the owner's own
@@ -388,8 +393,7 @@ impl<T: Sample> ShardedAverage<T> {
         };
         let take = || self.take_block(Some(claim.shard()));
         // SAFETY: every shard of this moving average was created with `self.pool`.
-        unsafe { claim.push(&self.pool, &self.grid, value, take, draw) }
-            .map_err(|e| self.alloc_error(e))
+        unsafe { claim.push(self.add(value, take, draw)) }.map_err(|e| self.alloc_error(e))
     }
 
     /// An add in the relaxed order: stamped from the thread's batch of tickets, evicting what
@@ -402,24 +406,33 @@ impl<T: Sample> ShardedAverage<T> {
         clock: &Clock,
         claim: &Claim<'_, T>,
         value: T,
-    ) -> Result<(), WindowError> {
+    ) -> Result<(), AllocError> {
         let draw = |batch: &mut Batch| (clock.stamp(batch), clock.out_below());
         let take = || self.take_block(Some(claim.shard()));
         // SAFETY: every shard of this moving average was created with `self.pool`.
-        let pushed = unsafe { claim.push(&self.pool, &self.grid, value, take, draw) };
+        let pushed = unsafe { claim.push(self.add(value, take, draw)) };
         pushed.map_err(|e| self.alloc_error(e))
     }
 
-    fn alloc_error(&self, _: Exhausted) -> WindowError {
-        WindowError::Alloc {
-            requested: self.geometry.window as usize,
-            bytes: self.pool.block_bytes(),
+    /// An add of `value` to one of this moving average's shards.
+    #[inline(always)]
+    fn add<Take, Draw>(&self, value: T, take: Take, draw: Draw) -> Add<'_, T, Take, Draw> {
+        Add {
+            pool: &self.pool,
+            grid: &self.grid,
+            value,
+            take,
+            draw,
         }
+    }
+
+    fn alloc_error(&self, _: Exhausted) -> AllocError {
+        AllocError::new(self.geometry.window as usize, self.pool.block_bytes())
     }
 
     /// Claims a free shard, linking a new one if there is none. In the relaxed order this is
     /// the ordering point of a thread's first add.
-    fn claim(&self) -> Result<Claim<'_, T>, WindowError> {
+    fn claim(&self) -> Result<Claim<'_, T>, AllocError> {
         let claim = loop {
             if let Some(claim) = self.shards().find_map(Claim::try_new) {
                 break claim;
@@ -430,9 +443,8 @@ impl<T: Sample> ShardedAverage<T> {
             }
         };
         if let Some(clock) = self.clock() {
-            // `--cfg mavg_planted_bug="first_add_unordered"` skips it, which the tests must
-            // catch.
-            if !cfg!(mavg_planted_bug = "first_add_unordered") {
+            // The ordering point of the thread's first add (`planted::FIRST_ADD_ORDERS`).
+            if planted::FIRST_ADD_ORDERS {
                 clock.order_point();
             }
         }
@@ -440,13 +452,8 @@ impl<T: Sample> ShardedAverage<T> {
     }
 
     /// Links a new, unclaimed shard.
-    fn new_shard(&self) -> Result<&CachePadded<Shard<T>>, WindowError> {
-        let first = self
-            .take_block(None)
-            .map_err(|Exhausted| WindowError::Alloc {
-                requested: self.geometry.window as usize,
-                bytes: self.pool.block_bytes(),
-            })?;
+    fn new_shard(&self) -> Result<&CachePadded<Shard<T>>, AllocError> {
+        let first = self.take_block(None).map_err(|e| self.alloc_error(e))?;
         match Shard::new(self.geometry, &self.pool, first) {
             Ok(shard) => Ok(self.link(shard)),
             Err(e) => {
@@ -649,8 +656,9 @@ impl<T: Sample> ShardedAverage<T> {
             // when `to` was loaded. Acquire (at least) pairs with the Release of every draw
             // below `to` (each `fetch_add` continues the release sequence), so of those
             // elements only the last add of each thread may be missing; the clear mark needs no
-            // ordering (design note, *Orderings of the ticket counter*).
-            let to = self.tickets.next.load(LOAD_TICKETS);
+            // ordering (design note, *Orderings of the ticket counter*). SeqCst in fact, see
+            // `planted::TICKET_DRAW`.
+            let to = self.tickets.next.load(planted::TICKET_LOAD);
             let from = to
                 .saturating_sub(self.geometry.window)
                 .max(self.tickets.cleared_below.load(Relaxed));
@@ -660,7 +668,7 @@ impl<T: Sample> ShardedAverage<T> {
                     .read(&self.pool, |view| {
                         let range = view.range(from, to)?;
                         visit(&mut acc, view, range, from);
-                        Ok::<(), Stale>(())
+                        Ok::<(), StartOver>(())
                     })
                     .and_then(|r| r)
                     .is_ok()
@@ -678,7 +686,7 @@ impl<T: Sample> ShardedAverage<T> {
             return self.summarize_relaxed(clock);
         }
         // As in `read`: an element in `[from, to)` was in the window when `to` was loaded.
-        let to = self.tickets.next.load(LOAD_TICKETS);
+        let to = self.tickets.next.load(planted::TICKET_LOAD);
         let from = to
             .saturating_sub(self.geometry.window)
             .max(self.tickets.cleared_below.load(Relaxed));
@@ -805,26 +813,6 @@ impl<T: Sample> ShardedAverage<T> {
         (n > 0).then(|| sum.exact_mean(Self::full_span(), n))
     }
 
-    /// The exact read alone, for loom models of it (the fast read's extra loads would multiply
-    /// their executions).
-    #[cfg(loom)]
-    pub fn exact_average(&self) -> Option<f64> {
-        self.exact_mean()
-    }
-
-    /// Lets shards steal blocks from the first block on, for loom models of stealing (which
-    /// cannot afford the adds it otherwise takes to get there).
-    #[cfg(loom)]
-    pub fn steal_from_the_start(&self) {
-        self.steal_above.store(0, Relaxed);
-    }
-
-    /// The fast read alone, for loom models of it.
-    #[cfg(loom)]
-    pub fn fast_average(&self) -> Option<Option<f64>> {
-        self.fast_mean()
-    }
-
     fn total(&self) -> (T::Limbs, u64) {
         self.read(
             || (T::Limbs::ZERO, 0u64),
@@ -844,12 +832,16 @@ impl<T: Sample> ShardedAverage<T> {
     }
 }
 
+crate::inherent::inherent_methods!(shared ShardedAverage);
+
 impl<T: Sample> MovingAverage for ShardedAverage<T> {
     type Item = T;
 
     fn with_window(window: usize) -> Result<Self, WindowError> {
         Self::new(window)
     }
+
+    crate::inherent::exclusive_through_shared!();
 
     fn window(&self) -> usize {
         self.geometry.window as usize
@@ -932,15 +924,6 @@ impl<T: Sample> MovingAverage for ShardedAverage<T> {
         tagged.sort_unstable_by_key(|&(ticket, _)| ticket);
         tagged.into_iter().map(|(_, v)| v).collect()
     }
-
-    /// As [`SharedMovingAverage::push`], which documents the one panic.
-    fn push(&mut self, value: T) {
-        SharedMovingAverage::push(&*self, value);
-    }
-
-    fn clear(&mut self) {
-        SharedMovingAverage::clear(&*self);
-    }
 }
 
 impl<T: Sample> SharedMovingAverage for ShardedAverage<T> {
@@ -950,7 +933,7 @@ impl<T: Sample> SharedMovingAverage for ShardedAverage<T> {
     ///
     /// If this is the calling thread's first add and no shard is free, a shard is allocated;
     /// an add that starts a block may need to allocate one (a segment of the pool). If that
-    /// allocation fails, this panics with the [`WindowError`], having added nothing. Use
+    /// allocation fails, this panics with the [`AllocError`], having added nothing. Use
     /// [`try_push`](ShardedAverage::try_push) to get the error instead.
     ///
     /// # Examples
@@ -986,18 +969,18 @@ impl<T: Sample> SharedMovingAverage for ShardedAverage<T> {
     }
 }
 
-impl<T: Sample> Extend<T> for ShardedAverage<T> {
-    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
-        (&*self).extend(iter);
-    }
-}
-
 /// Adds through a shared reference, so several threads can extend at once.
 impl<T: Sample> Extend<T> for &ShardedAverage<T> {
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         for value in iter {
             SharedMovingAverage::push(*self, value);
         }
+    }
+}
+
+impl<T: Sample> Extend<T> for ShardedAverage<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        (&*self).extend(iter);
     }
 }
 

@@ -36,7 +36,7 @@ use crate::sync::{AtomicPtr, AtomicU64};
 pub(crate) struct Slot {
     /// The element's global ticket: its place in the order of all adds.
     pub(crate) ticket: AtomicU64,
-    /// The element's bits ([`Element::to_bits`](crate::sample::sealed::Element::to_bits)).
+    /// The element's bits ([`Element::to_bits`](crate::element::Element::to_bits)).
     pub(crate) value: AtomicU64,
 }
 

@@ -1,19 +1,12 @@
 //! The window of a read in the relaxed order, found by counting elements.
 //!
-//! In the strict order tickets are dense, so the window is the tickets `[to - N, to)`. In the
-//! relaxed order the ticket counter has holes (tickets of batches given up, and the unused
-//! rest of the batches in use), so the window is the `N` elements with the highest stamps,
-//! and a read finds where it starts: the highest stamp `from` such that the shards hold `N`
-//! elements with stamps in `[from, to)`.
-//!
-//! Each shard's stamps increase with its seq, so the number of elements at or above a stamp is
-//! a sum of binary searches, and the start is found by bisecting the stamps between a lower
-//! bound, where at least `N` elements lie, and `to - N + 1`, where fewer can (stamps are
-//! unique). The lower bound is the start a recent read found, which only moves forward, so the
-//! bisection covers the tickets drawn since; each step narrows every shard's range, so each
-//! binary search is short.
+//! The relaxed order's ticket counter has holes, so the window is not the tickets
+//! `[to - N, to)` but the `N` elements with the highest stamps: a read bisects the stamps for
+//! the highest `from` such that the shards' views hold `N` elements in `[from, to)`, counting
+//! each shard's by binary search. The design note ([`crate::design`], *The relaxed order*,
+//! *Reads find the window by counting*) has the details.
 
-use super::shard::{Stale, View};
+use super::exact_read::{StartOver, View};
 use crate::sample::Sample;
 
 /// Finds the start of the window of the `rank` newest elements with stamps in `[floor, to)`
@@ -22,7 +15,7 @@ use crate::sample::Sample;
 /// recent read found); any value is correct, a close one is fast. Writes each view's range of
 /// elements in `[from, to)` to `ranges`.
 ///
-/// `Stale` if elements the views no longer show (retired blocks) could lie in the window:
+/// `StartOver` if elements the views no longer show (retired blocks) could lie in the window:
 /// the read must start over (the design note, *The relaxed order*, shows that the retry does
 /// not find them again).
 pub(crate) fn select<T: Sample>(
@@ -32,7 +25,7 @@ pub(crate) fn select<T: Sample>(
     to: u64,
     rank: u64,
     ranges: &mut [(u64, u64)],
-) -> Result<u64, Stale> {
+) -> Result<u64, StartOver> {
     debug_assert_eq!(views.len(), ranges.len());
     // `ranges[i].1` is the end of view `i`'s elements below `to`, and `ranges[i].0` its first
     // element at or above the lower bound `low`, where at least `rank` elements lie (or
@@ -91,7 +84,7 @@ pub(crate) fn select<T: Sample>(
         .any(|(view, &(lo, _))| lo == view.oldest() && view.oldest() > 0);
     if hidden {
         // Every element the view shows is in the window, so retired ones may be too.
-        return Err(Stale);
+        return Err(StartOver);
     }
     Ok(low)
 }
