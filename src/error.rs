@@ -5,12 +5,36 @@ use std::fmt;
 /// The exact accumulators add 32-bit digits into 64-bit counters without carrying; this bound
 /// keeps every counter's true value below `2^62`, so wrapping arithmetic stays exact (see
 /// `notes/design.md`). A window this large already takes 8 GiB for `f64` samples.
+///
+/// # Examples
+///
+/// ```
+/// use mavg::{RingAverage, WindowError, MAX_WINDOW};
+///
+/// let err = RingAverage::<u8>::new(MAX_WINDOW + 1).unwrap_err();
+/// assert_eq!(err, WindowError::TooLarge { requested: MAX_WINDOW + 1, max: MAX_WINDOW });
+/// ```
 pub const MAX_WINDOW: usize = 1 << 30;
 
 /// Why a moving average could not be created.
 ///
 /// Every constructor in the crate returns this instead of panicking or aborting, and a failed
 /// construction allocates nothing that outlives the call.
+///
+/// # Examples
+///
+/// ```
+/// use mavg::{MutexAverage, WindowError};
+///
+/// match MutexAverage::<f64>::new(0) {
+///     Err(WindowError::Zero) => {}
+///     other => panic!("expected a zero-window error, got {other:?}"),
+/// }
+/// assert_eq!(
+///     WindowError::Zero.to_string(),
+///     "a moving-average window must hold at least one element"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WindowError {
@@ -63,6 +87,22 @@ impl std::error::Error for WindowError {}
 /// [`ShardedAverage::try_push`](crate::ShardedAverage::try_push) returns it;
 /// [`push`](crate::SharedMovingAverage::push) panics with it. It converts into
 /// [`WindowError::Alloc`], so `?` works in functions that also create averages.
+///
+/// # Examples
+///
+/// ```
+/// use mavg::{ShardedAverage, WindowError};
+///
+/// fn fill(values: &[f64]) -> Result<ShardedAverage<f64>, WindowError> {
+///     let m = ShardedAverage::new(values.len().max(1))?;
+///     for &x in values {
+///         m.try_push(x)?; // an AllocError becomes WindowError::Alloc
+///     }
+///     Ok(m)
+/// }
+/// assert_eq!(fill(&[1.0, 2.0])?.average(), Some(1.5));
+/// # Ok::<(), WindowError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllocError {
     window: usize,
@@ -147,6 +187,18 @@ pub(crate) fn check_window(window: usize) -> Result<(), WindowError> {
 }
 
 /// Why words could not be read back as the state of an [`ExactSum`](crate::ExactSum).
+///
+/// # Examples
+///
+/// ```
+/// use mavg::{ExactSum, StateError};
+///
+/// assert_eq!(ExactSum::<i32>::from_state(&[1, 0]).unwrap_err(), StateError::NotCanonical);
+/// assert_eq!(
+///     ExactSum::<i32>::from_state(&[1, 2, 3]).unwrap_err(),
+///     StateError::TooLong { max: 2, found: 3 }
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StateError {
