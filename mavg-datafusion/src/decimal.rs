@@ -6,13 +6,13 @@ use std::mem;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Decimal256Array, UInt64Array,
+    ArrayRef, AsArray, BooleanArray, Decimal128Array, Decimal256Array, UInt64Array,
 };
-use datafusion::arrow::datatypes::{i256, DataType, Decimal128Type, Decimal256Type, UInt64Type};
-use datafusion::common::{exec_datafusion_err, exec_err, internal_err, Result, ScalarValue};
+use datafusion::arrow::datatypes::{i256, DataType, Decimal128Type, Decimal256Type};
+use datafusion::common::{exec_datafusion_err, exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 
-use crate::input::selected_rows;
+use crate::input::{for_each_state, selected_rows, SumColumn};
 use crate::Kind;
 
 /// The largest precision of `DECIMAL`, and of the results.
@@ -71,36 +71,25 @@ fn result(kind: Kind, scale: i8, sum: i256, count: u64) -> Result<Option<i128>> 
     }
 }
 
-/// The sums and counts in a state batch, for each non-NULL row.
-fn for_each_state(
-    states: &[ArrayRef],
-    mut merge: impl FnMut(usize, u64, i256) -> Result<()>,
-) -> Result<()> {
-    let [counts, sums] = states else {
-        return internal_err!("exact decimal state has {} columns, not 2", states.len());
-    };
-    let counts = counts.as_primitive_opt::<UInt64Type>().ok_or_else(|| {
-        exec_datafusion_err!("exact decimal state: count is {}", counts.data_type())
-    })?;
-    let sums = sums
-        .as_primitive_opt::<Decimal256Type>()
-        .ok_or_else(|| exec_datafusion_err!("exact decimal state: sum is {}", sums.data_type()))?;
-    if counts.len() != sums.len() {
-        return exec_err!(
-            "exact decimal state: {} counts for {} sums",
-            counts.len(),
-            sums.len()
-        );
+impl<'a> SumColumn<'a> for &'a Decimal256Array {
+    const STATE: &'static str = "exact decimal state";
+    const HALF_NULL: &'static str = "is malformed";
+    const NO_VALUES: &'static str = "is malformed";
+    type Sum = i256;
+    type Rows = Self;
+
+    fn typed(sums: &'a ArrayRef) -> Option<Self> {
+        sums.as_primitive_opt::<Decimal256Type>()
     }
-    for row in 0..counts.len() {
-        match (counts.is_null(row), sums.is_null(row)) {
-            (true, true) => continue,
-            (false, false) if counts.value(row) > 0 => {}
-            _ => return exec_err!("exact decimal state: row {row} is malformed"),
-        }
-        merge(row, counts.value(row), sums.value(row))?;
+
+    fn rows(self) -> Result<Self> {
+        Ok(self)
     }
-    Ok(())
+
+    #[inline]
+    fn sum(rows: &Self, row: usize) -> Result<i256> {
+        Ok(rows.value(row))
+    }
 }
 
 /// The state columns of many groups; NULL for a group without values.
@@ -189,7 +178,7 @@ impl Accumulator for DecimalAccumulator {
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        for_each_state(states, |_, n, s| {
+        for_each_state::<&Decimal256Array>(states, |_, n, s| {
             self.sum = self.sum.wrapping_add(s);
             self.count += n;
             Ok(())
@@ -291,7 +280,7 @@ impl GroupsAccumulator for DecimalGroupsAccumulator {
     ) -> Result<()> {
         self.resize(total_num_groups);
         let (sums, counts) = (&mut self.sums, &mut self.counts);
-        for_each_state(values, |row, n, s| {
+        for_each_state::<&Decimal256Array>(values, |row, n, s| {
             let g = group_indices[row];
             sums[g] = sums[g].wrapping_add(s);
             counts[g] += n;

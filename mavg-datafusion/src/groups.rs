@@ -3,7 +3,7 @@
 use std::mem;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Float64Array};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Float64Array, ListArray};
 use datafusion::common::Result;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use mavg::Sample;
@@ -110,7 +110,7 @@ impl<A: ExactInput> GroupsAccumulator for ExactGroupsAccumulator<A> {
     ) -> Result<()> {
         self.resize(total_num_groups);
         let (sums, counts) = (&mut self.sums, &mut self.counts);
-        for_each_state(values, |row, n, words| {
+        for_each_state::<&ListArray>(values, |row, n, words| {
             let g = group_indices[row];
             sums.merge_state(g, words).map_err(state_error)?;
             counts[g] += n;
