@@ -370,6 +370,46 @@ pub(crate) fn selected_rows(
     }
 }
 
+/// Calls `add(group, value)` for each row of `values` to sum (see [`selected_rows`]), in
+/// order, `group_indices` giving the rows' groups.
+#[inline]
+pub(crate) fn for_each_grouped_value<A: ArrowPrimitiveType>(
+    values: &PrimitiveArray<A>,
+    group_indices: &[usize],
+    opt_filter: Option<&BooleanArray>,
+    mut add: impl FnMut(usize, A::Native),
+) {
+    let raw = values.values();
+    match selected_rows(values, opt_filter) {
+        None => {
+            for (&g, &v) in group_indices.iter().zip(raw.iter()) {
+                add(g, v);
+            }
+        }
+        Some(rows) => {
+            for i in rows.set_indices() {
+                add(group_indices[i], raw[i]);
+            }
+        }
+    }
+}
+
+/// Merges each non-NULL row of a state batch (see [`for_each_state`]) into its group, whose
+/// index `group_indices` gives: `merge(group, sum)`, then the row's count added to `counts`.
+pub(crate) fn merge_group_states<'a, C: SumColumn<'a>>(
+    states: &'a [ArrayRef],
+    group_indices: &[usize],
+    counts: &mut [u64],
+    mut merge: impl FnMut(usize, C::Sum) -> Result<()>,
+) -> Result<()> {
+    for_each_state::<C>(states, |row, n, sum| {
+        let g = group_indices[row];
+        merge(g, sum)?;
+        counts[g] += n;
+        Ok(())
+    })
+}
+
 /// Turns a state decoding error of the core crate into an execution error.
 pub(crate) fn state_error(e: mavg::StateError) -> datafusion::error::DataFusionError {
     exec_datafusion_err!("exact aggregate state: {e}")
