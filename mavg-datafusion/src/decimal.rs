@@ -12,7 +12,7 @@ use datafusion::common::{exec_datafusion_err, exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{Accumulator, EmitTo};
 
 use crate::groups::{GroupSumsOf, GroupsOf};
-use crate::input::{for_each_state, merge_group_states, selected_rows, SumColumn};
+use crate::input::{for_each_state, selected_rows, SumColumn};
 use crate::Kind;
 
 /// The largest precision of `DECIMAL`, and of the results.
@@ -213,6 +213,7 @@ pub(crate) struct DecimalSums {
 
 impl GroupSumsOf for DecimalSums {
     type Input = Decimal128Type;
+    type Column<'a> = &'a Decimal256Array;
 
     fn resize(&mut self, groups: usize) {
         if self.sums.len() < groups {
@@ -250,17 +251,9 @@ impl GroupSumsOf for DecimalSums {
         states(self.scale, &self.sums, counts)
     }
 
-    fn merge(
-        &mut self,
-        states: &[ArrayRef],
-        group_indices: &[usize],
-        counts: &mut [u64],
-    ) -> Result<()> {
-        let sums = &mut self.sums;
-        merge_group_states::<&Decimal256Array>(states, group_indices, counts, |g, s| {
-            sums[g] = sums[g].wrapping_add(s);
-            Ok(())
-        })
+    fn merge<'a>(&mut self, g: usize, s: <Self::Column<'a> as SumColumn<'a>>::Sum) -> Result<()> {
+        self.sums[g] = self.sums[g].wrapping_add(s);
+        Ok(())
     }
 
     fn convert_to_state(

@@ -13,7 +13,7 @@ use mavg::Sample;
 
 use crate::input::{
     for_each_grouped_value, merge_group_states, selected_rows, state_error, Exact, ExactGroups,
-    ExactInput, States, SumValue,
+    ExactInput, States, SumColumn, SumValue,
 };
 use crate::Kind;
 
@@ -22,6 +22,8 @@ use crate::Kind;
 pub(crate) trait GroupSumsOf: Debug + Send + Sized + 'static {
     /// The Arrow type of the values summed.
     type Input: ArrowPrimitiveType;
+    /// The state's `sum` column.
+    type Column<'a>: SumColumn<'a>;
 
     /// Makes room for `groups` groups.
     fn resize(&mut self, groups: usize);
@@ -33,14 +35,8 @@ pub(crate) trait GroupSumsOf: Debug + Send + Sized + 'static {
     fn evaluate(&self, counts: &[u64]) -> Result<ArrayRef>;
     /// The state columns of the groups, whose counts are `counts`.
     fn state(&self, counts: &[u64]) -> Result<Vec<ArrayRef>>;
-    /// Merges the state rows of `states` into their groups (`group_indices`), and their
-    /// counts into `counts` (see [`merge_group_states`]).
-    fn merge(
-        &mut self,
-        states: &[ArrayRef],
-        group_indices: &[usize],
-        counts: &mut [u64],
-    ) -> Result<()>;
+    /// Merges the sum of a state row into group `g`.
+    fn merge<'a>(&mut self, g: usize, sum: <Self::Column<'a> as SumColumn<'a>>::Sum) -> Result<()>;
     /// The state of each row of `values` alone (no values where it is not selected).
     fn convert_to_state(
         &self,
@@ -117,7 +113,10 @@ impl<S: GroupSumsOf> GroupsAccumulator for GroupsOf<S> {
         total_num_groups: usize,
     ) -> Result<()> {
         self.resize(total_num_groups);
-        self.sums.merge(values, group_indices, &mut self.counts)
+        let sums = &mut self.sums;
+        merge_group_states::<S::Column<'_>>(values, group_indices, &mut self.counts, |g, s| {
+            sums.merge(g, s)
+        })
     }
 
     fn convert_to_state(
@@ -156,6 +155,7 @@ pub(crate) struct ExactSums<A: ExactInput> {
 
 impl<A: ExactInput> GroupSumsOf for ExactSums<A> {
     type Input = A;
+    type Column<'a> = &'a ListArray;
 
     fn resize(&mut self, groups: usize) {
         self.sums.resize(groups);
@@ -200,16 +200,12 @@ impl<A: ExactInput> GroupSumsOf for ExactSums<A> {
         states.finish()
     }
 
-    fn merge(
+    fn merge<'a>(
         &mut self,
-        states: &[ArrayRef],
-        group_indices: &[usize],
-        counts: &mut [u64],
+        g: usize,
+        words: <Self::Column<'a> as SumColumn<'a>>::Sum,
     ) -> Result<()> {
-        let sums = &mut self.sums;
-        merge_group_states::<&ListArray>(states, group_indices, counts, |g, words| {
-            sums.merge_state(g, words).map_err(state_error)
-        })
+        self.sums.merge_state(g, words).map_err(state_error)
     }
 
     fn convert_to_state(
