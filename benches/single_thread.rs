@@ -34,12 +34,14 @@ mod common;
 
 use std::collections::VecDeque;
 use std::hint::black_box;
+use std::ops::{AddAssign, SubAssign};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
+use num_traits::ToPrimitive;
 use simple_moving_average::{SingleSumSMA, SumTreeSMA, SMA};
 use yata::core::{Method, PeriodType};
 use yata::helpers::Peekable;
@@ -77,103 +79,70 @@ trait Subject<V>: Send + 'static {
     }
 }
 
-impl<T: mavg::Sample> Subject<T> for RingAverage<T> {
-    #[inline]
-    fn add(&mut self, v: T) {
-        self.push(v);
+/// Implements [`Subject`] for each `impl[generics] Subject<V> for Type`, adding by `add` and
+/// reading by `read` (closures over the structure and the value, inlined into the methods).
+macro_rules! subjects {
+    ($(
+        impl[$($generics:tt)*] Subject<$v:ty> for $ty:ty {
+            add: |$s:ident, $x:ident| $add:expr,
+            read: |$r:ident| $read:expr $(,)?
+        }
+    )*) => {$(
+        impl<$($generics)*> Subject<$v> for $ty {
+            #[inline]
+            fn add(&mut self, $x: $v) {
+                let $s = self;
+                $add;
+            }
+            #[inline]
+            fn read(&self) -> Option<f64> {
+                let $r = self;
+                $read
+            }
+        }
+    )*};
+}
+
+subjects! {
+    impl[T: mavg::Sample] Subject<T> for RingAverage<T> {
+        add: |s, v| s.push(v),
+        read: |s| s.average(),
     }
-    #[inline]
-    fn read(&self) -> Option<f64> {
-        self.average()
+    impl[T: mavg::Sample] Subject<T> for MutexAverage<T> {
+        add: |s, v| SharedMovingAverage::push(&*s, v),
+        read: |s| s.average(),
+    }
+    impl[T: mavg::Sample] Subject<T> for ShardedAverage<T> {
+        add: |s, v| SharedMovingAverage::push(&*s, v),
+        read: |s| s.average(),
+    }
+    impl[] Subject<f64> for yata::methods::SMA {
+        add: |s, v| Method::next(s, &v),
+        read: |s| Some(s.peek()),
     }
 }
 
-impl<T: mavg::Sample> Subject<T> for MutexAverage<T> {
-    #[inline]
-    fn add(&mut self, v: T) {
-        SharedMovingAverage::push(&*self, v);
-    }
-    #[inline]
-    fn read(&self) -> Option<f64> {
-        self.average()
-    }
+/// Implements [`Subject`] of `f64` and of `i64` for each peer `Type: add, read` whose window
+/// is a const generic, adding by its method `add` and reading by `read`.
+macro_rules! window_peers {
+    ($($($ty:ident)::+: $add:ident, $read:ident;)*) => {
+        subjects! {$(
+            impl[const N: usize] Subject<f64> for $($ty)::+<f64, f64, N> {
+                add: |s, v| s.$add(v),
+                read: |s| Some(s.$read()),
+            }
+            impl[const N: usize] Subject<i64> for $($ty)::+<i64, i64, N> {
+                add: |s, v| s.$add(v),
+                read: |s| Some(s.$read() as f64),
+            }
+        )*}
+    };
 }
 
-impl<T: mavg::Sample> Subject<T> for ShardedAverage<T> {
-    #[inline]
-    fn add(&mut self, v: T) {
-        SharedMovingAverage::push(&*self, v);
-    }
-    #[inline]
-    fn read(&self) -> Option<f64> {
-        self.average()
-    }
-}
-
-impl<const N: usize> Subject<f64> for SingleSumSMA<f64, f64, N> {
-    #[inline]
-    fn add(&mut self, v: f64) {
-        self.add_sample(v);
-    }
-    #[inline]
-    fn read(&self) -> Option<f64> {
-        Some(self.get_average())
-    }
-}
-
-impl<const N: usize> Subject<i64> for SingleSumSMA<i64, i64, N> {
-    #[inline]
-    fn add(&mut self, v: i64) {
-        self.add_sample(v);
-    }
-    #[inline]
-    fn read(&self) -> Option<f64> {
-        Some(self.get_average() as f64)
-    }
-}
-
-impl<const N: usize> Subject<f64> for SumTreeSMA<f64, f64, N> {
-    #[inline]
-    fn add(&mut self, v: f64) {
-        self.add_sample(v);
-    }
-    #[inline]
-    fn read(&self) -> Option<f64> {
-        Some(self.get_average())
-    }
-}
-
-impl<const N: usize> Subject<i64> for SumTreeSMA<i64, i64, N> {
-    #[inline]
-    fn add(&mut self, v: i64) {
-        self.add_sample(v);
-    }
-    #[inline]
-    fn read(&self) -> Option<f64> {
-        Some(self.get_average() as f64)
-    }
-}
-
-impl<const N: usize> Subject<f64> for movavg::MovAvg<f64, f64, N> {
-    #[inline]
-    fn add(&mut self, v: f64) {
-        self.feed(v);
-    }
-    #[inline]
-    fn read(&self) -> Option<f64> {
-        Some(self.get())
-    }
-}
-
-impl<const N: usize> Subject<i64> for movavg::MovAvg<i64, i64, N> {
-    #[inline]
-    fn add(&mut self, v: i64) {
-        self.feed(v);
-    }
-    #[inline]
-    fn read(&self) -> Option<f64> {
-        Some(self.get() as f64)
-    }
+window_peers! {
+    SingleSumSMA: add_sample, get_average;
+    SumTreeSMA: add_sample, get_average;
+    movavg::MovAvg: feed, get;
 }
 
 impl Subject<f64> for ta::indicators::SimpleMovingAverage {
@@ -187,17 +156,6 @@ impl Subject<f64> for ta::indicators::SimpleMovingAverage {
     #[inline]
     fn add_read(&mut self, v: f64) -> f64 {
         ta::Next::next(self, v)
-    }
-}
-
-impl Subject<f64> for yata::methods::SMA {
-    #[inline]
-    fn add(&mut self, v: f64) {
-        Method::next(self, &v);
-    }
-    #[inline]
-    fn read(&self) -> Option<f64> {
-        Some(self.peek())
     }
 }
 
@@ -216,9 +174,12 @@ impl<T: Default> Naive<T> {
     }
 }
 
-impl Subject<f64> for Naive<f64> {
+impl<T> Subject<T> for Naive<T>
+where
+    T: Copy + Send + AddAssign + SubAssign + ToPrimitive + 'static,
+{
     #[inline]
-    fn add(&mut self, v: f64) {
+    fn add(&mut self, v: T) {
         let mut g = self.inner.lock().unwrap();
         let (buf, sum) = &mut *g;
         if buf.len() == self.window {
@@ -230,25 +191,8 @@ impl Subject<f64> for Naive<f64> {
     #[inline]
     fn read(&self) -> Option<f64> {
         let g = self.inner.lock().unwrap();
-        (!g.0.is_empty()).then(|| g.1 / g.0.len() as f64)
-    }
-}
-
-impl Subject<i64> for Naive<i64> {
-    #[inline]
-    fn add(&mut self, v: i64) {
-        let mut g = self.inner.lock().unwrap();
-        let (buf, sum) = &mut *g;
-        if buf.len() == self.window {
-            *sum -= buf.pop_front().unwrap();
-        }
-        buf.push_back(v);
-        *sum += v;
-    }
-    #[inline]
-    fn read(&self) -> Option<f64> {
-        let g = self.inner.lock().unwrap();
-        (!g.0.is_empty()).then(|| g.1 as f64 / g.0.len() as f64)
+        // `to_f64` is the identity for `f64` and `as f64` for `i64`.
+        (!g.0.is_empty()).then(|| g.1.to_f64().unwrap() / g.0.len() as f64)
     }
 }
 
@@ -367,21 +311,33 @@ fn i64_window<const N: usize>(g: &mut BenchmarkGroup<'_, WallTime>, op: Op) {
     bench_subjects!(g, op, i64, N, &I64S, extra: []);
 }
 
+/// Registers the benchmarks of one window of `op` on a group.
+type Window = fn(&mut BenchmarkGroup<'_, WallTime>, Op);
+
+/// The group `<op>/<ty>` (one operation per iteration) with the benchmarks of each window.
+fn window_group(c: &mut Criterion, op: Op, ty: &str, windows: [Window; 3]) {
+    let mut g = c.benchmark_group(format!("{}/{ty}", op.group()));
+    g.throughput(Throughput::Elements(1));
+    for window in windows {
+        window(&mut g, op);
+    }
+    g.finish();
+}
+
 fn single_thread(c: &mut Criterion) {
     for op in [Op::Add, Op::AddRead, Op::Read] {
-        let mut g = c.benchmark_group(format!("{}/f64", op.group()));
-        g.throughput(Throughput::Elements(1));
-        f64_window::<{ WINDOWS[0] }>(&mut g, op);
-        f64_window::<{ WINDOWS[1] }>(&mut g, op);
-        f64_window::<{ WINDOWS[2] }>(&mut g, op);
-        g.finish();
-
-        let mut g = c.benchmark_group(format!("{}/i64", op.group()));
-        g.throughput(Throughput::Elements(1));
-        i64_window::<{ WINDOWS[0] }>(&mut g, op);
-        i64_window::<{ WINDOWS[1] }>(&mut g, op);
-        i64_window::<{ WINDOWS[2] }>(&mut g, op);
-        g.finish();
+        let f64_windows: [Window; 3] = [
+            f64_window::<{ WINDOWS[0] }>,
+            f64_window::<{ WINDOWS[1] }>,
+            f64_window::<{ WINDOWS[2] }>,
+        ];
+        window_group(c, op, "f64", f64_windows);
+        let i64_windows: [Window; 3] = [
+            i64_window::<{ WINDOWS[0] }>,
+            i64_window::<{ WINDOWS[1] }>,
+            i64_window::<{ WINDOWS[2] }>,
+        ];
+        window_group(c, op, "i64", i64_windows);
     }
 }
 

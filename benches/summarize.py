@@ -142,22 +142,12 @@ def thread_tables(data):
                 m = mops(data, group, impl, t)
                 cells.append("–" if m is None else f"{m:.1f}")
             lines.append(f"| {impl} | " + " | ".join(cells) + " |")
-        cells = []
-        for t in THREADS:
-            cells.append(
-                fmt_ratio(
-                    ratio(mops(data, group, "ShardedAverage", t), mops(data, group, "MutexAverage", t))
-                )
-            )
-        lines.append("| *Sharded / Mutex* | " + " | ".join(cells) + " |")
-        cells = []
-        for t in THREADS:
-            cells.append(
-                fmt_ratio(
-                    ratio(mops(data, group, "ShardedAverage", t), mops(data, group, "fetch_add", t))
-                )
-            )
-        lines.append("| *Sharded / fetch_add* | " + " | ".join(cells) + " |")
+        for label, other in [("Mutex", "MutexAverage"), ("fetch_add", "fetch_add")]:
+            cells = [
+                fmt_ratio(ratio(mops(data, group, "ShardedAverage", t), mops(data, group, other, t)))
+                for t in THREADS
+            ]
+            lines.append(f"| *Sharded / {label}* | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 
@@ -228,31 +218,36 @@ def headline(data):
             f"| {r2:.2f}x | >= 0.5x | {'yes' if r2 >= 0.5 else 'no'} |"
         )
 
+    def time_ratio(label, slow, fast, bound):
+        """The row `label` comparing the medians of the benchmarks `slow` and `fast`
+        ((group, function, value) keys): their ratio and whether it is at most `bound`."""
+        s, f = g(slow), g(fast)
+        if None not in (s, f):
+            r = s / f
+            lines.append(
+                f"| {label} | "
+                f"{fmt_ns(s)}{ns_ci(*slow)} vs "
+                f"{fmt_ns(f)}{ns_ci(*fast)} | {r:.2f}x | <= {bound}x "
+                f"| {'yes' if r <= bound else 'no'} |"
+            )
+
     # (c) one thread: ShardedAverage add vs RingAverage add (f64, N = 1024).
     for ty in ["f64", "i64"]:
-        s = g((f"add/{ty}", "ShardedAverage", "1024"))
-        rr = g((f"add/{ty}", "RingAverage", "1024"))
-        if None not in (s, rr):
-            r = s / rr
-            lines.append(
-                f"| (c) one thread, add {ty}, N = 1024: ShardedAverage vs RingAverage | "
-                f"{fmt_ns(s)}{ns_ci(f'add/{ty}', 'ShardedAverage', '1024')} vs "
-                f"{fmt_ns(rr)}{ns_ci(f'add/{ty}', 'RingAverage', '1024')} | {r:.2f}x | <= 8x "
-                f"| {'yes' if r <= 8 else 'no'} |"
-            )
+        time_ratio(
+            f"(c) one thread, add {ty}, N = 1024: ShardedAverage vs RingAverage",
+            (f"add/{ty}", "ShardedAverage", "1024"),
+            (f"add/{ty}", "RingAverage", "1024"),
+            8,
+        )
 
     # (d) ShardedAverage read at N = 1e6 vs N = 1024.
     for ty in ["f64", "i64"]:
-        big = g((f"read/{ty}", "ShardedAverage", "1000000"))
-        small = g((f"read/{ty}", "ShardedAverage", "1024"))
-        if None not in (big, small):
-            r = big / small
-            lines.append(
-                f"| (d) ShardedAverage read {ty}: N = 1,000,000 vs N = 1024 | "
-                f"{fmt_ns(big)}{ns_ci(f'read/{ty}', 'ShardedAverage', '1000000')} vs "
-                f"{fmt_ns(small)}{ns_ci(f'read/{ty}', 'ShardedAverage', '1024')} | {r:.2f}x | <= 2x "
-                f"| {'yes' if r <= 2 else 'no'} |"
-            )
+        time_ratio(
+            f"(d) ShardedAverage read {ty}: N = 1,000,000 vs N = 1024",
+            (f"read/{ty}", "ShardedAverage", "1000000"),
+            (f"read/{ty}", "ShardedAverage", "1024"),
+            2,
+        )
     # (d) as it would be met between adds: every read follows an add, so the searched range moves.
     big = g(("add_read/f64", "ShardedAverage", "1000000"))
     small = g(("add_read/f64", "ShardedAverage", "1024"))

@@ -51,7 +51,8 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use crossbeam_utils::CachePadded;
 use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
 
@@ -181,6 +182,27 @@ fn run<S: Shared>(subject: &S, threads: usize, iters: u64, mixed: bool) -> Durat
     })
 }
 
+/// One benchmark of `subject`, named `name`, with `threads` threads adding (and reading, if
+/// `mixed`).
+fn bench<S: Shared>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    threads: usize,
+    mixed: bool,
+    subject: &S,
+) {
+    g.bench_with_input(BenchmarkId::new(name, threads), &threads, |b, &n| {
+        b.iter_custom(|iters| run(subject, n, iters, mixed))
+    });
+}
+
+/// Fills the window of `m` from a thread of its own, which has ended on return.
+fn fill_elsewhere(mut m: &ShardedAverage<f64>) {
+    std::thread::scope(|s| {
+        s.spawn(move || m.extend(F64S.iter().copied().take(WINDOW)));
+    });
+}
+
 fn threads(c: &mut Criterion) {
     for (group, mixed) in [("push/threads", false), ("mixed/threads", true)] {
         let mut g = c.benchmark_group(group);
@@ -189,21 +211,11 @@ fn threads(c: &mut Criterion) {
 
             let mutex = MutexAverage::<f64>::new(WINDOW).unwrap();
             (&mutex).extend(F64S.iter().copied().take(WINDOW));
-            g.bench_with_input(
-                BenchmarkId::new("MutexAverage", threads),
-                &threads,
-                |b, &n| b.iter_custom(|iters| run(&mutex, n, iters, mixed)),
-            );
+            bench(&mut g, "MutexAverage", threads, mixed, &mutex);
 
             let sharded = ShardedAverage::<f64>::with_shards(WINDOW, threads).unwrap();
-            std::thread::scope(|s| {
-                s.spawn(|| (&sharded).extend(F64S.iter().copied().take(WINDOW)));
-            });
-            g.bench_with_input(
-                BenchmarkId::new("ShardedAverage", threads),
-                &threads,
-                |b, &n| b.iter_custom(|iters| run(&sharded, n, iters, mixed)),
-            );
+            fill_elsewhere(&sharded);
+            bench(&mut g, "ShardedAverage", threads, mixed, &sharded);
             // A thread's shard is released by a thread-local destructor, which may still be
             // running when the next sample's threads start; those then link a new shard.
             eprintln!(
@@ -213,29 +225,30 @@ fn threads(c: &mut Criterion) {
 
             let relaxed =
                 ShardedAverage::<f64>::relaxed_with_shards(WINDOW, SLACK, threads).unwrap();
-            std::thread::scope(|s| {
-                s.spawn(|| (&relaxed).extend(F64S.iter().copied().take(WINDOW)));
-            });
-            g.bench_with_input(
-                BenchmarkId::new("ShardedAverage_relaxed", threads),
-                &threads,
-                |b, &n| b.iter_custom(|iters| run(&relaxed, n, iters, mixed)),
-            );
+            fill_elsewhere(&relaxed);
+            bench(&mut g, "ShardedAverage_relaxed", threads, mixed, &relaxed);
 
             let floor = FetchAdd(CachePadded::new(AtomicU64::new(0)));
-            g.bench_with_input(BenchmarkId::new("fetch_add", threads), &threads, |b, &n| {
-                b.iter_custom(|iters| run(&floor, n, iters, mixed))
-            });
+            bench(&mut g, "fetch_add", threads, mixed, &floor);
 
             let ceiling = PerThread::new(threads);
-            g.bench_with_input(
-                BenchmarkId::new("per_thread", threads),
-                &threads,
-                |b, &n| b.iter_custom(|iters| run(&ceiling, n, iters, mixed)),
-            );
+            bench(&mut g, "per_thread", threads, mixed, &ceiling);
         }
         g.finish();
     }
+}
+
+/// The bytes of a `RingAverage` of `window` values: the struct (which holds the exact
+/// accumulator inline) plus the buffer, whose capacity `new` reserves exactly.
+fn ring_bytes<T: mavg::Sample>(window: usize) -> usize {
+    let ring = RingAverage::<T>::new(window).unwrap();
+    size_of_val(&ring) + ring.window() * size_of::<T>()
+}
+
+/// The bytes of a `MutexAverage` of `window` values: the struct plus the buffer.
+fn mutex_bytes<T: mavg::Sample>(window: usize) -> usize {
+    let mutex = MutexAverage::<T>::new(window).unwrap();
+    size_of_val(&mutex) + window * size_of::<T>()
 }
 
 /// Prints the memory table (markdown) for `notes/benchmarks.md`.
@@ -249,36 +262,10 @@ fn print_memory() {
     println!("| implementation | type | window | bytes | bytes per element |");
     println!("| --- | --- | ---: | ---: | ---: |");
     for window in WINDOWS {
-        // RingAverage: the struct (which holds the exact accumulator inline) plus the buffer,
-        // whose capacity `new` reserves exactly.
-        let ring = RingAverage::<f64>::new(window).unwrap();
-        row(
-            "RingAverage",
-            "f64",
-            window,
-            size_of_val(&ring) + ring.window() * size_of::<f64>(),
-        );
-        let ring = RingAverage::<i64>::new(window).unwrap();
-        row(
-            "RingAverage",
-            "i64",
-            window,
-            size_of_val(&ring) + ring.window() * size_of::<i64>(),
-        );
-        let mutex = MutexAverage::<f64>::new(window).unwrap();
-        row(
-            "MutexAverage",
-            "f64",
-            window,
-            size_of_val(&mutex) + window * size_of::<f64>(),
-        );
-        let mutex = MutexAverage::<i64>::new(window).unwrap();
-        row(
-            "MutexAverage",
-            "i64",
-            window,
-            size_of_val(&mutex) + window * size_of::<i64>(),
-        );
+        row("RingAverage", "f64", window, ring_bytes::<f64>(window));
+        row("RingAverage", "i64", window, ring_bytes::<i64>(window));
+        row("MutexAverage", "f64", window, mutex_bytes::<f64>(window));
+        row("MutexAverage", "i64", window, mutex_bytes::<i64>(window));
         for shards in [1, 2, 4, 8] {
             let name = format!(
                 "ShardedAverage, {shards} shard{}",

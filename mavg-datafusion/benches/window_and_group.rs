@@ -170,40 +170,66 @@ fn run(rt: &Runtime, ctx: &SessionContext, sql: &str) -> usize {
     })
 }
 
+/// Benchmarks each query `(f, sql)` as `f` in the group `name` (`rows` input rows a run, ten
+/// samples over `seconds`), after `check(f, sql)` has run it once untimed.
+fn bench_queries(
+    c: &mut Criterion,
+    name: &str,
+    (rows, seconds): (usize, u64),
+    (rt, ctx): (&Runtime, &SessionContext),
+    queries: impl IntoIterator<Item = (&'static str, String)>,
+    mut check: impl FnMut(&str, &str),
+) {
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(rows as u64));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(seconds));
+    for (f, sql) in queries {
+        check(f, &sql);
+        group.bench_function(f, |b| b.iter(|| black_box(run(rt, ctx, &sql))));
+    }
+    group.finish();
+}
+
 fn window(c: &mut Criterion) {
     const ROWS: usize = 1_000_000;
     let rt = Runtime::new().unwrap();
     let ctx = session(ROWS, 1, 1, true);
-    let mut group = c.benchmark_group("window_1M_rows_frame_1000");
-    group.throughput(Throughput::Elements(ROWS as u64));
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(8));
-    for f in ["avg", "exact_avg"] {
+    let queries = ["avg", "exact_avg"].map(|f| {
         let sql = format!(
             "SELECT {f}(x) OVER (ORDER BY t ROWS BETWEEN 999 PRECEDING AND CURRENT ROW) FROM t"
         );
-        assert_eq!(run(&rt, &ctx, &sql), ROWS);
-        group.bench_function(f, |b| b.iter(|| black_box(run(&rt, &ctx, &sql))));
-    }
-    group.finish();
+        (f, sql)
+    });
+    bench_queries(
+        c,
+        "window_1M_rows_frame_1000",
+        (ROWS, 8),
+        (&rt, &ctx),
+        queries,
+        |_, sql| {
+            assert_eq!(run(&rt, &ctx, sql), ROWS);
+        },
+    );
 }
 
 fn group_by(c: &mut Criterion) {
     const ROWS: usize = 10_000_000;
     let rt = Runtime::new().unwrap();
     let ctx = session(ROWS, 1000, 2, false);
-    let mut group = c.benchmark_group("group_by_10M_rows_1000_groups");
-    group.throughput(Throughput::Elements(ROWS as u64));
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(8));
-    for f in ["avg", "exact_avg", "sum", "exact_sum"] {
-        let sql = format!("SELECT g, {f}(x) FROM t GROUP BY g");
-        assert_eq!(run(&rt, &ctx, &sql), 1000);
-        group.bench_function(f, |b| b.iter(|| black_box(run(&rt, &ctx, &sql))));
-    }
-    group.finish();
+    let queries = ["avg", "exact_avg", "sum", "exact_sum"]
+        .map(|f| (f, format!("SELECT g, {f}(x) FROM t GROUP BY g")));
+    bench_queries(
+        c,
+        "group_by_10M_rows_1000_groups",
+        (ROWS, 8),
+        (&rt, &ctx),
+        queries,
+        |_, sql| {
+            assert_eq!(run(&rt, &ctx, sql), 1000);
+        },
+    );
 }
 
 fn high_cardinality(c: &mut Criterion) {
@@ -217,22 +243,19 @@ fn high_cardinality(c: &mut Criterion) {
     let ctx = session_in(ROWS, 1_000_000, 2, false, true, |config| {
         SessionContext::new_with_config_rt(config, runtime)
     });
-    let mut group = c.benchmark_group("group_by_4M_rows_1M_groups_nulls_filter");
-    group.throughput(Throughput::Elements(ROWS as u64));
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(10));
-    for f in ["sum", "exact_sum", "avg", "exact_avg"] {
+    let queries = ["sum", "exact_sum", "avg", "exact_avg"].map(|f| {
         let sql = format!("SELECT g, {f}(x) FILTER (WHERE t % 4 <> 1) FROM t GROUP BY g");
+        (f, sql)
+    });
+    let name = "group_by_4M_rows_1M_groups_nulls_filter";
+    bench_queries(c, name, (ROWS, 10), (&rt, &ctx), queries, |f, sql| {
         pool.peak.store(0, Ordering::Relaxed);
-        assert_eq!(run(&rt, &ctx, &sql), 1_000_000);
+        assert_eq!(run(&rt, &ctx, sql), 1_000_000);
         println!(
             "peak memory reservation, {f}: {:.1} MB",
             pool.peak.load(Ordering::Relaxed) as f64 / 1e6
         );
-        group.bench_function(f, |b| b.iter(|| black_box(run(&rt, &ctx, &sql))));
-    }
-    group.finish();
+    });
 }
 
 criterion_group!(benches, window, group_by, high_cardinality);

@@ -1,6 +1,6 @@
 //! The accumulator of one group or one window frame.
 
-use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, ListArray};
 use datafusion::common::{internal_err, Result, ScalarValue};
 use datafusion::logical_expr::Accumulator;
 use mavg::Sample;
@@ -67,7 +67,7 @@ impl<A: ExactInput> Accumulator for ExactAccumulator<A> {
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let (sum, count) = (&mut self.sum, &mut self.count);
-        for_each_state(states, |_, n, words| {
+        for_each_state::<&ListArray>(states, |_, n, words| {
             sum.merge_state(words).map_err(state_error)?;
             *count += n;
             Ok(())

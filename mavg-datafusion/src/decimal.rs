@@ -2,17 +2,17 @@
 //! 256-bit integer, returned at the input's scale; the mean rounded once, half to even, at four
 //! more digits of scale (as DataFusion's `avg` of decimals adds four).
 
-use std::mem;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Decimal256Array, UInt64Array,
+    ArrayRef, AsArray, BooleanArray, Decimal128Array, Decimal256Array, UInt64Array,
 };
-use datafusion::arrow::datatypes::{i256, DataType, Decimal128Type, Decimal256Type, UInt64Type};
-use datafusion::common::{exec_datafusion_err, exec_err, internal_err, Result, ScalarValue};
-use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
+use datafusion::arrow::datatypes::{i256, DataType, Decimal128Type, Decimal256Type};
+use datafusion::common::{exec_datafusion_err, exec_err, Result, ScalarValue};
+use datafusion::logical_expr::{Accumulator, EmitTo};
 
-use crate::input::selected_rows;
+use crate::groups::{GroupSumsOf, GroupsOf};
+use crate::input::{for_each_state, selected_rows, SumColumn};
 use crate::Kind;
 
 /// The largest precision of `DECIMAL`, and of the results.
@@ -71,36 +71,25 @@ fn result(kind: Kind, scale: i8, sum: i256, count: u64) -> Result<Option<i128>> 
     }
 }
 
-/// The sums and counts in a state batch, for each non-NULL row.
-fn for_each_state(
-    states: &[ArrayRef],
-    mut merge: impl FnMut(usize, u64, i256) -> Result<()>,
-) -> Result<()> {
-    let [counts, sums] = states else {
-        return internal_err!("exact decimal state has {} columns, not 2", states.len());
-    };
-    let counts = counts.as_primitive_opt::<UInt64Type>().ok_or_else(|| {
-        exec_datafusion_err!("exact decimal state: count is {}", counts.data_type())
-    })?;
-    let sums = sums
-        .as_primitive_opt::<Decimal256Type>()
-        .ok_or_else(|| exec_datafusion_err!("exact decimal state: sum is {}", sums.data_type()))?;
-    if counts.len() != sums.len() {
-        return exec_err!(
-            "exact decimal state: {} counts for {} sums",
-            counts.len(),
-            sums.len()
-        );
+impl<'a> SumColumn<'a> for &'a Decimal256Array {
+    const STATE: &'static str = "exact decimal state";
+    const HALF_NULL: &'static str = "is malformed";
+    const NO_VALUES: &'static str = "is malformed";
+    type Sum = i256;
+    type Rows = Self;
+
+    fn typed(sums: &'a ArrayRef) -> Option<Self> {
+        sums.as_primitive_opt::<Decimal256Type>()
     }
-    for row in 0..counts.len() {
-        match (counts.is_null(row), sums.is_null(row)) {
-            (true, true) => continue,
-            (false, false) if counts.value(row) > 0 => {}
-            _ => return exec_err!("exact decimal state: row {row} is malformed"),
-        }
-        merge(row, counts.value(row), sums.value(row))?;
+
+    fn rows(self) -> Result<Self> {
+        Ok(self)
     }
-    Ok(())
+
+    #[inline]
+    fn sum(rows: &Self, row: usize) -> Result<i256> {
+        Ok(rows.value(row))
+    }
 }
 
 /// The state columns of many groups; NULL for a group without values.
@@ -189,7 +178,7 @@ impl Accumulator for DecimalAccumulator {
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        for_each_state(states, |_, n, s| {
+        for_each_state::<&Decimal256Array>(states, |_, n, s| {
             self.sum = self.sum.wrapping_add(s);
             self.count += n;
             Ok(())
@@ -202,74 +191,54 @@ impl Accumulator for DecimalAccumulator {
 }
 
 /// Exact `SUM` or `AVG` of every group of decimals.
+pub(crate) type DecimalGroupsAccumulator = GroupsOf<DecimalSums>;
+
+impl DecimalGroupsAccumulator {
+    pub(crate) fn new(kind: Kind, scale: i8) -> Self {
+        Self::with_sums(DecimalSums {
+            sums: Vec::new(),
+            kind,
+            scale,
+        })
+    }
+}
+
+/// The 256-bit sums of many groups of decimals, and which aggregate they are for.
 #[derive(Debug)]
-pub(crate) struct DecimalGroupsAccumulator {
+pub(crate) struct DecimalSums {
     sums: Vec<i256>,
-    counts: Vec<u64>,
     kind: Kind,
     scale: i8,
 }
 
-impl DecimalGroupsAccumulator {
-    pub(crate) fn new(kind: Kind, scale: i8) -> Self {
-        Self {
-            sums: Vec::new(),
-            counts: Vec::new(),
-            kind,
-            scale,
-        }
-    }
+impl GroupSumsOf for DecimalSums {
+    type Input = Decimal128Type;
+    type Column<'a> = &'a Decimal256Array;
 
     fn resize(&mut self, groups: usize) {
         if self.sums.len() < groups {
             self.sums.resize(groups, i256::ZERO);
-            self.counts.resize(groups, 0);
         }
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> (Vec<i256>, Vec<u64>) {
-        match emit_to {
-            EmitTo::All => (mem::take(&mut self.sums), mem::take(&mut self.counts)),
-            EmitTo::First(_) => (
-                emit_to.take_needed(&mut self.sums),
-                emit_to.take_needed(&mut self.counts),
-            ),
-        }
-    }
-}
-
-impl GroupsAccumulator for DecimalGroupsAccumulator {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.resize(total_num_groups);
-        let values = values[0].as_primitive::<Decimal128Type>();
-        let raw = values.values();
-        let mut add = |g: usize, v: i128| {
-            self.sums[g] = self.sums[g].wrapping_add(i256::from_i128(v));
-            self.counts[g] += 1;
-        };
-        match selected_rows(values, opt_filter) {
-            None => group_indices
-                .iter()
-                .zip(raw.iter())
-                .for_each(|(&g, &v)| add(g, v)),
-            Some(rows) => rows
-                .set_indices()
-                .for_each(|i| add(group_indices[i], raw[i])),
-        }
-        Ok(())
+    #[inline]
+    fn add(&mut self, g: usize, v: i128) {
+        self.sums[g] = self.sums[g].wrapping_add(i256::from_i128(v));
     }
 
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let (sums, counts) = self.take(emit_to);
-        let values = sums
+    fn take(&mut self, emit_to: EmitTo) -> Self {
+        Self {
+            sums: emit_to.take_needed(&mut self.sums),
+            kind: self.kind,
+            scale: self.scale,
+        }
+    }
+
+    fn evaluate(&self, counts: &[u64]) -> Result<ArrayRef> {
+        let values = self
+            .sums
             .iter()
-            .zip(&counts)
+            .zip(counts)
             .map(|(&s, &n)| result(self.kind, self.scale, s, n))
             .collect::<Result<Decimal128Array>>()?;
         Ok(Arc::new(values.with_precision_and_scale(
@@ -278,33 +247,20 @@ impl GroupsAccumulator for DecimalGroupsAccumulator {
         )?))
     }
 
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let (sums, counts) = self.take(emit_to);
-        states(self.scale, &sums, &counts)
+    fn state(&self, counts: &[u64]) -> Result<Vec<ArrayRef>> {
+        states(self.scale, &self.sums, counts)
     }
 
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.resize(total_num_groups);
-        let (sums, counts) = (&mut self.sums, &mut self.counts);
-        for_each_state(values, |row, n, s| {
-            let g = group_indices[row];
-            sums[g] = sums[g].wrapping_add(s);
-            counts[g] += n;
-            Ok(())
-        })
+    fn merge<'a>(&mut self, g: usize, s: <Self::Column<'a> as SumColumn<'a>>::Sum) -> Result<()> {
+        self.sums[g] = self.sums[g].wrapping_add(s);
+        Ok(())
     }
 
     fn convert_to_state(
         &self,
-        values: &[ArrayRef],
+        values: &Decimal128Array,
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let values = values[0].as_primitive::<Decimal128Type>();
         let rows = selected_rows(values, opt_filter);
         let counts: Vec<u64> = (0..values.len())
             .map(|i| u64::from(rows.as_ref().is_none_or(|r| r.value(i))))
@@ -317,9 +273,7 @@ impl GroupsAccumulator for DecimalGroupsAccumulator {
         states(self.scale, &sums, &counts)
     }
 
-    fn size(&self) -> usize {
-        size_of_val(self)
-            + self.sums.capacity() * size_of::<i256>()
-            + self.counts.capacity() * size_of::<u64>()
+    fn heap_size(&self) -> usize {
+        self.sums.capacity() * size_of::<i256>()
     }
 }

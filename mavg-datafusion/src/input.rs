@@ -97,49 +97,21 @@ pub(crate) type ExactGroups<A> = GroupSums<<A as ArrowPrimitiveType>::Native>;
 
 /// Runs `$body` with `$A` naming the Arrow type of `$dt`, one of the accepted input types.
 macro_rules! with_input_type {
-    ($dt:expr, $A:ident => $body:expr) => {{
+    ($dt:expr, $A:ident => $body:expr) => {
+        $crate::input::with_input_type!(@match $dt, $A, $body;
+            Int8 Int8Type, Int16 Int16Type, Int32 Int32Type, Int64 Int64Type,
+            UInt8 UInt8Type, UInt16 UInt16Type, UInt32 UInt32Type, UInt64 UInt64Type,
+            Float32 Float32Type, Float64 Float64Type)
+    };
+    (@match $dt:expr, $A:ident, $body:expr; $($variant:ident $arrow:ident),*) => {{
         use datafusion::arrow::datatypes as dt;
         match $dt {
-            dt::DataType::Int8 => {
-                type $A = dt::Int8Type;
-                $body
-            }
-            dt::DataType::Int16 => {
-                type $A = dt::Int16Type;
-                $body
-            }
-            dt::DataType::Int32 => {
-                type $A = dt::Int32Type;
-                $body
-            }
-            dt::DataType::Int64 => {
-                type $A = dt::Int64Type;
-                $body
-            }
-            dt::DataType::UInt8 => {
-                type $A = dt::UInt8Type;
-                $body
-            }
-            dt::DataType::UInt16 => {
-                type $A = dt::UInt16Type;
-                $body
-            }
-            dt::DataType::UInt32 => {
-                type $A = dt::UInt32Type;
-                $body
-            }
-            dt::DataType::UInt64 => {
-                type $A = dt::UInt64Type;
-                $body
-            }
-            dt::DataType::Float32 => {
-                type $A = dt::Float32Type;
-                $body
-            }
-            dt::DataType::Float64 => {
-                type $A = dt::Float64Type;
-                $body
-            }
+            $(
+                dt::DataType::$variant => {
+                    type $A = dt::$arrow;
+                    $body
+                }
+            )*
             other => {
                 return datafusion::common::internal_err!(
                     "exact aggregate called with input type {other} after coercion"
@@ -260,56 +232,95 @@ impl States {
     }
 }
 
-/// Calls `merge(row, count, words)` for each non-NULL row of the state columns `count` and
-/// `sum` (as [`States`] writes them); rejects columns of other types or lengths, rows where
-/// only one of the two is NULL, and a count of zero.
-pub(crate) fn for_each_state(
-    states: &[ArrayRef],
-    mut merge: impl FnMut(usize, u64, &[i64]) -> Result<()>,
-) -> Result<()> {
-    let [counts, lists] = states else {
-        return internal_err!("exact aggregate state has {} columns, not 2", states.len());
-    };
-    let counts = counts.as_primitive_opt::<UInt64Type>().ok_or_else(|| {
-        exec_datafusion_err!("exact aggregate state: count is {}", counts.data_type())
-    })?;
-    let lists = lists.as_list_opt::<i32>().ok_or_else(|| {
-        exec_datafusion_err!("exact aggregate state: sum is {}", lists.data_type())
-    })?;
-    if counts.len() != lists.len() {
-        return exec_err!(
-            "exact aggregate state: {} counts for {} sums",
-            counts.len(),
-            lists.len()
-        );
+/// The `sum` column of a state batch, as [`for_each_state`] reads it: the word lists of
+/// [`States`] (`&ListArray`) or the 256-bit sums of decimals (`&Decimal256Array`).
+pub(crate) trait SumColumn<'a>: Array + Copy + Sized {
+    /// The name of the state in errors.
+    const STATE: &'static str;
+    /// What a row that is NULL in one column only is, in errors.
+    const HALF_NULL: &'static str;
+    /// What a row that counts no values is, in errors.
+    const NO_VALUES: &'static str;
+    /// The sum of one row.
+    type Sum;
+    /// What reads the rows' sums.
+    type Rows;
+
+    /// The column as this type, or `None` if it is of another type.
+    fn typed(sums: &'a ArrayRef) -> Option<Self>;
+    /// The reader of the rows' sums (once the column is known to be as long as the counts).
+    fn rows(self) -> Result<Self::Rows>;
+    /// The sum of the non-NULL row `row`.
+    fn sum(rows: &Self::Rows, row: usize) -> Result<Self::Sum>;
+}
+
+impl<'a> SumColumn<'a> for &'a ListArray {
+    const STATE: &'static str = "exact aggregate state";
+    const HALF_NULL: &'static str = "is half NULL";
+    const NO_VALUES: &'static str = "counts no values";
+    type Sum = &'a [i64];
+    /// The offsets of this (possibly sliced) array, into the whole of the words.
+    type Rows = (&'a [i32], &'a [i64]);
+
+    fn typed(sums: &'a ArrayRef) -> Option<Self> {
+        sums.as_list_opt::<i32>()
     }
-    let words = lists
-        .values()
-        .as_primitive_opt::<Int64Type>()
-        .ok_or_else(|| {
-            exec_datafusion_err!(
-                "exact aggregate state: words are {}",
-                lists.values().data_type()
-            )
-        })?
-        .values();
-    // Offsets of this (possibly sliced) array, into the whole of `words`.
-    let offsets = lists.value_offsets();
+
+    fn rows(self) -> Result<Self::Rows> {
+        let words = self
+            .values()
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| {
+                exec_datafusion_err!(
+                    "exact aggregate state: words are {}",
+                    self.values().data_type()
+                )
+            })?
+            .values();
+        Ok((self.value_offsets(), words))
+    }
+
+    #[inline]
+    fn sum(&(offsets, words): &Self::Rows, row: usize) -> Result<Self::Sum> {
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        match words.get(start..end) {
+            Some(words) => Ok(words),
+            None => exec_err!("exact aggregate state: row {row} lies outside its words"),
+        }
+    }
+}
+
+/// Calls `merge(row, count, sum)` for each non-NULL row of the state columns `count` and
+/// `sum` (as [`States`] or the decimal accumulators write them); rejects columns of other
+/// types or lengths, rows where only one of the two is NULL, and a count of zero.
+pub(crate) fn for_each_state<'a, C: SumColumn<'a>>(
+    states: &'a [ArrayRef],
+    mut merge: impl FnMut(usize, u64, C::Sum) -> Result<()>,
+) -> Result<()> {
+    let state = C::STATE;
+    let [counts, sums] = states else {
+        return internal_err!("{state} has {} columns, not 2", states.len());
+    };
+    let counts = counts
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or_else(|| exec_datafusion_err!("{state}: count is {}", counts.data_type()))?;
+    let sums = C::typed(sums)
+        .ok_or_else(|| exec_datafusion_err!("{state}: sum is {}", sums.data_type()))?;
+    if counts.len() != sums.len() {
+        return exec_err!("{state}: {} counts for {} sums", counts.len(), sums.len());
+    }
+    let rows = sums.rows()?;
     for row in 0..counts.len() {
-        match (counts.is_null(row), lists.is_null(row)) {
+        match (counts.is_null(row), sums.is_null(row)) {
             (true, true) => continue,
             (false, false) => {}
-            _ => return exec_err!("exact aggregate state: row {row} is half NULL"),
+            _ => return exec_err!("{state}: row {row} {}", C::HALF_NULL),
         }
         let n = counts.value(row);
         if n == 0 {
-            return exec_err!("exact aggregate state: row {row} counts no values");
+            return exec_err!("{state}: row {row} {}", C::NO_VALUES);
         }
-        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-        let Some(words) = words.get(start..end) else {
-            return exec_err!("exact aggregate state: row {row} lies outside its words");
-        };
-        merge(row, n, words)?;
+        merge(row, n, C::sum(&rows, row)?)?;
     }
     Ok(())
 }
@@ -357,6 +368,46 @@ pub(crate) fn selected_rows(
         (None, Some(c)) => Some(c),
         (Some(v), Some(c)) => Some(&v & &c),
     }
+}
+
+/// Calls `add(group, value)` for each row of `values` to sum (see [`selected_rows`]), in
+/// order, `group_indices` giving the rows' groups.
+#[inline]
+pub(crate) fn for_each_grouped_value<A: ArrowPrimitiveType>(
+    values: &PrimitiveArray<A>,
+    group_indices: &[usize],
+    opt_filter: Option<&BooleanArray>,
+    mut add: impl FnMut(usize, A::Native),
+) {
+    let raw = values.values();
+    match selected_rows(values, opt_filter) {
+        None => {
+            for (&g, &v) in group_indices.iter().zip(raw.iter()) {
+                add(g, v);
+            }
+        }
+        Some(rows) => {
+            for i in rows.set_indices() {
+                add(group_indices[i], raw[i]);
+            }
+        }
+    }
+}
+
+/// Merges each non-NULL row of a state batch (see [`for_each_state`]) into its group, whose
+/// index `group_indices` gives: `merge(group, sum)`, then the row's count added to `counts`.
+pub(crate) fn merge_group_states<'a, C: SumColumn<'a>>(
+    states: &'a [ArrayRef],
+    group_indices: &[usize],
+    counts: &mut [u64],
+    mut merge: impl FnMut(usize, C::Sum) -> Result<()>,
+) -> Result<()> {
+    for_each_state::<C>(states, |row, n, sum| {
+        let g = group_indices[row];
+        merge(g, sum)?;
+        counts[g] += n;
+        Ok(())
+    })
 }
 
 /// Turns a state decoding error of the core crate into an execution error.

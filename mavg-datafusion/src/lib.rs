@@ -255,49 +255,51 @@ impl AggregateUDFImpl for ExactAggregate {
     }
 }
 
+/// The documentation of an aggregate of one `expression`: what it returns, how it is
+/// called, an example in SQL and the two functions related to it.
+fn documentation(
+    description: &str,
+    syntax: &str,
+    example: &str,
+    related: [&str; 2],
+) -> Documentation {
+    let [first, second] = related;
+    Documentation::builder(DOC_SECTION_GENERAL, description, syntax)
+        .with_sql_example(example)
+        .with_argument(
+            "expression",
+            "An integer (up to 64 bits), floating-point or DECIMAL column or expression.",
+        )
+        .with_related_udf(first)
+        .with_related_udf(second)
+        .build()
+}
+
 /// What `SHOW FUNCTIONS` and generated docs say of `exact_sum`.
 static SUM_DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        DOC_SECTION_GENERAL,
+    documentation(
         "Returns the exact sum of the non-NULL values: for integers an exact DECIMAL(38, 0), for \
          DECIMAL(p, s) an exact DECIMAL(38, s), for floats the exact sum rounded once to DOUBLE, whatever the order of the rows, the \
          partitioning, or the values that left a sliding window frame. NaN, or infinities of \
          both signs, give NaN; infinities of one sign give that infinity.",
         "exact_sum(expression)",
-    )
-    .with_sql_example(
         "```sql\n> SELECT exact_sum(x) FROM (VALUES (1e16), (1.0), (-1e16)) AS t(x);\n\
          -- 1.0, where a running DOUBLE sum in this order gives 0.0\n```",
+        ["exact_avg", "sum"],
     )
-    .with_argument(
-        "expression",
-        "An integer (up to 64 bits), floating-point or DECIMAL column or expression.",
-    )
-    .with_related_udf("exact_avg")
-    .with_related_udf("sum")
-    .build()
 });
 
 /// What `SHOW FUNCTIONS` and generated docs say of `exact_avg`.
 static AVG_DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        DOC_SECTION_GENERAL,
+    documentation(
         "Returns the mean of the non-NULL values: the exact sum divided by the count and rounded \
          once, as a DOUBLE (for DECIMAL(p, s), as a DECIMAL(38, s + 4), half to even), whatever the order of the rows, the partitioning, or the values that \
          left a sliding window frame.",
         "exact_avg(expression)",
-    )
-    .with_sql_example(
         "```sql\n> SELECT exact_avg(x) FROM (VALUES (1e16), (1.0), (-1e16)) AS t(x);\n\
          -- 0.3333333333333333, where a running DOUBLE sum in this order gives 0.0\n```",
+        ["exact_sum", "avg"],
     )
-    .with_argument(
-        "expression",
-        "An integer (up to 64 bits), floating-point or DECIMAL column or expression.",
-    )
-    .with_related_udf("exact_sum")
-    .with_related_udf("avg")
-    .build()
 });
 
 /// The aggregate function `exact_sum(x)`, ready to register with

@@ -20,7 +20,7 @@ use datafusion::error::Result;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
-use kit::{assert_float, floats, ints, query, Gen};
+use kit::{assert_float, assert_rows, floats, ints, query, sums_and_means, Gen};
 use reference::float_sum_avg;
 
 /// Values of many magnitudes that cancel, NULLs, and now and then a non-finite value.
@@ -157,23 +157,15 @@ async fn check_grouped(
          ORDER BY g"
     );
     let out = query(ctx, &sql).await?;
-    let (sums, avgs) = (floats(&out, "s"), floats(&out, "a"));
     let members = t.members(keep);
     let groups = ints(&out, "g");
     assert_eq!(groups.len(), t.groups.iter().collect::<HashSet<_>>().len());
-    for (row, g) in groups.into_iter().enumerate() {
-        let want = float_sum_avg(members.get(&g).map_or(&[][..], Vec::as_slice));
-        assert_float(
-            &format!("{sql}: group {g} sum"),
-            sums[row],
-            want.map(|w| w.0),
-        );
-        assert_float(
-            &format!("{sql}: group {g} avg"),
-            avgs[row],
-            want.map(|w| w.1),
-        );
-    }
+    assert_rows(
+        &out,
+        "g",
+        |g| format!("{sql}: group {g}"),
+        |g| float_sum_avg(members.get(&g).map_or(&[][..], Vec::as_slice)),
+    );
     Ok(())
 }
 
@@ -370,24 +362,14 @@ async fn random_frames_of_every_unit() -> Result<()> {
              (SELECT * FROM t {order}) ORDER BY id"
         );
         let out = query(&ctx, &sql).await?;
-        let (sums, avgs) = (floats(&out, "s"), floats(&out, "a"));
-        for (row, id) in ints(&out, "id").into_iter().enumerate() {
+        let want = |id: i64| {
             let frame: Vec<Option<f64>> = frame_rows(&t, unit, id as usize, before, after)
                 .into_iter()
                 .map(|j| t.xs[j])
                 .collect();
-            let want = float_sum_avg(&frame);
-            assert_float(
-                &format!("{sql}: row {id} sum"),
-                sums[row],
-                want.map(|w| w.0),
-            );
-            assert_float(
-                &format!("{sql}: row {id} avg"),
-                avgs[row],
-                want.map(|w| w.1),
-            );
-        }
+            float_sum_avg(&frame)
+        };
+        assert_rows(&out, "id", |id| format!("{sql}: row {id}"), want);
     }
     Ok(())
 }
@@ -403,10 +385,7 @@ async fn empty_input() -> Result<()> {
         "SELECT exact_sum(x) AS s, exact_avg(x) AS a FROM t WHERE id < 0",
     )
     .await?;
-    assert_eq!(
-        (floats(&out, "s"), floats(&out, "a")),
-        (vec![None], vec![None])
-    );
+    assert_eq!(sums_and_means(&out), (vec![None], vec![None]));
     let out = query(
         &ctx,
         "SELECT exact_sum(i) AS s FROM t, (VALUES (1)) AS v(i) WHERE id < 0",

@@ -17,7 +17,9 @@ use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
-use kit::{assert_float, decimals, floats, ints, query, Gen};
+use kit::{
+    assert_float, assert_rows, assert_sum_avg, decimals, floats, ints, query, sums_and_means, Gen,
+};
 use mavg_datafusion::{exact_avg, exact_sum};
 use reference::{float_sum_avg, int_sum_avg};
 
@@ -130,8 +132,7 @@ async fn check_float_window(
         format!("SELECT id, exact_sum(x) {over} AS s, exact_avg(x) {over} AS a FROM t ORDER BY id");
     let out = query(&ctx, &sql).await?;
     assert_eq!(out.num_rows(), xs.len());
-    let (sums, avgs) = (floats(&out, "s"), floats(&out, "a"));
-    for (row, &id) in ints(&out, "id").iter().enumerate() {
+    let want = |id: i64| {
         let i = id as usize;
         // The rows of i's partition, in order, and i's place among them.
         let members: Vec<usize> = (0..xs.len())
@@ -141,11 +142,9 @@ async fn check_float_window(
         let lo = at.saturating_sub(preceding);
         let hi = (at + following).min(members.len() - 1);
         let frame: Vec<Option<f64>> = members[lo..=hi].iter().map(|&j| xs[j]).collect();
-        let want = float_sum_avg(&frame);
-        let what = format!("{sql}: row {id}");
-        assert_float(&format!("{what} sum"), sums[row], want.map(|w| w.0));
-        assert_float(&format!("{what} avg"), avgs[row], want.map(|w| w.1));
-    }
+        float_sum_avg(&frame)
+    };
+    assert_rows(&out, "id", |id| format!("{sql}: row {id}"), want);
     Ok(())
 }
 
@@ -222,7 +221,7 @@ async fn a_large_value_leaving_the_frame_leaves_no_trace() -> Result<()> {
          WINDOW w AS (ORDER BY id ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) ORDER BY id",
     )
     .await?;
-    let (sums, avgs) = (floats(&out, "s"), floats(&out, "a"));
+    let (sums, avgs) = sums_and_means(&out);
     assert_eq!(sums[1], Some(2f64.powi(54))); // 2^54 + 1 rounds to 2^54 (ties to even)
     assert_eq!(sums[2], Some(2f64.powi(54) + 2.0));
     for row in 4..xs.len() {
@@ -230,6 +229,30 @@ async fn a_large_value_leaving_the_frame_leaves_no_trace() -> Result<()> {
         assert_eq!(avgs[row], Some(1.0), "row {row}");
     }
     Ok(())
+}
+
+/// Runs the sums and means of table `t` by group `g`, and checks each group against the
+/// reference's sum and mean of its values (`xs` the values, `gs` their groups; `what(g)`
+/// names a group); returns the result.
+async fn check_groups(
+    ctx: &SessionContext,
+    gs: &[i64],
+    xs: &[Option<f64>],
+    what: impl Fn(i64) -> String,
+) -> Result<RecordBatch> {
+    let out = query(
+        ctx,
+        "SELECT g, exact_sum(x) AS s, exact_avg(x) AS a FROM t GROUP BY g ORDER BY g",
+    )
+    .await?;
+    assert_rows(&out, "g", what, |g| {
+        let members: Vec<Option<f64>> = (0..xs.len())
+            .filter(|&j| gs[j] == g)
+            .map(|j| xs[j])
+            .collect();
+        float_sum_avg(&members)
+    });
+    Ok(out)
 }
 
 /// `GROUP BY` under 1, 2 and 8 partitions (and as many target partitions): equal to the
@@ -242,29 +265,9 @@ async fn group_by_is_exact_whatever_the_partitioning() -> Result<()> {
     for parts in [1, 2, 8] {
         let ctx = session(parts);
         register(&ctx, "t", float_batch(&ids, &gs, &xs), parts)?;
-        let out = query(
-            &ctx,
-            "SELECT g, exact_sum(x) AS s, exact_avg(x) AS a FROM t GROUP BY g ORDER BY g",
-        )
-        .await?;
-        let (sums, avgs) = (floats(&out, "s"), floats(&out, "a"));
-        for (row, g) in ints(&out, "g").into_iter().enumerate() {
-            let members: Vec<Option<f64>> = (0..xs.len())
-                .filter(|&j| gs[j] == g)
-                .map(|j| xs[j])
-                .collect();
-            let want = float_sum_avg(&members);
-            assert_float(
-                &format!("{parts} partitions, group {g} sum"),
-                sums[row],
-                want.map(|w| w.0),
-            );
-            assert_float(
-                &format!("{parts} partitions, group {g} avg"),
-                avgs[row],
-                want.map(|w| w.1),
-            );
-        }
+        let out =
+            check_groups(&ctx, &gs, &xs, |g| format!("{parts} partitions, group {g}")).await?;
+        let (sums, avgs) = sums_and_means(&out);
         let bits = |v: &[Option<f64>]| v.iter().map(|x| x.map(f64::to_bits)).collect::<Vec<_>>();
         if let Some([ps, pa]) = &previous {
             assert_eq!(bits(ps), bits(&sums), "{parts} partitions: sums differ");
@@ -284,15 +287,10 @@ async fn whole_table_aggregate_is_exact_whatever_the_partitioning() -> Result<()
         let ctx = session(parts);
         register(&ctx, "t", float_batch(&ids, &gs, &xs), parts)?;
         let out = query(&ctx, "SELECT exact_sum(x) AS s, exact_avg(x) AS a FROM t").await?;
-        assert_float(
-            &format!("{parts} partitions sum"),
-            floats(&out, "s")[0],
-            Some(want.0),
-        );
-        assert_float(
-            &format!("{parts} partitions avg"),
-            floats(&out, "a")[0],
-            Some(want.1),
+        assert_sum_avg(
+            &format!("{parts} partitions"),
+            (floats(&out, "s")[0], floats(&out, "a")[0]),
+            Some(want),
         );
     }
     Ok(())
@@ -309,21 +307,7 @@ async fn group_by_with_partial_aggregation_skipped_is_exact() -> Result<()> {
     options.skip_partial_aggregation_probe_ratio_threshold = 0.0;
     let ctx = session_with(config);
     register(&ctx, "t", float_batch(&ids, &gs, &xs), 4)?;
-    let out = query(
-        &ctx,
-        "SELECT g, exact_sum(x) AS s, exact_avg(x) AS a FROM t GROUP BY g ORDER BY g",
-    )
-    .await?;
-    let (sums, avgs) = (floats(&out, "s"), floats(&out, "a"));
-    for (row, g) in ints(&out, "g").into_iter().enumerate() {
-        let members: Vec<Option<f64>> = (0..xs.len())
-            .filter(|&j| gs[j] == g)
-            .map(|j| xs[j])
-            .collect();
-        let want = float_sum_avg(&members);
-        assert_float(&format!("group {g} sum"), sums[row], want.map(|w| w.0));
-        assert_float(&format!("group {g} avg"), avgs[row], want.map(|w| w.1));
-    }
+    check_groups(&ctx, &gs, &xs, |g| format!("group {g}")).await?;
     Ok(())
 }
 
@@ -360,8 +344,8 @@ async fn filtered_aggregates_and_dataframe_api() -> Result<()> {
     )?;
     let out = concat_batches(&df.schema().inner().clone(), &df.collect().await?)?;
     let want = float_sum_avg(&xs).unwrap();
-    assert_float("dataframe sum", floats(&out, "s")[0], Some(want.0));
-    assert_float("dataframe avg", floats(&out, "a")[0], Some(want.1));
+    let got = (floats(&out, "s")[0], floats(&out, "a")[0]);
+    assert_sum_avg("dataframe", got, Some(want));
     Ok(())
 }
 
@@ -446,10 +430,7 @@ async fn nulls_are_ignored_and_all_null_gives_null() -> Result<()> {
         "SELECT exact_sum(x) AS s, exact_avg(x) AS a FROM t WHERE x IS NULL",
     )
     .await?;
-    assert_eq!(
-        (floats(&out, "s"), floats(&out, "a")),
-        (vec![None], vec![None])
-    );
+    assert_eq!(sums_and_means(&out), (vec![None], vec![None]));
     let out = query(&ctx, "SELECT exact_sum(NULL) AS s, exact_avg(NULL) AS a").await?;
     assert_eq!(
         (decimals(&out, "s"), floats(&out, "a")),
@@ -649,8 +630,8 @@ async fn float32_sums_are_exact_in_double() -> Result<()> {
     let field = out.schema().field_with_name("s")?.clone();
     assert_eq!(field.data_type(), &DataType::Float64);
     let want = float_sum_avg(&wide).unwrap();
-    assert_float("f32 sum", floats(&out, "s")[0], Some(want.0));
-    assert_float("f32 avg", floats(&out, "a")[0], Some(want.1));
+    let got = (floats(&out, "s")[0], floats(&out, "a")[0]);
+    assert_sum_avg("f32", got, Some(want));
 
     let out = query(
         &ctx,

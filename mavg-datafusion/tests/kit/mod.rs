@@ -59,3 +59,29 @@ pub fn assert_float(what: &str, got: Option<f64>, want: Option<f64>) {
         _ => panic!("{what}: got {got:?}, expected {want:?}"),
     }
 }
+
+/// Panics unless the sum and the mean `got` are the reference's `want` (NULL for `None`),
+/// as `assert_float` sees them; they are named "`what` sum" and "`what` avg".
+pub fn assert_sum_avg(what: &str, got: (Option<f64>, Option<f64>), want: Option<(f64, f64)>) {
+    assert_float(&format!("{what} sum"), got.0, want.map(|w| w.0));
+    assert_float(&format!("{what} avg"), got.1, want.map(|w| w.1));
+}
+
+/// Checks every row of `out`, in order: the floats `s` and `a` of the row whose `key` column
+/// holds `k` are the sum and the mean `want(k)` (`assert_sum_avg`, the row named `what(k)`).
+pub fn assert_rows(
+    out: &RecordBatch,
+    key: &str,
+    what: impl Fn(i64) -> String,
+    want: impl Fn(i64) -> Option<(f64, f64)>,
+) {
+    let (sums, avgs) = sums_and_means(out);
+    for (row, k) in ints(out, key).into_iter().enumerate() {
+        assert_sum_avg(&what(k), (sums[row], avgs[row]), want(k));
+    }
+}
+
+/// The float columns `s` and `a` of `out`: the sums and the means.
+pub fn sums_and_means(out: &RecordBatch) -> (Vec<Option<f64>>, Vec<Option<f64>>) {
+    (floats(out, "s"), floats(out, "a"))
+}
