@@ -556,7 +556,7 @@ impl<F: FloatFormat> FixedSummary<F> {
 mod tests {
     use super::*;
     use crate::exact::{F32, F64};
-    use crate::xorshift::XorShift;
+    use mavg_testkit::XorShift;
 
     fn oracle(fixed: i128, unit: i32, n: u64) -> f64 {
         if fixed == 0 {

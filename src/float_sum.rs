@@ -402,7 +402,7 @@ impl<F: FloatFormat, const L: usize> FloatSum<F, L> {
 mod tests {
     use super::*;
     use crate::exact::F64;
-    use crate::xorshift::XorShift;
+    use mavg_testkit::XorShift;
 
     /// The short path of `write_fixed_state` writes what the general encoder writes.
     #[test]

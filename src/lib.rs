@@ -8,8 +8,6 @@
 mod error;
 mod exact;
 mod exact_sum;
-#[cfg(test)]
-mod fast_path_tests;
 mod fixed;
 mod float_sum;
 mod group_sums;
@@ -22,11 +20,6 @@ mod sharded;
 mod state;
 mod sync;
 mod traits;
-/// The tests' one generator, shared with `tests/` and `benches/`.
-#[cfg(test)]
-#[allow(unreachable_pub)]
-#[path = "../tests/xorshift/mod.rs"]
-mod xorshift;
 
 pub use error::{StateError, WindowError, MAX_WINDOW};
 pub use exact_sum::ExactSum;
