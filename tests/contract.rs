@@ -432,10 +432,11 @@ fn scenario<T: Arb>() -> impl Strategy<Value = (usize, Vec<Op<T>>)> {
 /// What a read should return.
 #[derive(Clone, Debug)]
 enum Expect<T> {
-    Len(usize),
-    IsEmpty(bool),
-    IsFull(bool),
-    Window(usize),
+    /// The window's length and capacity, which `len`, `is_empty`, `is_full` and `window` read.
+    Size {
+        len: usize,
+        window: usize,
+    },
     Sum(ExpectedSum),
     Average(Option<Rounded>),
     Element(Option<T>),
@@ -474,10 +475,10 @@ fn expectations<T: RefSample>(window: usize, ops: &[Op<T>]) -> Vec<Option<Expect
                 None
             }
             Op::Read(r) => Some(match r {
-                Read::Len => Expect::Len(model.len()),
-                Read::IsEmpty => Expect::IsEmpty(model.is_empty()),
-                Read::IsFull => Expect::IsFull(model.is_full()),
-                Read::Window => Expect::Window(model.window()),
+                Read::Len | Read::IsEmpty | Read::IsFull | Read::Window => Expect::Size {
+                    len: model.len(),
+                    window: model.window(),
+                },
                 Read::Sum => Expect::Sum(
                     total
                         .get_or_insert_with(|| Total::of(&model.to_vec()))
@@ -506,10 +507,10 @@ fn check_read<T: RefSample, M: MovingAverage<Item = T>>(
     expect: &Expect<T>,
 ) -> Result<(), String> {
     let ok = match (read, expect) {
-        (Read::Len, Expect::Len(n)) => m.len() == *n,
-        (Read::IsEmpty, Expect::IsEmpty(b)) => m.is_empty() == *b,
-        (Read::IsFull, Expect::IsFull(b)) => m.is_full() == *b,
-        (Read::Window, Expect::Window(n)) => m.window() == *n,
+        (Read::Len, Expect::Size { len, .. }) => m.len() == *len,
+        (Read::IsEmpty, Expect::Size { len, .. }) => m.is_empty() == (*len == 0),
+        (Read::IsFull, Expect::Size { len, window }) => m.is_full() == (len == window),
+        (Read::Window, Expect::Size { window, .. }) => m.window() == *window,
         (Read::Sum, Expect::Sum(s)) => s.matches(T::sum_value(m.sum())),
         (Read::Average, Expect::Average(a)) => average_matches(*a, m.average()),
         (Read::Oldest, Expect::Element(e)) => same_option(m.oldest(), *e),
@@ -1144,6 +1145,15 @@ where
     assert_matches(&format!("&{name} (Extend)"), &m, model);
 }
 
+/// `normal`, or `miri` under Miri, whose interpreter is slow.
+fn sized(normal: (usize, usize), miri: (usize, usize)) -> (usize, usize) {
+    if cfg!(miri) {
+        miri
+    } else {
+        normal
+    }
+}
+
 /// A finite `f64` of random sign whose magnitude lies between about `1e-300` and `1e300`
 /// (binary exponents -996..=995), every significand bit random.
 fn mixed_magnitude(rng: &mut XorShift) -> f64 {
@@ -1157,11 +1167,7 @@ fn mixed_magnitude(rng: &mut XorShift) -> f64 {
 
 #[test]
 fn ten_million_mixed_magnitude_adds_stay_exact() {
-    let (adds, window) = if cfg!(miri) {
-        (2_000usize, 100usize)
-    } else {
-        (10_000_000, 1000)
-    };
+    let (adds, window) = sized((10_000_000, 1000), (2_000, 100));
     let mut ring = RingAverage::<f64>::new(window).unwrap();
     let sharded = ShardedAverage::<f64>::new(window).unwrap();
     let mut model = Model::new(window);
@@ -1201,11 +1207,7 @@ fn ten_million_mixed_magnitude_adds_stay_exact() {
 /// window, read every `adds / 64` adds so that reads end batches and leave holes in the stamps.
 #[test]
 fn a_million_mixed_magnitude_adds_stay_exact_in_the_relaxed_order() {
-    let (adds, window) = if cfg!(miri) {
-        (2_000usize, 100usize)
-    } else {
-        (1_000_000, 1000)
-    };
+    let (adds, window) = sized((1_000_000, 1000), (2_000, 100));
     for (name, slack) in [(RELAXED_SMALL, SMALL_SLACK), (RELAXED_LARGE, LARGE_SLACK)] {
         let relaxed = ShardedAverage::<f64>::relaxed(window, slack).unwrap();
         let mut model = Model::new(window);

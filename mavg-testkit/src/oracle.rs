@@ -395,3 +395,47 @@ fn approximate_bits(magnitude: &BigUint, divisor: u64, scale: u32) -> u64 {
         approx.to_bits().min(MAX_BITS)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::float::{next_up, pow2};
+
+    #[test]
+    fn rounding_ties_overflow_underflow_and_non_finite_rules() {
+        // 1 + 2^-53 is the midpoint above 1: ties to the even 1; 3 * 2^-53 more rounds up.
+        let one = exact_f64(1.0);
+        assert_eq!(round_exact(&(&one + exact_f64(pow2(-53))), 1, 1074), 1.0);
+        let above = &one + exact_f64(3.0 * pow2(-53));
+        assert_eq!(round_exact(&above, 1, 1074), next_up(next_up(1.0)));
+        // Integers over a count: 1 / 3 and -7 / 2 as IEEE divides them.
+        assert_eq!(round_exact(&BigInt::from(1), 3, 0), 1.0 / 3.0);
+        assert_eq!(round_exact(&BigInt::from(-7), 2, 0), -3.5);
+        // Twice f64::MAX overflows; half the smallest subnormal ties to a signed zero.
+        let twice_max = exact_f64(f64::MAX) * 2;
+        assert_eq!(round_exact(&twice_max, 1, 1074), f64::INFINITY);
+        assert_eq!(round_exact(&-twice_max, 1, 1074), f64::NEG_INFINITY);
+        assert_eq!(
+            round_exact(&BigInt::from(-1), 2, 1074).to_bits(),
+            (-0.0f64).to_bits()
+        );
+        // f32 values decode to the same exact value as their f64 widening.
+        let Exact::Finite(x) = 0.1f32.exact() else {
+            unreachable!()
+        };
+        assert_eq!(x << (1074 - 149), exact_f64(f64::from(0.1f32)));
+        // The contract's non-finite rule, and an exact zero that may read as either zero.
+        let nan = Total::of(&[f64::INFINITY, 1.0, f64::NEG_INFINITY]);
+        assert!(nan.expected_average().unwrap().value.is_nan());
+        let inf = Total::of(&[f64::INFINITY, 1.0, f64::INFINITY]);
+        assert_eq!(inf.rounded(1).value, f64::INFINITY);
+        let zero = Total::of(&[-0.0, -0.0]);
+        assert!(zero.expected_sum(true).matches(SumValue::Float(-0.0)));
+        assert!(average_matches(zero.expected_average(), Some(0.0)));
+        assert!(average_matches(None, None) && !average_matches(None, Some(0.0)));
+        assert!(
+            matches!(expected_sum(&[i64::MAX, i64::MAX]), ExpectedSum::Int(s) if s == 2 * i128::from(i64::MAX))
+        );
+        assert_eq!(big_pow2(70), BigInt::from(1u128 << 70));
+    }
+}
