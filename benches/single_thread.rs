@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
-use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
+use mavg::{MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
 use num_traits::ToPrimitive;
 use simple_moving_average::{SingleSumSMA, SumTreeSMA, SMA};
 use yata::core::{Method, PeriodType};

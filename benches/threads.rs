@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use crossbeam_utils::CachePadded;
-use mavg::{MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
+use mavg::{MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage};
 
 use common::{F64S, MASK, WINDOWS};
 

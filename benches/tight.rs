@@ -11,13 +11,11 @@
 //! `ring_i64_add_read`,
 //! `exact_add` (`ExactSum<f64>`), and the peers `yata_add_read`, `yata_add`, `single_add_read`.
 //! The file uses only API that older versions have too, so it can be copied into a worktree of
-//! one (with `tests/xorshift/mod.rs` and the peers as dev-dependencies) to time both in one
+//! one (with `mavg-testkit` and the peers as dev-dependencies) to time both in one
 //! session; `notes/benchmarks.md` says how the figures there were taken.
 
-#[path = "../tests/xorshift/mod.rs"]
-mod xorshift;
-
-use mavg::{MovingAverage, RingAverage, Sample, ShardedAverage, SharedMovingAverage};
+use mavg::{RingAverage, Sample, ShardedAverage};
+use mavg_testkit::XorShift;
 use simple_moving_average::{SingleSumSMA, SMA};
 use std::hint::black_box;
 use std::time::Instant;
@@ -28,7 +26,7 @@ const N: usize = 1024;
 const OPS: usize = 300_000;
 
 fn data(family: &str) -> Vec<f64> {
-    let mut r = xorshift::XorShift::new(0x9e37_79b9_7f4a_7c15);
+    let mut r = XorShift::new(0x9e37_79b9_7f4a_7c15);
     (0..4096usize)
         .map(|i| match family {
             "half" => (i % 1000) as f64 * 0.5,

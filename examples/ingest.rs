@@ -20,7 +20,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+use mavg::ShardedAverage;
 
 const HORIZON_MS: u64 = 3_600_000; // in-memory dedup horizon
 const BUCKET_MS: u64 = 900_000; // 15 minutes: every UTC offset in use is a multiple of it

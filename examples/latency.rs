@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+use mavg::ShardedAverage;
 
 const WINDOW: usize = 10_000;
 

@@ -364,6 +364,7 @@ impl<T: Sample> fmt::Debug for ExactSum<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mavg_testkit::float::pow2;
 
     #[test]
     fn carries_keep_long_streams_exact() {
@@ -406,29 +407,23 @@ mod tests {
         assert_eq!(ExactSum::<f64>::from_state(&wa).unwrap().sum(), a.sum());
     }
 
-    /// `2^k` for `k` in the normal range, built from its bits: `powi` is not exact under Miri,
-    /// which perturbs the results of operations IEEE does not require to be correctly rounded.
-    fn p2(k: i32) -> f64 {
-        f64::from_bits(((k + 1023) as u64) << 52)
-    }
-
     #[test]
     fn means_over_more_than_2_pow_32_values() {
         // A sum of 3 * 2^40 values of 1.5 (exactly representable), divided by their count.
         let mut s = ExactSum::<f64>::new();
-        s.add(1.5 * 3.0 * p2(40));
+        s.add(1.5 * 3.0 * pow2(40));
         assert_eq!(s.mean(3 << 40), Some(1.5));
         // 2^64 - 1 is odd: 1 / (2^64 - 1) rounds to 2^-64.
         let mut one = ExactSum::<u8>::new();
         one.add(1);
-        assert_eq!(one.mean(u64::MAX), Some(p2(-64)));
+        assert_eq!(one.mean(u64::MAX), Some(pow2(-64)));
         assert_eq!(one.mean(0), None);
         // A sticky tail far below the top bits, divided by a large count.
         let mut t = ExactSum::<f64>::new();
-        t.add(p2(200));
-        t.add(p2(-200));
+        t.add(pow2(200));
+        t.add(pow2(-200));
         let n = (1u64 << 33) + 1;
-        assert_eq!(t.mean(n), Some(p2(200) / n as f64));
+        assert_eq!(t.mean(n), Some(pow2(200) / n as f64));
     }
 
     #[test]

@@ -411,7 +411,7 @@ pub(crate) fn cell_merge_state<F: FloatFormat>(
 mod tests {
     use super::*;
     use crate::element::{Binary32, Binary64};
-    use crate::xorshift::XorShift;
+    use mavg_testkit::XorShift;
 
     fn oracle(fixed: i128, unit: i32, n: u64) -> f64 {
         if fixed == 0 {

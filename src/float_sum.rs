@@ -483,7 +483,7 @@ impl<T: Float, const L: usize> RunningSum<T> for FloatSum<T::Format, L> {
 mod tests {
     use super::*;
     use crate::element::Binary64;
-    use crate::xorshift::XorShift;
+    use mavg_testkit::XorShift;
 
     /// The short path of `write_fixed_state` writes what the general encoder writes.
     #[test]

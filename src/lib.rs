@@ -8,8 +8,6 @@
 mod element;
 mod error;
 mod exact_sum;
-#[cfg(test)]
-mod fast_path_tests;
 mod fixed;
 mod fixed_summary;
 mod float_sum;
@@ -27,11 +25,6 @@ mod state;
 mod stats;
 mod sync;
 mod traits;
-/// The tests' one generator, shared with `tests/` and `benches/`.
-#[cfg(test)]
-#[allow(unreachable_pub)]
-#[path = "../tests/xorshift/mod.rs"]
-mod xorshift;
 
 pub use error::{AllocError, StateError, WindowError, MAX_WINDOW};
 pub use exact_sum::ExactSum;

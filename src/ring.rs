@@ -325,3 +325,8 @@ impl<T: Sample> fmt::Debug for Oldest<'_, T> {
         }
     }
 }
+
+/// The ring's fixed-point float path (and so `MutexAverage`'s, which wraps a ring) against the
+/// pure exact path, bit for bit: `src/ring/fast_path_tests.rs`.
+#[cfg(test)]
+mod fast_path_tests;

@@ -22,7 +22,7 @@
 //! side of it, and a check that memory stays bounded when nothing reads. (`tests/relaxed.rs`
 //! decides exactly which windows its contract allows for small histories of turns.)
 
-mod reference;
+mod model;
 
 use std::sync::atomic::{
     AtomicUsize,
@@ -30,9 +30,9 @@ use std::sync::atomic::{
 };
 use std::sync::{mpsc, Arc, Barrier};
 
-use mavg::{MovingAverage, MutexAverage, ShardedAverage, SharedMovingAverage};
+use mavg::{MutexAverage, ShardedAverage, SharedMovingAverage};
+use model::*;
 use rayon::prelude::*;
-use reference::*;
 
 const MIRI: bool = cfg!(miri);
 
@@ -345,19 +345,22 @@ fn stress_threads<T: Tagged, M: SharedMovingAverage<Item = T>>(name: &str) {
     }
 }
 
-#[test]
-fn scoped_threads_mutex() {
-    stress_threads::<f64, MutexAverage<f64>>("MutexAverage");
-    stress_threads::<i64, MutexAverage<i64>>("MutexAverage");
-    stress_threads::<u32, MutexAverage<u32>>("MutexAverage");
+/// One `#[test]` per entry, named `$name`, that runs `$check::<T, $imp<T>>("$imp")` for each
+/// listed element type `T` (attributes before an entry go to its test).
+macro_rules! tests_per_implementation {
+    ($check:ident: $($(#[$attr:meta])* $name:ident => $imp:ident [$($t:ty),*]),* $(,)?) => {$(
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            $($check::<$t, $imp<$t>>(stringify!($imp));)*
+        }
+    )*};
 }
 
-#[test]
-fn scoped_threads_sharded() {
-    stress_threads::<f64, ShardedAverage<f64>>("ShardedAverage");
-    stress_threads::<i64, ShardedAverage<i64>>("ShardedAverage");
-    stress_threads::<u32, ShardedAverage<u32>>("ShardedAverage");
-}
+tests_per_implementation!(stress_threads:
+    scoped_threads_mutex => MutexAverage [f64, i64, u32],
+    scoped_threads_sharded => ShardedAverage [f64, i64, u32],
+);
 
 /// The same through a rayon pool with more threads than cores: each task is one "thread" of
 /// the check (a task runs start to finish on one worker).
@@ -381,27 +384,18 @@ fn stress_rayon<T: Tagged, M: SharedMovingAverage<Item = T>>(name: &str) {
     }
 }
 
-#[test]
-#[cfg_attr(
-    miri,
-    ignore = "rayon uses integer-to-pointer casts, which -Zmiri-strict-provenance (.ci/miri) rejects"
-)]
-fn rayon_mutex() {
-    stress_rayon::<f64, MutexAverage<f64>>("MutexAverage");
-    stress_rayon::<i64, MutexAverage<i64>>("MutexAverage");
-    stress_rayon::<u32, MutexAverage<u32>>("MutexAverage");
-}
-
-#[test]
-#[cfg_attr(
-    miri,
-    ignore = "rayon uses integer-to-pointer casts, which -Zmiri-strict-provenance (.ci/miri) rejects"
-)]
-fn rayon_sharded() {
-    stress_rayon::<f64, ShardedAverage<f64>>("ShardedAverage");
-    stress_rayon::<i64, ShardedAverage<i64>>("ShardedAverage");
-    stress_rayon::<u32, ShardedAverage<u32>>("ShardedAverage");
-}
+tests_per_implementation!(stress_rayon:
+    #[cfg_attr(
+        miri,
+        ignore = "rayon uses integer-to-pointer casts, which -Zmiri-strict-provenance (.ci/miri) rejects"
+    )]
+    rayon_mutex => MutexAverage [f64, i64, u32],
+    #[cfg_attr(
+        miri,
+        ignore = "rayon uses integer-to-pointer casts, which -Zmiri-strict-provenance (.ci/miri) rejects"
+    )]
+    rayon_sharded => ShardedAverage [f64, i64, u32],
+);
 
 // ---------------------------------------------------------------------------------------------
 // Reads during adds
@@ -835,18 +829,10 @@ fn clear_during_adds<T: Tagged, M: SharedMovingAverage<Item = T>>(name: &str) {
     }
 }
 
-#[test]
-fn clear_during_adds_sharded() {
-    clear_during_adds::<f64, ShardedAverage<f64>>("ShardedAverage");
-    clear_during_adds::<i64, ShardedAverage<i64>>("ShardedAverage");
-    clear_during_adds::<u32, ShardedAverage<u32>>("ShardedAverage");
-}
-
-#[test]
-fn clear_during_adds_mutex() {
-    clear_during_adds::<f64, MutexAverage<f64>>("MutexAverage");
-    clear_during_adds::<i64, MutexAverage<i64>>("MutexAverage");
-}
+tests_per_implementation!(clear_during_adds:
+    clear_during_adds_sharded => ShardedAverage [f64, i64, u32],
+    clear_during_adds_mutex => MutexAverage [f64, i64],
+);
 
 // ---------------------------------------------------------------------------------------------
 // Reads during adds, identified exactly

@@ -1,5 +1,6 @@
-//! The `MovingAverage` contract (`src/traits.rs`), tested literally against the reference model
-//! in `tests/reference` for all three implementations.
+//! The `MovingAverage` contract (`src/traits.rs`), tested literally against the model in
+//! `tests/model` (reads recomputed by the exact oracle of `mavg_testkit::oracle`) for all three
+//! implementations.
 //!
 //! * Property tests run random sequences of adds, clears and every read against
 //!   `RingAverage`, `MutexAverage` and `ShardedAverage` through one generic function, for every
@@ -21,11 +22,10 @@
 //!   digits below the result, and means of a few subnormals.
 //!
 //! Sums and averages are compared bit for bit (NaN by `is_nan`; an exactly-zero result with
-//! `==`, since an exact zero has no sign: see `reference::Rounded`). Elements are compared bit
-//! for bit, so `-0.0` must come back as `-0.0` and a NaN's payload must survive.
+//! `==`, since an exact zero has no sign: see `mavg_testkit::oracle::Rounded`). Elements are
+//! compared bit for bit, so `-0.0` must come back as `-0.0` and a NaN's payload must survive.
 
-mod reference;
-mod xorshift;
+mod model;
 
 use std::sync::mpsc;
 
@@ -33,10 +33,11 @@ use mavg::{
     MovingAverage, MutexAverage, RingAverage, Sample, ShardedAverage, SharedMovingAverage,
     WindowError,
 };
+use mavg_testkit::float::{next_away, next_down, next_up, pow2, pow2_f32};
+use mavg_testkit::XorShift;
+use model::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence, RngAlgorithm};
-use reference::*;
-use xorshift::XorShift;
 
 // ---------------------------------------------------------------------------------------------
 // The relaxed order, from one thread
@@ -190,8 +191,8 @@ fn f64_specials() -> Vec<f64> {
         -1e308,
         f64::MAX,
         f64::MIN,
-        exp2(1023),
-        -(exp2(1023)),
+        pow2(1023),
+        -(pow2(1023)),
         f64::MAX / 3.0,
         f64::MIN_POSITIVE,
         -f64::MIN_POSITIVE,
@@ -205,9 +206,9 @@ fn f64_specials() -> Vec<f64> {
         f64::EPSILON,
         9007199254740992.0,
         9007199254740994.0,
-        exp2(33),
-        -(exp2(33)),
-        exp2(-1000),
+        pow2(33),
+        -(pow2(33)),
+        pow2(-1000),
         f64::NAN,
         -f64::NAN,
         f64::from_bits(0x7ff8_0000_0000_1234),
@@ -241,7 +242,7 @@ fn f32_specials() -> Vec<f32> {
         f32::EPSILON,
         16777216.0,
         16777218.0,
-        exp2_f32(-140),
+        pow2_f32(-140),
         f32::NAN,
         -f32::NAN,
         f32::from_bits(0x7fc0_1234),
@@ -250,59 +251,48 @@ fn f32_specials() -> Vec<f32> {
     ]
 }
 
-impl Arb for f64 {
-    fn value() -> BoxedStrategy<f64> {
-        prop_oneof![
-            4 => prop::sample::select(f64_specials()),
-            2 => any::<f64>(),
-            1 => any::<u64>().prop_map(f64::from_bits),
-            2 => (-8i32..8).prop_map(f64::from),
-            // Magnitudes spread over the whole finite range.
-            2 => (any::<bool>(), 0u64..0x7ff, any::<u64>()).prop_map(|(neg, e, m)| {
-                f64::from_bits((u64::from(neg) << 63) | (e << 52) | (m >> 12))
-            }),
-        ]
-        .boxed()
-    }
+/// `Arb` for a float type (`$bits` its bits, `$small` a type of small integers it holds):
+/// specials, any value, any bit pattern, small integers, and magnitudes spread over the whole
+/// finite range (a random exponent below the all-ones one); bursts mix in the `$tiny` values
+/// (subnormals and the smallest normal, so that means underflow or round a fraction of an ulp).
+macro_rules! arb_float {
+    ($($t:ty, $bits:ty, $small:ty, $specials:expr, [$($tiny:expr),* $(,)?];)*) => {$(
+        impl Arb for $t {
+            fn value() -> BoxedStrategy<$t> {
+                const SIGN: u32 = <$bits>::BITS - 1;
+                const MANT: u32 = <$t>::MANTISSA_DIGITS - 1;
+                const EXP_ALL_ONES: $bits = (1 << (SIGN - MANT)) - 1;
+                prop_oneof![
+                    4 => prop::sample::select($specials),
+                    2 => any::<$t>(),
+                    1 => any::<$bits>().prop_map(<$t>::from_bits),
+                    2 => (-8 as $small..8).prop_map(<$t>::from),
+                    2 => (any::<bool>(), 0..EXP_ALL_ONES, any::<$bits>()).prop_map(
+                        |(neg, e, m)| {
+                            let sign = <$bits>::from(neg) << SIGN;
+                            <$t>::from_bits(sign | (e << MANT) | (m >> (SIGN - MANT + 1)))
+                        }
+                    ),
+                ]
+                .boxed()
+            }
 
-    fn burst() -> BoxedStrategy<Vec<f64>> {
-        let tiny = prop::sample::select(vec![
-            f64::from_bits(1),
-            -f64::from_bits(1),
-            f64::from_bits(2),
-            -f64::from_bits(3),
-            f64::from_bits(5),
-            -f64::from_bits(0x000f_ffff_ffff_ffff),
-            -f64::MIN_POSITIVE,
-        ]);
-        float_burst(Self::value(), tiny.boxed())
-    }
+            fn burst() -> BoxedStrategy<Vec<$t>> {
+                let tiny = vec![$($tiny),*];
+                float_burst(Self::value(), prop::sample::select(tiny).boxed())
+            }
+        }
+    )*};
 }
-
-impl Arb for f32 {
-    fn value() -> BoxedStrategy<f32> {
-        prop_oneof![
-            4 => prop::sample::select(f32_specials()),
-            2 => any::<f32>(),
-            1 => any::<u32>().prop_map(f32::from_bits),
-            2 => (-8i16..8).prop_map(f32::from),
-            2 => (any::<bool>(), 0u32..0xff, any::<u32>()).prop_map(|(neg, e, m)| {
-                f32::from_bits((u32::from(neg) << 31) | (e << 23) | (m >> 9))
-            }),
-        ]
-        .boxed()
-    }
-
-    fn burst() -> BoxedStrategy<Vec<f32>> {
-        // f32 means are rounded to f64, far below f32's subnormals: they never underflow.
-        let tiny = prop::sample::select(vec![
-            f32::from_bits(1),
-            -f32::from_bits(1),
-            -f32::from_bits(3),
-            -f32::MIN_POSITIVE,
-        ]);
-        float_burst(Self::value(), tiny.boxed())
-    }
+arb_float! {
+    f64, u64, i32, f64_specials(), [
+        f64::from_bits(1), -f64::from_bits(1), f64::from_bits(2), -f64::from_bits(3),
+        f64::from_bits(5), -f64::from_bits(0x000f_ffff_ffff_ffff), -f64::MIN_POSITIVE,
+    ];
+    // f32 means are rounded to f64, far below f32's subnormals: they never underflow.
+    f32, u32, i16, f32_specials(), [
+        f32::from_bits(1), -f32::from_bits(1), -f32::from_bits(3), -f32::MIN_POSITIVE,
+    ];
 }
 
 fn float_burst<T: Arb + std::ops::Neg<Output = T>>(
@@ -442,10 +432,11 @@ fn scenario<T: Arb>() -> impl Strategy<Value = (usize, Vec<Op<T>>)> {
 /// What a read should return.
 #[derive(Clone, Debug)]
 enum Expect<T> {
-    Len(usize),
-    IsEmpty(bool),
-    IsFull(bool),
-    Window(usize),
+    /// The window's length and capacity, which `len`, `is_empty`, `is_full` and `window` read.
+    Size {
+        len: usize,
+        window: usize,
+    },
     Sum(ExpectedSum),
     Average(Option<Rounded>),
     Element(Option<T>),
@@ -484,10 +475,10 @@ fn expectations<T: RefSample>(window: usize, ops: &[Op<T>]) -> Vec<Option<Expect
                 None
             }
             Op::Read(r) => Some(match r {
-                Read::Len => Expect::Len(model.len()),
-                Read::IsEmpty => Expect::IsEmpty(model.is_empty()),
-                Read::IsFull => Expect::IsFull(model.is_full()),
-                Read::Window => Expect::Window(model.window()),
+                Read::Len | Read::IsEmpty | Read::IsFull | Read::Window => Expect::Size {
+                    len: model.len(),
+                    window: model.window(),
+                },
                 Read::Sum => Expect::Sum(
                     total
                         .get_or_insert_with(|| Total::of(&model.to_vec()))
@@ -516,16 +507,12 @@ fn check_read<T: RefSample, M: MovingAverage<Item = T>>(
     expect: &Expect<T>,
 ) -> Result<(), String> {
     let ok = match (read, expect) {
-        (Read::Len, Expect::Len(n)) => m.len() == *n,
-        (Read::IsEmpty, Expect::IsEmpty(b)) => m.is_empty() == *b,
-        (Read::IsFull, Expect::IsFull(b)) => m.is_full() == *b,
-        (Read::Window, Expect::Window(n)) => m.window() == *n,
+        (Read::Len, Expect::Size { len, .. }) => m.len() == *len,
+        (Read::IsEmpty, Expect::Size { len, .. }) => m.is_empty() == (*len == 0),
+        (Read::IsFull, Expect::Size { len, window }) => m.is_full() == (len == window),
+        (Read::Window, Expect::Size { window, .. }) => m.window() == *window,
         (Read::Sum, Expect::Sum(s)) => s.matches(T::sum_value(m.sum())),
-        (Read::Average, Expect::Average(a)) => match (a, m.average()) {
-            (None, None) => true,
-            (Some(e), Some(x)) => e.matches(x),
-            _ => false,
-        },
+        (Read::Average, Expect::Average(a)) => average_matches(*a, m.average()),
         (Read::Oldest, Expect::Element(e)) => same_option(m.oldest(), *e),
         (Read::Newest, Expect::Element(e)) => same_option(m.newest(), *e),
         (Read::Get(i), Expect::Element(e)) => same_option(m.get(i), *e),
@@ -559,11 +546,7 @@ fn check_after_burst<T: RefSample, M: MovingAverage<Item = T>>(
         unreachable!("a burst has an expectation");
     };
     let (actual_sum, actual_average) = (m.sum(), m.average());
-    let average_ok = match (average, actual_average) {
-        (None, None) => true,
-        (Some(e), Some(a)) => e.matches(a),
-        _ => false,
-    };
+    let average_ok = average_matches(*average, actual_average);
     if m.len() == *len && sum.matches(T::sum_value(actual_sum)) && average_ok {
         Ok(())
     } else {
@@ -806,6 +789,14 @@ fn feed<T: RefSample, M: MovingAverage<Item = T>>(m: &mut M, model: &mut Model<T
     }
 }
 
+/// A new `M` over a window of `w`, and its model.
+fn new_with_model<M: MovingAverage>(w: usize) -> (M, Model<M::Item>)
+where
+    M::Item: RefSample,
+{
+    (M::with_window(w).unwrap(), Model::new(w))
+}
+
 fn assert_matches<T: RefSample, M: MovingAverage<Item = T>>(name: &str, m: &M, model: &Model<T>) {
     if let Err(e) = check_all_reads(m, model) {
         panic!("{name}: {e}");
@@ -816,8 +807,7 @@ fn assert_matches<T: RefSample, M: MovingAverage<Item = T>>(name: &str, m: &M, m
 fn empty_window_has_no_average_and_a_zero_sum() {
     fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS {
-            let mut m = M::with_window(w).unwrap();
-            let mut model = Model::new(w);
+            let (mut m, mut model) = new_with_model::<M>(w);
             assert_eq!(m.average(), None, "{name}");
             assert_eq!(m.sum(), 0.0, "{name}");
             assert!(m.is_empty() && !m.is_full() && m.len() == 0, "{name}");
@@ -853,7 +843,7 @@ fn empty_window_has_no_average_and_a_zero_sum() {
 fn a_huge_value_that_left_the_window_leaves_the_average_exactly_one() {
     fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS {
-            for big in [1e17, -1e17, 1e300, f64::MAX, exp2(60) + exp2(8)] {
+            for big in [1e17, -1e17, 1e300, f64::MAX, pow2(60) + pow2(8)] {
                 let mut m = M::with_window(w).unwrap();
                 m.push(big);
                 for _ in 0..w {
@@ -973,17 +963,30 @@ fn assert_rounds_to<T: RefSample, M: MovingAverage<Item = T>>(
     (sum, average): (f64, f64),
 ) {
     let window = abbreviate(&model.to_vec());
-    let oracle_sum = model.expected_sum();
-    assert!(
-        oracle_sum.matches(SumValue::Float(sum)),
-        "oracle: the sum of {window} is {oracle_sum:?}, not {sum:e}"
-    );
-    let oracle_average = model.expected_average().unwrap();
-    assert!(
-        oracle_average.matches(average),
-        "oracle: the mean of {window} is {oracle_average:?}, not {average:e}"
+    let oracle = (model.expected_sum(), model.expected_average());
+    assert_float_reads(
+        &format!("oracle for {window}"),
+        oracle,
+        (sum, Some(average)),
     );
     assert_matches(name, m, model);
+}
+
+/// Panics unless the reads `(sum, average)` of a float moving average are the `expected` ones
+/// (`what` names them in the message).
+fn assert_float_reads(
+    what: &str,
+    (expected_sum, expected_average): (ExpectedSum, Option<Rounded>),
+    (sum, average): (f64, Option<f64>),
+) {
+    assert!(
+        expected_sum.matches(SumValue::Float(sum)),
+        "{what}: sum {sum:e}, expected {expected_sum:?}"
+    );
+    assert!(
+        average_matches(expected_average, average),
+        "{what}: average {average:?}, expected {expected_average:?}"
+    );
 }
 
 /// Windows whose exact sum and mean lie halfway between two `f64`s but for one tiny element
@@ -1000,7 +1003,7 @@ fn ties_decided_only_by_a_tiny_element_round_away_from_even_until_it_leaves() {
         without: (f64, f64),
     }
     fn cases(tiny: f64) -> [Case; 3] {
-        let (e53, e54, e55) = (exp2(53), exp2(54), exp2(55));
+        let (e53, e54, e55) = (pow2(53), pow2(54), pow2(55));
         [
             // 2^55 + 4 and 2^53 + 1 are ties that go down to even; +tiny breaks them up.
             Case {
@@ -1034,8 +1037,7 @@ fn ties_decided_only_by_a_tiny_element_round_away_from_even_until_it_leaves() {
                     let name = format!("{name}, tiny {tiny:e}, sign {sign}");
                     let xs: Vec<T> = case.window.iter().map(|&x| to_t(sign * x)).collect();
                     let signed = |(sum, mean): (f64, f64)| (sign * sum, sign * mean);
-                    let mut m = M::with_window(xs.len()).unwrap();
-                    let mut model = Model::new(xs.len());
+                    let (mut m, mut model) = new_with_model::<M>(xs.len());
                     feed(&mut m, &mut model, &xs);
                     assert_rounds_to(&name, &m, &model, signed(case.with_tiny));
                     feed(&mut m, &mut model, &[to_t(0.0)]);
@@ -1053,9 +1055,9 @@ fn ties_decided_only_by_a_tiny_element_round_away_from_even_until_it_leaves() {
             check::<$t, Relaxed<$t, LARGE_SLACK>>(RELAXED_LARGE, $tinies, $to_t);
         };
     }
-    all!(f64, &[exp2(-1000), exp2(-1074), exp2(-60)], |x| x);
+    all!(f64, &[pow2(-1000), pow2(-1074), pow2(-60)], |x| x);
     // f32's smallest subnormal, 2^-149, is as far below as f32 goes.
-    all!(f32, &[exp2(-149), exp2(-100)], |x| x as f32);
+    all!(f32, &[pow2(-149), pow2(-100)], |x| x as f32);
 }
 
 /// Means of a few subnormals `k t` (`t` the smallest subnormal of the element type) must be
@@ -1080,8 +1082,7 @@ fn means_of_subnormals_are_rounded_once() {
             for sign in [1.0, -1.0] {
                 let xs: Vec<f64> = ks.iter().map(|&k| sign * f64::from_bits(k)).collect();
                 let sum = sign * f64::from_bits(ks.iter().sum());
-                let mut m = M::with_window(xs.len()).unwrap();
-                let mut model = Model::new(xs.len());
+                let (mut m, mut model) = new_with_model::<M>(xs.len());
                 feed(&mut m, &mut model, &xs);
                 // A negative mean that rounds to zero is -0.0.
                 assert_rounds_to(name, &m, &model, (sum, sign * f64::from_bits(mean)));
@@ -1096,8 +1097,7 @@ fn means_of_subnormals_are_rounded_once() {
                     .map(|&k| sign * f32::from_bits(k as u32))
                     .collect();
                 let sum = f64::from(sign * f32::from_bits(ks.iter().sum::<u64>() as u32));
-                let mut m = M::with_window(xs.len()).unwrap();
-                let mut model = Model::new(xs.len());
+                let (mut m, mut model) = new_with_model::<M>(xs.len());
                 feed(&mut m, &mut model, &xs);
                 assert_rounds_to(name, &m, &model, (sum, sum / xs.len() as f64));
             }
@@ -1118,31 +1118,39 @@ fn extend_adds_in_order() {
         ring.extend(xs.iter().copied());
         assert_matches("RingAverage (Extend)", &ring, &model);
 
-        let mut mutex = MutexAverage::new(w).unwrap();
-        mutex.extend(xs.iter().copied());
-        assert_matches("MutexAverage (Extend)", &mutex, &model);
-        let mutex = MutexAverage::new(w).unwrap();
-        let mut shared = &mutex;
-        shared.extend(xs.iter().copied());
-        assert_matches("&MutexAverage (Extend)", &mutex, &model);
-
-        let mut sharded = ShardedAverage::new(w).unwrap();
-        sharded.extend(xs.iter().copied());
-        assert_matches("ShardedAverage (Extend)", &sharded, &model);
-        let sharded = ShardedAverage::new(w).unwrap();
-        let mut shared = &sharded;
-        shared.extend(xs.iter().copied());
-        assert_matches("&ShardedAverage (Extend)", &sharded, &model);
-
+        let new_mutex = || MutexAverage::new(w).unwrap();
+        extend_owned_and_shared("MutexAverage", new_mutex, &xs, &model);
+        let new_sharded = || ShardedAverage::new(w).unwrap();
+        extend_owned_and_shared("ShardedAverage", new_sharded, &xs, &model);
         for slack in [SMALL_SLACK, LARGE_SLACK] {
-            let mut relaxed = ShardedAverage::relaxed(w, slack).unwrap();
-            relaxed.extend(xs.iter().copied());
-            assert_matches("ShardedAverage::relaxed (Extend)", &relaxed, &model);
-            let relaxed = ShardedAverage::relaxed(w, slack).unwrap();
-            let mut shared = &relaxed;
-            shared.extend(xs.iter().copied());
-            assert_matches("&ShardedAverage::relaxed (Extend)", &relaxed, &model);
+            let new_relaxed = || ShardedAverage::relaxed(w, slack).unwrap();
+            extend_owned_and_shared("ShardedAverage::relaxed", new_relaxed, &xs, &model);
         }
+    }
+}
+
+/// Extends a new moving average from `make` with `xs`, once owned and once through a shared
+/// reference, and compares each with `model`.
+fn extend_owned_and_shared<M>(name: &str, make: impl Fn() -> M, xs: &[f64], model: &Model<f64>)
+where
+    M: MovingAverage<Item = f64> + Extend<f64>,
+    for<'a> &'a M: Extend<f64>,
+{
+    let mut owned = make();
+    owned.extend(xs.iter().copied());
+    assert_matches(&format!("{name} (Extend)"), &owned, model);
+    let m = make();
+    let mut shared = &m;
+    shared.extend(xs.iter().copied());
+    assert_matches(&format!("&{name} (Extend)"), &m, model);
+}
+
+/// `normal`, or `miri` under Miri, whose interpreter is slow.
+fn sized(normal: (usize, usize), miri: (usize, usize)) -> (usize, usize) {
+    if cfg!(miri) {
+        miri
+    } else {
+        normal
     }
 }
 
@@ -1159,11 +1167,7 @@ fn mixed_magnitude(rng: &mut XorShift) -> f64 {
 
 #[test]
 fn ten_million_mixed_magnitude_adds_stay_exact() {
-    let (adds, window) = if cfg!(miri) {
-        (2_000usize, 100usize)
-    } else {
-        (10_000_000, 1000)
-    };
+    let (adds, window) = sized((10_000_000, 1000), (2_000, 100));
     let mut ring = RingAverage::<f64>::new(window).unwrap();
     let sharded = ShardedAverage::<f64>::new(window).unwrap();
     let mut model = Model::new(window);
@@ -1185,20 +1189,12 @@ fn ten_million_mixed_magnitude_adds_stay_exact() {
         sharded.push(x);
         model.push(x);
         if (i <= 2 * window + 191 && early.contains(&i)) || i % (adds / 16) == 0 {
-            let expected_sum = model.expected_sum();
-            let expected_average = model.expected_average().unwrap();
-            for (name, sum, average) in [
-                ("RingAverage", ring.sum(), ring.average()),
-                ("ShardedAverage", sharded.sum(), sharded.average()),
+            let expected = (model.expected_sum(), model.expected_average());
+            for (name, reads) in [
+                ("RingAverage", (ring.sum(), ring.average())),
+                ("ShardedAverage", (sharded.sum(), sharded.average())),
             ] {
-                assert!(
-                    expected_sum.matches(SumValue::Float(sum)),
-                    "{name} after {i} adds: sum {sum:e}, expected {expected_sum:?}"
-                );
-                assert!(
-                    expected_average.matches(average.unwrap()),
-                    "{name} after {i} adds: average {average:?}, expected {expected_average:?}"
-                );
+                assert_float_reads(&format!("{name} after {i} adds"), expected, reads);
             }
         }
     }
@@ -1211,11 +1207,7 @@ fn ten_million_mixed_magnitude_adds_stay_exact() {
 /// window, read every `adds / 64` adds so that reads end batches and leave holes in the stamps.
 #[test]
 fn a_million_mixed_magnitude_adds_stay_exact_in_the_relaxed_order() {
-    let (adds, window) = if cfg!(miri) {
-        (2_000usize, 100usize)
-    } else {
-        (1_000_000, 1000)
-    };
+    let (adds, window) = sized((1_000_000, 1000), (2_000, 100));
     for (name, slack) in [(RELAXED_SMALL, SMALL_SLACK), (RELAXED_LARGE, LARGE_SLACK)] {
         let relaxed = ShardedAverage::<f64>::relaxed(window, slack).unwrap();
         let mut model = Model::new(window);
@@ -1225,17 +1217,9 @@ fn a_million_mixed_magnitude_adds_stay_exact_in_the_relaxed_order() {
             relaxed.push(x);
             model.push(x);
             if i % (adds / 64) == 0 || [1, 2, 63, 64, 65, window, window + 1].contains(&i) {
-                let (sum, average) = (relaxed.sum(), relaxed.average());
-                let expected_sum = model.expected_sum();
-                assert!(
-                    expected_sum.matches(SumValue::Float(sum)),
-                    "{name} after {i} adds: sum {sum:e}, expected {expected_sum:?}"
-                );
-                let expected_average = model.expected_average().unwrap();
-                assert!(
-                    expected_average.matches(average.unwrap()),
-                    "{name} after {i} adds: average {average:?}, expected {expected_average:?}"
-                );
+                let expected = (model.expected_sum(), model.expected_average());
+                let reads = (relaxed.sum(), relaxed.average());
+                assert_float_reads(&format!("{name} after {i} adds"), expected, reads);
             }
         }
         assert_matches(name, &relaxed, &model);
@@ -1246,8 +1230,7 @@ fn a_million_mixed_magnitude_adds_stay_exact_in_the_relaxed_order() {
 fn a_nan_that_left_the_window_leaves_no_trace() {
     fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS {
-            let mut m = M::with_window(w).unwrap();
-            let mut model = Model::new(w);
+            let (mut m, mut model) = new_with_model::<M>(w);
             let finite: Vec<f64> = (0..w).map(|i| 0.1 * i as f64 - 7.25).collect();
             feed(&mut m, &mut model, &[1e300, f64::NAN]);
             assert!(m.average().unwrap().is_nan() && m.sum().is_nan(), "{name}");
@@ -1270,8 +1253,7 @@ fn a_nan_that_left_the_window_leaves_no_trace() {
         }
     }
     fn check_f32<M: MovingAverage<Item = f32>>(name: &str) {
-        let mut m = M::with_window(2).unwrap();
-        let mut model = Model::new(2);
+        let (mut m, mut model) = new_with_model::<M>(2);
         feed(&mut m, &mut model, &[f32::NAN, 0.1, 0.2]);
         assert_matches(name, &m, &model);
         assert_eq!(
@@ -1288,8 +1270,7 @@ fn a_nan_that_left_the_window_leaves_no_trace() {
 fn infinities_that_left_the_window_leave_no_trace() {
     fn check<M: MovingAverage<Item = f64>>(name: &str) {
         for &w in WINDOWS.iter().filter(|&&w| w >= 2) {
-            let mut m = M::with_window(w).unwrap();
-            let mut model = Model::new(w);
+            let (mut m, mut model) = new_with_model::<M>(w);
             feed(&mut m, &mut model, &[f64::INFINITY]);
             assert_eq!(m.sum(), f64::INFINITY, "{name}");
             assert_eq!(m.average(), Some(f64::INFINITY), "{name}");
@@ -1331,15 +1312,13 @@ fn elements_come_back_bit_for_bit() {
             f64::from_bits(1),
             f64::NEG_INFINITY,
         ];
-        let mut m = M::with_window(xs.len()).unwrap();
-        let mut model = Model::new(xs.len());
+        let (mut m, mut model) = new_with_model::<M>(xs.len());
         feed(&mut m, &mut model, &xs);
         assert_matches(name, &m, &model);
         assert_eq!(m.get(0).unwrap().to_bits(), (-0.0f64).to_bits(), "{name}");
     }
     fn check_i8<M: MovingAverage<Item = i8>>(name: &str) {
-        let mut m = M::with_window(4).unwrap();
-        let mut model = Model::new(4);
+        let (mut m, mut model) = new_with_model::<M>(4);
         feed(&mut m, &mut model, &[i8::MIN, -1, i8::MAX, 0, -1]);
         assert_matches(name, &m, &model);
         assert_eq!(m.sum(), i8::MAX as i128 - 2, "{name}");
@@ -1352,8 +1331,7 @@ fn elements_come_back_bit_for_bit() {
 fn integer_extremes_in_a_large_window_are_exact() {
     let w = if cfg!(miri) { 300 } else { 1 << 16 };
     fn check<T: RefSample, M: MovingAverage<Item = T>>(name: &str, w: usize, xs: &[T]) {
-        let mut m = M::with_window(w).unwrap();
-        let mut model = Model::new(w);
+        let (mut m, mut model) = new_with_model::<M>(w);
         for _ in 0..(w + 5).div_ceil(xs.len()) {
             feed(&mut m, &mut model, xs);
         }
@@ -1393,8 +1371,7 @@ fn long_histories_wrap_every_ring() {
         assert_reads: fn(&str, &M, &Model<T>),
     ) {
         for &w in WINDOWS {
-            let mut m = M::with_window(w).unwrap();
-            let mut model = Model::new(w);
+            let (mut m, mut model) = new_with_model::<M>(w);
             let adds = if cfg!(miri) { 2 * w + 5 } else { 20 * w + 700 };
             for i in 0..adds {
                 m.push(value(i));
@@ -1472,17 +1449,19 @@ fn assert_matches_sampled<T: RefSample, M: MovingAverage<Item = T>>(
 /// span's top limb is 34 and the sum `-2^46` is `-2^(32*35 - 1074)`).
 #[test]
 fn negative_power_of_two_sum_at_a_digit_boundary_ring() {
-    fn check<M: MovingAverage<Item = f64>>(name: &str) {
-        let w = 8192;
-        let mut m = M::with_window(w).unwrap();
-        let mut model = Model::new(w);
-        feed(&mut m, &mut model, &vec![-(exp2(33)); w]);
-        assert_eq!(m.sum(), -(exp2(46)), "{name}");
-        assert_eq!(m.average(), Some(-(exp2(33))), "{name}");
-        assert_matches(name, &m, &model);
-    }
-    check::<RingAverage<f64>>("RingAverage");
-    check::<MutexAverage<f64>>("MutexAverage");
+    let (w, x, sum) = (8192, -(pow2(33)), -(pow2(46)));
+    check_copies::<RingAverage<f64>>("RingAverage", w, x, sum);
+    check_copies::<MutexAverage<f64>>("MutexAverage", w, x, sum);
+}
+
+/// Fills a window of `w` with copies of `x`: the sum must read `sum`, the average `x`, and
+/// every read must agree with the model.
+fn check_copies<M: MovingAverage<Item = f64>>(name: &str, w: usize, x: f64, sum: f64) {
+    let (mut m, mut model) = new_with_model::<M>(w);
+    feed(&mut m, &mut model, &vec![x; w]);
+    assert_eq!(m.sum(), sum, "{name}");
+    assert_eq!(m.average(), Some(x), "{name}");
+    assert_matches(name, &m, &model);
 }
 
 /// The same for `ShardedAverage` (strict, and relaxed with the large slack), whose reads use the full span of 66 limbs:
@@ -1490,29 +1469,14 @@ fn negative_power_of_two_sum_at_a_digit_boundary_ring() {
 /// `-2^1023`.
 #[test]
 fn negative_power_of_two_sum_at_a_digit_boundary_sharded() {
-    fn check<M: MovingAverage<Item = f64>>(name: &str) {
-        let w = 32768;
-        let mut m = M::with_window(w).unwrap();
-        let mut model = Model::new(w);
-        feed(&mut m, &mut model, &vec![-(exp2(1023)); w]);
-        assert_eq!(m.sum(), f64::NEG_INFINITY, "{name}");
-        assert_eq!(m.average(), Some(-(exp2(1023))), "{name}");
-        assert_matches(name, &m, &model);
-    }
-    check::<ShardedAverage<f64>>("ShardedAverage");
-    check::<Relaxed<f64, LARGE_SLACK>>(RELAXED_LARGE);
+    let (w, x, sum) = (32768, -(pow2(1023)), f64::NEG_INFINITY);
+    check_copies::<ShardedAverage<f64>>("ShardedAverage", w, x, sum);
+    check_copies::<Relaxed<f64, LARGE_SLACK>>(RELAXED_LARGE, w, x, sum);
 }
 
 // ---------------------------------------------------------------------------------------------
 // The oracle, checked against IEEE arithmetic (one correctly rounded operation each)
 // ---------------------------------------------------------------------------------------------
-
-fn exact_f64(x: f64) -> num_bigint::BigInt {
-    match x.exact() {
-        Exact::Finite(v) => v,
-        other => panic!("{x} is {other:?}"),
-    }
-}
 
 #[test]
 fn oracle_agrees_with_ieee_addition_and_division() {
@@ -1536,8 +1500,8 @@ fn oracle_agrees_with_ieee_addition_and_division() {
         };
         let (x, y) = (pick(&mut rng), pick(&mut rng));
         // Near-cancellation too.
-        let y = if i % 5 == 0 && next_up_signed(x).is_finite() {
-            -next_up_signed(x)
+        let y = if i % 5 == 0 && next_away(x).is_finite() {
+            -next_away(x)
         } else {
             y
         };
@@ -1562,7 +1526,7 @@ fn oracle_agrees_with_ieee_addition_and_division() {
     }
     // Overflow boundary: MAX + half an ulp of MAX ties to infinity, just below stays MAX.
     let max = exact_f64(f64::MAX);
-    let half_ulp = pow2(970);
+    let half_ulp = big_pow2(970);
     assert_eq!(
         round_exact(&(&max + &half_ulp), 1, 1074 - 1074),
         f64::INFINITY
@@ -1601,13 +1565,4 @@ fn oracle_agrees_with_ieee_addition_and_division() {
     assert_eq!(next_down(next_up(1.0)), 1.0);
     assert_eq!(next_up(f64::MAX), f64::INFINITY);
     assert_eq!(next_up(0.0), f64::from_bits(1));
-}
-
-/// The `f64` next to `x` away from zero.
-fn next_up_signed(x: f64) -> f64 {
-    if x < 0.0 {
-        -next_up(-x)
-    } else {
-        next_up(x)
-    }
 }

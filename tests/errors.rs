@@ -6,7 +6,7 @@
 //! counts the bytes each thread holds, to check that a failed construction "allocates nothing
 //! that outlives the call" (`src/error.rs`).
 
-mod reference;
+mod model;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -16,7 +16,7 @@ use mavg::{
     MovingAverage, MutexAverage, RingAverage, ShardedAverage, SharedMovingAverage, WindowError,
     MAX_WINDOW,
 };
-use reference::*;
+use model::*;
 
 // ---------------------------------------------------------------------------------------------
 // A global allocator that fails on request
@@ -59,30 +59,29 @@ fn account(delta: isize) {
     let _ = LIVE.try_with(|c| c.set(c.get() + delta));
 }
 
+/// A new block of `layout` from `system` (plain or zeroed), or null if this size is refused;
+/// what is handed out is accounted.
+fn allocate(layout: Layout, system: impl FnOnce() -> *mut u8) -> *mut u8 {
+    if refuse(layout.size()) {
+        return std::ptr::null_mut();
+    }
+    let p = system();
+    if !p.is_null() {
+        account(layout.size() as isize);
+    }
+    p
+}
+
 // SAFETY: forwards to `System`, or returns null (a permitted allocation failure).
 unsafe impl GlobalAlloc for FailingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if refuse(layout.size()) {
-            return std::ptr::null_mut();
-        }
         // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            account(layout.size() as isize);
-        }
-        p
+        allocate(layout, || unsafe { System.alloc(layout) })
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if refuse(layout.size()) {
-            return std::ptr::null_mut();
-        }
         // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            account(layout.size() as isize);
-        }
-        p
+        allocate(layout, || unsafe { System.alloc_zeroed(layout) })
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -240,40 +239,35 @@ fn max_window_is_accepted() {
 /// refusal must hit the table.
 const SHARDED_WINDOW: usize = if cfg!(miri) { 1 << 14 } else { 1 << 16 };
 
+/// Runs `make` with requests of `big` bytes or more refused, and asserts that it reports
+/// `Alloc { requested: w, bytes: w * size }` for a window of `w` elements of `size` bytes, that
+/// exactly that request was refused, and that nothing leaked.
+fn assert_refused<M: std::fmt::Debug>(
+    big: usize,
+    w: usize,
+    size: usize,
+    make: impl FnOnce() -> Result<M, WindowError>,
+) {
+    let (r, refused, leaked) = with_failing_alloc(big, 0, make);
+    assert_eq!(
+        r.unwrap_err(),
+        WindowError::Alloc {
+            requested: w,
+            bytes: w * size
+        }
+    );
+    assert_eq!((refused, leaked), (w * size, 0));
+}
+
 #[test]
 fn ring_and_mutex_report_allocation_failure() {
     let w = if cfg!(miri) { 1 << 12 } else { 1 << 20 };
-    let (r, refused, leaked) = with_failing_alloc(w, 0, || RingAverage::<u64>::new(w));
-    assert_eq!(
-        r.unwrap_err(),
-        WindowError::Alloc {
-            requested: w,
-            bytes: w * 8
-        }
-    );
-    assert_eq!((refused, leaked), (w * 8, 0));
-
-    let (r, refused, leaked) = with_failing_alloc(w, 0, || MutexAverage::<f32>::new(w));
-    assert_eq!(
-        r.unwrap_err(),
-        WindowError::Alloc {
-            requested: w,
-            bytes: w * 4
-        }
-    );
-    assert_eq!((refused, leaked), (w * 4, 0));
-
+    assert_refused(w, w, 8, || RingAverage::<u64>::new(w));
+    assert_refused(w, w, 4, || MutexAverage::<f32>::new(w));
     // The largest window: an 8 GiB request, refused here, reported rather than aborting.
-    let (r, refused, leaked) =
-        with_failing_alloc(1 << 30, 0, || RingAverage::<f64>::new(MAX_WINDOW));
-    assert_eq!(
-        r.unwrap_err(),
-        WindowError::Alloc {
-            requested: MAX_WINDOW,
-            bytes: MAX_WINDOW * 8
-        }
-    );
-    assert_eq!((refused, leaked), (MAX_WINDOW * 8, 0));
+    assert_refused(1 << 30, MAX_WINDOW, 8, || {
+        RingAverage::<f64>::new(MAX_WINDOW)
+    });
 
     // Through the trait.
     let (r, _, leaked) =
@@ -347,10 +341,7 @@ fn an_add_that_cannot_get_a_block_adds_nothing() {
     // The 16th add fills this thread's block and needs the next one, from a second segment
     // (8 blocks of 16 slots of 16 bytes), which the allocator refuses.
     let (r, refused, _) = with_failing_alloc(8 * 16 * 16, 0, || m.try_push(16));
-    assert!(
-        matches!(r, Err(WindowError::Alloc { requested: 64, .. })),
-        "{r:?}"
-    );
+    assert!(matches!(&r, Err(e) if e.window() == 64), "{r:?}");
     assert_eq!(refused, 8 * 16 * 16);
     assert_eq!((m.len(), m.sum()), (15, 120));
     // With memory it goes on, and the window slides as usual.
@@ -391,9 +382,10 @@ fn a_thread_that_cannot_get_a_shard_adds_nothing() {
         s.spawn(|| {
             let (r, refused, leaked) = with_failing_alloc(big, 0, || m.try_push(1000));
             match r {
-                Err(WindowError::Alloc { requested, bytes }) => {
-                    assert_eq!(requested, w);
-                    assert!(bytes >= refused);
+                Err(e) => {
+                    assert_eq!(e.window(), w);
+                    assert!(e.bytes() >= refused);
+                    assert!(matches!(WindowError::from(e), WindowError::Alloc { requested, .. } if requested == w));
                 }
                 other => panic!("{other:?}"),
             }

@@ -1,11 +1,12 @@
-//! `ExactSum` and `GroupSums` against the reference: adds and removes in any order, merges of
-//! any partition, and states that travel through their words.
+//! `ExactSum` and `GroupSums` against the exact oracle (`tests/model`, `mavg_testkit::oracle`):
+//! adds and removes in any order, merges of any partition, and states that travel through their
+//! words.
 
-mod reference;
+mod model;
 
 use mavg::{ExactSum, GroupSums, Sample, StateError};
+use model::*;
 use proptest::prelude::*;
-use reference::*;
 
 #[derive(Debug, Clone)]
 enum Op<T> {

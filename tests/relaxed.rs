@@ -16,17 +16,17 @@
 //! `to_vec()`. The decider itself is checked on hand-made histories and against the strict
 //! order (with a slack of 1 it accepts only `RingAverage`'s window).
 
-mod reference;
+mod model;
 
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::mpsc;
 use std::thread::ScopedJoinHandle;
 
-use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+use mavg::{ShardedAverage, SharedMovingAverage};
+use model::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestRunner};
-use reference::*;
 
 // ---------------------------------------------------------------------------------------------
 // Histories
@@ -55,11 +55,7 @@ impl<T: RefSample> Seen<T> {
             Seen::IsEmpty(b) => *b == window.is_empty(),
             Seen::IsFull(b) => *b == (window.len() == n),
             Seen::Sum(s) => expected_sum(window).matches(*s),
-            Seen::Average(a) => match (expected_average(window), a) {
-                (None, None) => true,
-                (Some(e), Some(a)) => e.matches(*a),
-                _ => false,
-            },
+            Seen::Average(a) => average_matches(expected_average(window), *a),
             Seen::Oldest(x) => same_option(*x, window.first().copied()),
             Seen::Newest(x) => same_option(*x, window.last().copied()),
             Seen::Get(i, x) => same_option(*x, window.get(*i).copied()),

@@ -20,11 +20,9 @@ pub const MASK: usize = VALUES - 1;
 /// The windows every single-thread benchmark and the memory table run at.
 pub const WINDOWS: [usize; 3] = [16, 1024, 1_000_000];
 
-/// The tests' xorshift64* generator, the one copy in the repository (examples keep their own,
+/// The tests' xorshift64* generator, from the workspace's test kit (examples keep their own,
 /// so that an example stays one self-contained file for a reader who copies it).
-#[path = "../../tests/xorshift/mod.rs"]
-mod xorshift;
-pub use xorshift::XorShift;
+pub use mavg_testkit::XorShift;
 
 /// Latencies in `[0, 1000)` with full 53-bit mantissas (most values use all of them).
 pub static F64S: LazyLock<Vec<f64>> = LazyLock::new(|| {

@@ -11,7 +11,7 @@
 use std::sync::mpsc;
 use std::thread;
 
-use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+use mavg::ShardedAverage;
 
 /// A second thread adds 10, the main thread `1, 2` (tickets 1 and `2..=3`: ticket 3 is to
 /// spare, drawn before the second thread's next add), the second thread adds 20 and exits, and

@@ -29,17 +29,15 @@ use datafusion::execution::memory_pool::{
 };
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
+use mavg_testkit::XorShift;
 use tokio::runtime::Runtime;
 
 /// Values of a realistic spread: six significant digits at different scales.
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed;
+    let mut rng = XorShift::new(seed);
     (0..n)
         .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let r = state >> 33;
+            let r = rng.next_u64() >> 33;
             (r % 1_000_000) as f64 * [0.001, 0.1, 10.0][(r % 3) as usize]
         })
         .collect()

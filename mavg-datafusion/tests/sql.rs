@@ -1,9 +1,8 @@
 //! `exact_sum` and `exact_avg` in SQL, checked against exact big-integer references
-//! (`reference/mod.rs`): sliding frames, `PARTITION BY`, `GROUP BY` under several
+//! (`mavg_testkit::oracle`): sliding frames, `PARTITION BY`, `GROUP BY` under several
 //! partitionings, NULLs, NaN and infinities, integer extremes, and planning errors.
 
 mod kit;
-mod reference;
 
 use std::sync::Arc;
 
@@ -18,10 +17,12 @@ use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
 use kit::{
-    assert_float, assert_rows, assert_sum_avg, decimals, floats, ints, query, sums_and_means, Gen,
+    assert_float, assert_rows, assert_sum_avg, decimals, float_sum_avg, floats, int_sum_avg, ints,
+    query, sums_and_means,
 };
 use mavg_datafusion::{exact_avg, exact_sum};
-use reference::{float_sum_avg, int_sum_avg};
+use mavg_testkit::oracle::{exact_f64, round_exact};
+use mavg_testkit::XorShift;
 
 /// A session with the functions registered, `partitions` target partitions and small batches,
 /// so that even small tables are split and merged.
@@ -62,8 +63,8 @@ fn register(ctx: &SessionContext, name: &str, batch: RecordBatch, parts: usize) 
 
 /// Values that make float running sums drift: huge values that cancel, ones that vanish next to
 /// them, values of wildly different magnitudes, subnormals, and NULLs.
-fn nasty(gen: &mut Gen, nulls: bool) -> Option<f64> {
-    let r = gen.next();
+fn nasty(gen: &mut XorShift, nulls: bool) -> Option<f64> {
+    let r = gen.next_u64();
     let sign = if r & 1 == 0 { 1.0 } else { -1.0 };
     Some(match (r >> 1) % 12 {
         0 => sign * 2f64.powi(54),
@@ -91,10 +92,10 @@ fn float_batch(ids: &[i64], groups: &[i64], xs: &[Option<f64>]) -> RecordBatch {
 }
 
 fn nasty_table(n: usize, seed: u64, groups: i64) -> (Vec<i64>, Vec<i64>, Vec<Option<f64>>) {
-    let mut gen = Gen(seed);
+    let mut gen = XorShift::new(seed);
     let ids: Vec<i64> = (0..n as i64).collect();
     let gs: Vec<i64> = (0..n)
-        .map(|_| (gen.next() % groups as u64) as i64)
+        .map(|_| (gen.next_u64() % groups as u64) as i64)
         .collect();
     let xs: Vec<Option<f64>> = (0..n).map(|_| nasty(&mut gen, true)).collect();
     (ids, gs, xs)
@@ -493,10 +494,10 @@ async fn nan_and_infinities_follow_the_contract_and_leave_the_frame() -> Result<
 
 #[tokio::test]
 async fn integer_types_at_their_extremes() -> Result<()> {
-    let mut gen = Gen(8);
+    let mut gen = XorShift::new(8);
     let n = 600;
-    let pick = |gen: &mut Gen, min: i128, max: i128| -> Option<i128> {
-        let r = gen.next();
+    let pick = |gen: &mut XorShift, min: i128, max: i128| -> Option<i128> {
+        let r = gen.next_u64();
         match r % 9 {
             0 => None,
             1 | 2 => Some(min),
@@ -614,7 +615,7 @@ async fn sums_beyond_bigint_are_exact_decimals() -> Result<()> {
 
 #[tokio::test]
 async fn float32_sums_are_exact_in_double() -> Result<()> {
-    let mut gen = Gen(9);
+    let mut gen = XorShift::new(9);
     let xs: Vec<Option<f32>> = (0..1000)
         .map(|_| nasty(&mut gen, true).map(|x| x as f32))
         .collect();
@@ -725,17 +726,17 @@ async fn unsupported_types_are_planning_errors() -> Result<()> {
 /// error.
 #[tokio::test]
 async fn decimals_are_summed_exactly_at_their_scale() -> Result<()> {
-    let mut gen = Gen(21);
+    let mut gen = XorShift::new(21);
     let n = 2000;
     // 33-digit values that cancel within each group (row 7 k + g has sign + for k % 10 == 0
     // and - for k % 10 == 1), so that no sum or mean passes 38 digits.
     let big = 15 * 10i128.pow(32);
     let values: Vec<Option<i128>> = (0..n)
-        .map(|i| match ((i / 7) % 10, gen.next() % 10) {
+        .map(|i| match ((i / 7) % 10, gen.next_u64() % 10) {
             (0, _) => Some(big),
             (1, _) => Some(-big),
             (_, 0) => None,
-            _ => Some((gen.next() % 2_000_000) as i128 - 1_000_000),
+            _ => Some((gen.next_u64() % 2_000_000) as i128 - 1_000_000),
         })
         .collect();
     let groups: Vec<i64> = (0..n).map(|i| (i % 7) as i64).collect();
@@ -897,10 +898,9 @@ async fn casting_the_decimal_sum_to_bigint() -> Result<()> {
     Ok(())
 }
 
-/// The reference itself: where one IEEE operation is exact or correctly rounded, it agrees.
+/// The oracle itself: where one IEEE operation is exact or correctly rounded, it agrees.
 #[test]
 fn reference_rounding_agrees_with_ieee_where_ieee_is_exact() {
-    let one = num_bigint::BigUint::from(1u8);
     for &x in &[
         1.0,
         -0.1,
@@ -910,10 +910,7 @@ fn reference_rounding_agrees_with_ieee_where_ieee_is_exact() {
         3.0e-310,
         123456.789,
     ] {
-        assert_eq!(
-            reference::ratio_to_f64(&reference::scaled(x), &(one.clone() << 1074u32)),
-            x
-        );
+        assert_eq!(round_exact(&exact_f64(x), 1, 1074), x);
     }
     // One division, correctly rounded by IEEE.
     for &(a, b) in &[
@@ -923,17 +920,13 @@ fn reference_rounding_agrees_with_ieee_where_ieee_is_exact() {
         (5e-324, 2.0),
         (1.5e-323, 2.0),
     ] {
-        let den = (one.clone() << 1074u32) * num_bigint::BigUint::from(b as u64);
         assert_eq!(
-            reference::ratio_to_f64(&reference::scaled(a), &den),
+            round_exact(&exact_f64(a), b as u64, 1074),
             a / b,
             "{a} / {b}"
         );
     }
     // Overflow of the exact sum.
-    let twice_max = reference::scaled(f64::MAX) * 2;
-    assert_eq!(
-        reference::ratio_to_f64(&twice_max, &(one << 1074u32)),
-        f64::INFINITY
-    );
+    let twice_max = exact_f64(f64::MAX) * 2;
+    assert_eq!(round_exact(&twice_max, 1, 1074), f64::INFINITY);
 }

@@ -3,7 +3,7 @@
 //! final accumulator merges them. The result must equal the exact reference whatever the
 //! split.
 
-mod reference;
+mod kit;
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -22,8 +22,9 @@ use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{AggregateUDF, EmitTo};
 use datafusion::physical_expr::expressions::col;
+use kit::float_sum_avg;
 use mavg_datafusion::{exact_avg_udaf, exact_sum_udaf};
-use reference::{float_sum_avg, same};
+use mavg_testkit::float::same_value;
 
 /// Calls `f` with the accumulator arguments of `udaf(x)` over a nullable `Float64` column.
 fn with_args<R>(udaf: &AggregateUDF, f: impl FnOnce(AccumulatorArgs) -> R) -> Result<R> {
@@ -112,7 +113,7 @@ fn per_group_states_merge_exactly_after_ipc() -> Result<()> {
                 panic!("{}: no value", udaf.name());
             };
             assert!(
-                same(got, want),
+                same_value(got, want),
                 "{} over {workers} workers: {got} != {want}",
                 udaf.name()
             );
@@ -148,7 +149,7 @@ fn grouped_states_merge_exactly_after_ipc() -> Result<()> {
             .collect();
         let want = float_sum_avg(&members).unwrap().1;
         assert!(
-            same(means.value(g), want),
+            same_value(means.value(g), want),
             "group {g}: {} != {want}",
             means.value(g)
         );
@@ -260,7 +261,7 @@ fn converted_and_sliced_states_merge_exactly() -> Result<()> {
     for g in 0..groups {
         let members: Vec<Option<f64>> = (g..xs.len()).step_by(groups).map(|i| xs[i]).collect();
         let want = float_sum_avg(&members).unwrap().1;
-        assert!(same(means.value(g), want), "group {g}");
+        assert!(same_value(means.value(g), want), "group {g}");
     }
     Ok(())
 }
@@ -293,7 +294,7 @@ fn emitting_the_first_groups_keeps_the_rest() -> Result<()> {
     ])
     .unwrap()
     .0;
-    assert!(same(rest.value(0), want0));
+    assert!(same_value(rest.value(0), want0));
     assert!(rest.value(1).is_nan());
     assert_eq!(rest.value(2), 3.0);
     assert_eq!(rest.value(3), 1e-300);

@@ -1,5 +1,7 @@
-//! What the SQL tests share: a deterministic generator, a query run into one batch, its
-//! columns read back, and floats compared with the reference's notion of "the same".
+//! What the SQL tests share: a query run into one batch, its columns read back, the expected
+//! sums and means of a column with NULLs (from the exact oracle of `mavg_testkit::oracle`), and
+//! floats compared as `mavg_testkit::float::same_value` does. The generator is
+//! `mavg_testkit::XorShift`.
 
 #![allow(dead_code)]
 
@@ -9,24 +11,8 @@ use datafusion::arrow::datatypes::{Decimal128Type, Float64Type, Int64Type};
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
-use crate::reference::same;
-
-/// A deterministic generator (SplitMix64).
-pub struct Gen(pub u64);
-
-impl Gen {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use mavg_testkit::float::same_value;
+use mavg_testkit::oracle::{round_exact, Total};
 
 /// Runs `sql` and returns its rows as one batch.
 pub async fn query(ctx: &SessionContext, sql: &str) -> Result<RecordBatch> {
@@ -51,11 +37,11 @@ pub fn ints(batch: &RecordBatch, column: &str) -> Vec<i64> {
     array.as_primitive::<Int64Type>().values().to_vec()
 }
 
-/// Panics unless `got` and `want` are both NULL or the same float (`reference::same`).
+/// Panics unless `got` and `want` are both NULL or the same float (`same_value`).
 pub fn assert_float(what: &str, got: Option<f64>, want: Option<f64>) {
     match (got, want) {
         (None, None) => {}
-        (Some(g), Some(w)) if same(g, w) => {}
+        (Some(g), Some(w)) if same_value(g, w) => {}
         _ => panic!("{what}: got {got:?}, expected {want:?}"),
     }
 }
@@ -84,4 +70,25 @@ pub fn assert_rows(
 /// The float columns `s` and `a` of `out`: the sums and the means.
 pub fn sums_and_means(out: &RecordBatch) -> (Vec<Option<f64>>, Vec<Option<f64>>) {
     (floats(out, "s"), floats(out, "a"))
+}
+
+/// The correctly rounded sum and mean of the non-NULL values, with the crate's contract for
+/// NaN and infinities; `None` when there is no non-NULL value.
+pub fn float_sum_avg(values: &[Option<f64>]) -> Option<(f64, f64)> {
+    let present: Vec<f64> = values.iter().flatten().copied().collect();
+    let total = Total::of(&present);
+    let mean = total.expected_average()?;
+    Some((total.rounded(1).value, mean.value))
+}
+
+/// The exact sum and the correctly rounded mean of the non-NULL integers; `None` when there is
+/// no non-NULL value.
+pub fn int_sum_avg(values: &[Option<i128>]) -> Option<(i128, f64)> {
+    let present: Vec<i128> = values.iter().flatten().copied().collect();
+    if present.is_empty() {
+        return None;
+    }
+    let total: i128 = present.iter().sum();
+    let mean = round_exact(&total.into(), present.len() as u64, 0);
+    Some((total, mean))
 }

@@ -16,6 +16,9 @@ use std::collections::VecDeque;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
+use mavg_testkit::float::{even_of, next_down, next_up, pow2, same_bits, ulp};
+use mavg_testkit::XorShift;
+
 use crate::element::Element;
 use crate::limbs::{float_high_bits, round_float_limbs, LimbRange, LimbSum, Limbs};
 use crate::mutex::MutexAverage;
@@ -26,7 +29,7 @@ use crate::stats;
 use crate::traits::{MovingAverage, SharedMovingAverage};
 
 // ------------------------------------------------------------------------------------------
-// Helpers: the shadow, the checker, the tally, a generator.
+// Helpers: the shadow, the checker, the tally.
 // ------------------------------------------------------------------------------------------
 
 /// The float element types, with what the shadow needs to know about them.
@@ -139,8 +142,8 @@ impl<T: Float> Shadow<T> {
         let sum = self.sum();
         !value.is_finite()
             || !sum.is_finite()
-            || value.abs() < p2(-960)
-            || sum.abs() > p2(1000)
+            || value.abs() < pow2(-960)
+            || sum.abs() > pow2(1000)
             || self.near_midpoint(n)
     }
 }
@@ -156,10 +159,6 @@ fn reads_so_far() -> u64 {
 
 fn count_reads(k: u64) {
     READS.with(|r| r.set(r.get() + k));
-}
-
-fn same_bits(a: f64, b: f64) -> bool {
-    (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
 }
 
 fn show(x: Option<f64>) -> String {
@@ -322,69 +321,6 @@ impl Tally {
     }
 }
 
-/// xorshift64*: a fixed-seed generator of our own.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `[0, 1)` with 53 random bits.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 * p2(-53)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a, X>(&mut self, xs: &'a [X]) -> &'a X {
-        &xs[self.below(xs.len() as u64) as usize]
-    }
-}
-
-/// `2^e` for a normal exponent, from its bits (Miri randomizes `powi`).
-fn p2(e: i32) -> f64 {
-    assert!((-1022..=1023).contains(&e));
-    f64::from_bits(((e + 1023) as u64) << 52)
-}
-
-/// The gap above a positive normal double.
-fn ulp(q: f64) -> f64 {
-    let a = q.abs();
-    f64::from_bits(a.to_bits() + 1) - a
-}
-
-fn next_up(x: f64) -> f64 {
-    debug_assert!(x > 0.0 && x.is_finite());
-    f64::from_bits(x.to_bits() + 1)
-}
-
-fn next_down(x: f64) -> f64 {
-    debug_assert!(x > 0.0 && x.is_finite());
-    f64::from_bits(x.to_bits() - 1)
-}
-
-/// Of `a` and `a + ulp(a)` (positive), the one with an even significand: where a tie between
-/// them rounds.
-fn even_of(a: f64) -> f64 {
-    if a.to_bits() & 1 == 0 {
-        a
-    } else {
-        a + ulp(a)
-    }
-}
-
 fn sized(normal: usize, miri: usize) -> usize {
     if cfg!(miri) {
         miri
@@ -421,30 +357,23 @@ fn run_periodic<T: Float>(
     for i in 0..window + rounds {
         c.push_ok(period[i % period.len()]);
         if c.full() {
-            if let Some(m) = mean_tie {
-                let got = c.last_average.expect("nonempty");
+            // The mean is the exact sum over `window`, the sum over 1.
+            let reads = [
+                ("mean", mean_tie, c.last_average, window as u64),
+                ("sum", sum_tie, Some(c.last_sum), 1),
+            ];
+            for (what, tie, got, n) in reads {
+                let Some(want) = tie else { continue };
+                let got = got.expect("nonempty");
                 assert_eq!(
                     got.to_bits(),
-                    m.to_bits(),
-                    "{label}: mean {got:e}, expected {m:e}"
+                    want.to_bits(),
+                    "{label}: {what} {got:e}, expected {want:e}"
                 );
                 ties += 1;
                 assert!(
-                    c.shadow.near_midpoint(window as u64),
-                    "{label}: the oracle misses the mean tie"
-                );
-            }
-            if let Some(s) = sum_tie {
-                let got = c.last_sum;
-                assert_eq!(
-                    got.to_bits(),
-                    s.to_bits(),
-                    "{label}: sum {got:e}, expected {s:e}"
-                );
-                ties += 1;
-                assert!(
-                    c.shadow.near_midpoint(1),
-                    "{label}: the oracle misses the sum tie"
+                    c.shadow.near_midpoint(n),
+                    "{label}: the oracle misses the {what} tie"
                 );
             }
         }
@@ -490,7 +419,7 @@ fn sum_tie_period(n: usize, q: f64, nudge: i64) -> (Vec<f64>, f64) {
 /// an odd `mo`, a midpoint between two doubles two units apart; also what it rounds to.
 fn offset_tie_period(n: usize, mo: i64, scale: f64) -> (Vec<f64>, f64) {
     assert!(n >= 2 && mo % 2 != 0 && mo > 0);
-    let base = p2(53);
+    let base = pow2(53);
     let t = n as i64 * mo;
     // Below 2^53 every integer is a double, above only the even ones.
     let mut offsets = vec![0i64; n];
@@ -516,14 +445,77 @@ fn negate(p: &[f64]) -> Vec<f64> {
     p.iter().map(|&x| -x).collect()
 }
 
-fn to_f32(p: &[f64]) -> Vec<f32> {
+/// The windows the tie families run over.
+fn tie_windows() -> &'static [usize] {
+    if cfg!(miri) {
+        &[2, 3]
+    } else {
+        &[2, 3, 64, 1000, 1024]
+    }
+}
+
+/// Values `q` whose midpoints `q + ulp(q) / 2` the f64 tie families aim at.
+fn tie_qs() -> Vec<f64> {
+    vec![
+        1.0,
+        1.0 + pow2(-52),
+        0.1,
+        3.0,
+        12345.678,
+        1e300,
+        pow2(-1000),
+    ]
+}
+
+/// `p` as elements of `T`, each exactly.
+fn elements<T: Float>(p: &[f64]) -> Vec<T> {
     p.iter()
         .map(|&x| {
-            let y = x as f32;
-            assert_eq!(f64::from(y), x, "{x:e} is not an f32");
+            let y = T::from_f64(x);
+            assert_eq!(y.into(), x, "{x:e} is not exact in the element type");
             y
         })
         .collect()
+}
+
+/// `run_periodic` on the period `p` and on its negation (expected mean and sum negated too), as
+/// elements of `T`; `label` gets the sign, `""` or `"-"`.
+fn both_signs<T: Float>(
+    label: impl Fn(&str) -> String,
+    n: usize,
+    p: &[f64],
+    mean: Option<f64>,
+    sum: Option<f64>,
+    rounds: usize,
+) {
+    run_periodic(&label(""), n, &elements::<T>(p), mean, sum, rounds);
+    let negated = elements::<T>(&negate(p));
+    let neg = |x: Option<f64>| x.map(|v| -v);
+    run_periodic(&label("-"), n, &negated, neg(mean), neg(sum), rounds);
+}
+
+/// Over every tie window: means at the midpoint above each `q` and sums at midpoints, each also
+/// negated, as elements of `T` (labels start with `prefix`); then window 1 fed the same kind of
+/// data: no ties possible, but bit-for-bit all the same.
+fn midpoint_ties<T: Float>(prefix: &str, qs: &[f64], rounds: usize) {
+    for &n in tie_windows() {
+        // Means at midpoints, n not necessarily a power of two.
+        for &q in qs {
+            let p = mean_tie_period(n, q, 0);
+            let label = |sign: &str| format!("{prefix}mean tie n={n} q={sign}{q:e}");
+            both_signs::<T>(label, n, &p, Some(even_of(q)), None, rounds);
+        }
+        // Sums at midpoints.
+        for q in [1.0, 3.0, pow2(60), pow2(-40), 12345.0] {
+            let (p, a) = sum_tie_period(n, q, 0);
+            let label = |sign: &str| format!("{prefix}sum tie n={n} q={sign}{q:e}");
+            both_signs::<T>(label, n, &p, None, Some(even_of(a)), rounds);
+        }
+    }
+    for &q in qs {
+        let p = elements::<T>(&mean_tie_period(3, q, 0));
+        run_periodic(&format!("{prefix}window 1"), 1, &p, None, None, 30);
+    }
 }
 
 /// The oracle itself: midpoints and values within 2^-100 of one are near, others are not.
@@ -534,15 +526,15 @@ fn near_midpoint_oracle() {
         values.iter().for_each(|&v| s.push(v));
         s
     };
-    let b53 = p2(53);
+    let b53 = pow2(53);
     assert!(!shadow(&[1.0, 2.0]).near_midpoint(2));
     assert!(!shadow(&[1.0, 2.0]).near_midpoint(1));
     assert!(shadow(&[b53, 1.0]).near_midpoint(1));
     assert!(!shadow(&[b53, 2.0]).near_midpoint(1));
     // 2^53 + 1 + 2^-50: 2^-103 relative from the midpoint; 2^-40 is 2^-93 away.
-    assert!(shadow(&[b53, 1.0, p2(-50)]).near_midpoint(1));
-    assert!(shadow(&[b53, 1.0, -p2(-50)]).near_midpoint(1));
-    assert!(!shadow(&[b53, 1.0, p2(-40)]).near_midpoint(1));
+    assert!(shadow(&[b53, 1.0, pow2(-50)]).near_midpoint(1));
+    assert!(shadow(&[b53, 1.0, -pow2(-50)]).near_midpoint(1));
+    assert!(!shadow(&[b53, 1.0, pow2(-40)]).near_midpoint(1));
     // Far more than 128 bits: a sticky tail below the midpoint.
     assert!(shadow(&[b53, 1.0, 5e-324]).near_midpoint(1));
     assert!(!shadow(&[b53, 1.5, 5e-324]).near_midpoint(1));
@@ -550,9 +542,9 @@ fn near_midpoint_oracle() {
     assert!(!shadow(&[b53, b53 + 2.0, b53 + 4.0]).near_midpoint(3));
     assert!(!shadow(&[b53, b53 + 2.0, b53 - 1.0]).near_midpoint(3));
     assert!(shadow(&[b53, b53 - 1.0, b53 + 4.0]).near_midpoint(3));
-    assert!(shadow(&[2.0, 1.0, 3.0 * p2(-53)]).near_midpoint(3));
-    assert!(!shadow(&[2.0, 1.0, 3.0 * p2(-52)]).near_midpoint(3));
-    assert!(shadow(&[-2.0, -1.0, -3.0 * p2(-53)]).near_midpoint(3));
+    assert!(shadow(&[2.0, 1.0, 3.0 * pow2(-53)]).near_midpoint(3));
+    assert!(!shadow(&[2.0, 1.0, 3.0 * pow2(-52)]).near_midpoint(3));
+    assert!(shadow(&[-2.0, -1.0, -3.0 * pow2(-53)]).near_midpoint(3));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -563,7 +555,7 @@ fn near_midpoint_oracle() {
 fn ties_f64() {
     let tally = Tally::start("ties_f64");
     let rounds = sized(200, 6);
-    let b53 = p2(53);
+    let b53 = pow2(53);
 
     // A window of 1024 alternating 2^53 and 2^53 + 2: the mean 2^53 + 1 and the sum
     // 2^63 + 2^10 are both midpoints; both round to even.
@@ -589,7 +581,7 @@ fn ties_f64() {
     );
 
     // Window 2, [1, 1 + 2^-52]: mean 1 + 2^-53 (-> 1), sum 2 + 2^-52 (-> 2).
-    let pair = [1.0, 1.0 + p2(-52)];
+    let pair = [1.0, 1.0 + pow2(-52)];
     run_periodic("1, 1+2^-52", 2, &pair, Some(1.0), Some(2.0), rounds);
     run_periodic(
         "-1, -1-2^-52",
@@ -605,75 +597,29 @@ fn ties_f64() {
     run_periodic(
         "2, 1, 3*2^-53",
         3,
-        &[2.0, 1.0, 3.0 * p2(-53)],
+        &[2.0, 1.0, 3.0 * pow2(-53)],
         Some(1.0),
         None,
         rounds,
     );
 
-    let mut rng = Rng::new(1);
-    let mut qs = vec![
-        1.0,
-        1.0 + p2(-52),
-        0.1,
-        3.0,
-        12345.678,
-        1e300,
-        p2(-1000),
-        1.0 - p2(-53),
-    ];
+    let mut rng = XorShift::mixed(1);
+    let mut qs = tie_qs();
+    qs.push(1.0 - pow2(-53));
     for _ in 0..sized(4, 1) {
         qs.push(1.0 + rng.unit());
         qs.push(rng.unit() * 1e10);
     }
-    let tie_windows: &[usize] = if cfg!(miri) {
-        &[2, 3]
-    } else {
-        &[2, 3, 64, 1000, 1024]
-    };
-    for &n in tie_windows {
-        // Means at midpoints, n not necessarily a power of two.
-        for &q in &qs {
-            let p = mean_tie_period(n, q, 0);
-            let m = even_of(q);
-            run_periodic(
-                &format!("mean tie n={n} q={q:e}"),
-                n,
-                &p,
-                Some(m),
-                None,
-                rounds,
-            );
-            let label = format!("mean tie n={n} q=-{q:e}");
-            run_periodic(&label, n, &negate(&p), Some(-m), None, rounds);
-        }
-        // Sums at midpoints.
-        for q in [1.0, 3.0, p2(60), p2(-40), 12345.0] {
-            let (p, a) = sum_tie_period(n, q, 0);
-            let s = even_of(a);
-            run_periodic(
-                &format!("sum tie n={n} q={q:e}"),
-                n,
-                &p,
-                None,
-                Some(s),
-                rounds,
-            );
-            let label = format!("sum tie n={n} q=-{q:e}");
-            run_periodic(&label, n, &negate(&p), None, Some(-s), rounds);
-        }
+    midpoint_ties::<f64>("", &qs, rounds);
+    for &n in tie_windows() {
         // Means at midpoints two units apart above 2^53, scaled.
         for mo in [1, 3, 5, 7] {
-            for scale in [1.0, -1.0, p2(-60), p2(900), -p2(-900)] {
+            for scale in [1.0, -1.0, pow2(-60), pow2(900), -pow2(-900)] {
                 let (p, m) = offset_tie_period(n, mo, scale);
                 let label = format!("2^53 offset tie n={n} mo={mo} scale={scale:e}");
                 run_periodic(&label, n, &p, Some(m), None, rounds);
             }
         }
-    }
-    // Window 1 fed the same kind of data: no ties possible, but bit-for-bit all the same.
-    for &q in &qs {
-        run_periodic("window 1", 1, &mean_tie_period(3, q, 0), None, None, 30);
     }
 
     let c = tally.report();
@@ -688,9 +634,9 @@ fn ties_f32() {
     run_periodic(
         "f32 2^53, 1",
         2,
-        &[p2(53) as f32, 1.0f32],
+        &[pow2(53) as f32, 1.0f32],
         None,
-        Some(p2(53)),
+        Some(pow2(53)),
         rounds,
     );
     let qs = [
@@ -702,39 +648,7 @@ fn ties_f32() {
         f64::from(1e30f32),
         f64::from(1e-20f32),
     ];
-    let tie_windows: &[usize] = if cfg!(miri) {
-        &[2, 3]
-    } else {
-        &[2, 3, 64, 1000, 1024]
-    };
-    for &n in tie_windows {
-        for &q in &qs {
-            let p = mean_tie_period(n, q, 0);
-            let m = even_of(q);
-            let label = format!("f32 mean tie n={n} q={q:e}");
-            run_periodic(&label, n, &to_f32(&p), Some(m), None, rounds);
-            let label = format!("f32 mean tie n={n} q=-{q:e}");
-            run_periodic(&label, n, &to_f32(&negate(&p)), Some(-m), None, rounds);
-        }
-        for q in [1.0, 3.0, p2(60), p2(-40), 12345.0] {
-            let (p, a) = sum_tie_period(n, q, 0);
-            let s = even_of(a);
-            let label = format!("f32 sum tie n={n} q={q:e}");
-            run_periodic(&label, n, &to_f32(&p), None, Some(s), rounds);
-            let label = format!("f32 sum tie n={n} q=-{q:e}");
-            run_periodic(&label, n, &to_f32(&negate(&p)), None, Some(-s), rounds);
-        }
-    }
-    for &q in &qs {
-        run_periodic(
-            "f32 window 1",
-            1,
-            &to_f32(&mean_tie_period(3, q, 0)),
-            None,
-            None,
-            30,
-        );
-    }
+    midpoint_ties::<f32>("f32 ", &qs, rounds);
     let c = tally.report();
     assert!(c.exact > 0 && c.divisions > 0);
 }
@@ -750,10 +664,10 @@ fn ties_f32() {
 fn near_ties_f64() {
     let tally = Tally::start("near_ties_f64");
     let rounds = sized(200, 6);
-    let b53 = p2(53);
-    let tiny = p2(-50);
+    let b53 = pow2(53);
+    let tiny = pow2(-50);
     // Sums 2^53 + 1 +- 2^-50 (relative distance 2^-103 from the midpoint).
-    for t in [tiny, -tiny, p2(-52), -p2(-52), p2(-60)] {
+    for t in [tiny, -tiny, pow2(-52), -pow2(-52), pow2(-60)] {
         run_periodic("2^53, 1, tiny", 3, &[b53, 1.0, t], None, None, rounds);
         run_periodic("-2^53, -1, -tiny", 3, &[-b53, -1.0, -t], None, None, rounds);
         // Window 2: the sum and the mean 2^52 + 1/2 + t/2 are both near midpoints.
@@ -765,13 +679,8 @@ fn near_ties_f64() {
         p[w - 2] += 2.0;
         run_periodic("alternating 2^53 nudged", w, &p, None, None, rounds);
     }
-    let qs = [1.0, 1.0 + p2(-52), 0.1, 3.0, 12345.678, 1e300, p2(-1000)];
-    let tie_windows: &[usize] = if cfg!(miri) {
-        &[2, 3]
-    } else {
-        &[2, 3, 64, 1000, 1024]
-    };
-    for &n in tie_windows {
+    let qs = tie_qs();
+    for &n in tie_windows() {
         for &q in &qs {
             for nudge in [-3, -2, -1, 1, 2, 3] {
                 let p = mean_tie_period(n, q, nudge);
@@ -780,7 +689,7 @@ fn near_ties_f64() {
                 run_periodic(&label, n, &negate(&p), None, None, rounds);
             }
         }
-        for q in [1.0, 3.0, p2(60), p2(-40)] {
+        for q in [1.0, 3.0, pow2(60), pow2(-40)] {
             for nudge in [-2, -1, 1, 2] {
                 let (p, _) = sum_tie_period(n, q, nudge);
                 let label = format!("near sum tie n={n} q={q:e} nudge={nudge}");
@@ -799,9 +708,9 @@ fn near_ties_f64() {
 fn cancellation<T: Float>(name: &'static str, huge: &[f64], seed: u64) {
     let tally = Tally::start(name);
     for &w in windows() {
-        let mut rng = Rng::new(seed ^ w as u64);
+        let mut rng = XorShift::mixed(seed ^ w as u64);
         let mut c = Check::<T>::new(w, format!("{name} w={w}"));
-        let small = |rng: &mut Rng| {
+        let small = |rng: &mut XorShift| {
             let u = rng.unit();
             match rng.below(8) {
                 0 => T::from_f64(1e-30 * u),
@@ -853,7 +762,7 @@ fn cancellation_f64() {
             1e200,
             -1e17,
             f64::MAX / 4.0,
-            p2(1000),
+            pow2(1000),
             1e16,
         ],
         3,
@@ -891,7 +800,7 @@ fn alternating_signs_f64() {
         &[1, 2, 3, 63, 64, 65, 999, 1000, 1024]
     };
     for &w in ws {
-        let mut rng = Rng::new(5 + w as u64);
+        let mut rng = XorShift::mixed(5 + w as u64);
         let mut c = Check::<f64>::new(w, format!("alternating w={w}"));
         for i in 0..sized(4 * w + 500, 16) {
             let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
@@ -931,12 +840,12 @@ fn subnormals_f64() {
         -0.0,
     ];
     for &w in windows() {
-        let mut rng = Rng::new(7 + w as u64);
+        let mut rng = XorShift::mixed(7 + w as u64);
         let mut c = Check::<f64>::new(w, format!("subnormals w={w}"));
         for _ in 0..sized(3 * w + 300, 16) {
             let v = match rng.below(4) {
-                0 => f64::from_bits(rng.next() & ((1 << 52) - 1)),
-                1 => -f64::from_bits(rng.next() & ((1 << 52) - 1)),
+                0 => f64::from_bits(rng.next_u64() & ((1 << 52) - 1)),
+                1 => -f64::from_bits(rng.next_u64() & ((1 << 52) - 1)),
                 _ => *rng.pick(&pool),
             };
             c.push_ok(v);
@@ -978,7 +887,7 @@ fn subnormals_f64() {
 
 /// Pushes smooth data until every special value has left and the window is back on its grid,
 /// then checks that smooth reads no longer take the exact path.
-fn recover<T: Float>(c: &mut Check<T>, rng: &mut Rng, level: f64) {
+fn recover<T: Float>(c: &mut Check<T>, rng: &mut XorShift, level: f64) {
     let w = c.shadow.window;
     for _ in 0..w + 130 {
         c.push_ok(T::from_f64(level * (1.0 + 0.01 * rng.unit())));
@@ -1010,9 +919,9 @@ fn non_finite<T: Float>(name: &'static str, max: f64, seed: u64) {
     let tally = Tally::start(name);
     let specials = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -f64::NAN];
     for &w in windows() {
-        let mut rng = Rng::new(seed + w as u64);
+        let mut rng = XorShift::mixed(seed + w as u64);
         let mut c = Check::<T>::new(w, format!("{name} w={w}"));
-        let smooth = |rng: &mut Rng| T::from_f64(50.0 * (1.0 + rng.unit()));
+        let smooth = |rng: &mut XorShift| T::from_f64(50.0 * (1.0 + rng.unit()));
         for _ in 0..sized(2 * w, 6) {
             let v = smooth(&mut rng);
             c.push_ok(v);
@@ -1092,14 +1001,14 @@ fn long_history_pushes() -> usize {
 /// counts and the reads that took the exact path without being near a midpoint.
 fn long_history(
     name: &'static str,
-    value: impl Fn(&mut Rng, usize, usize) -> f64,
+    value: impl Fn(&mut XorShift, usize, usize) -> f64,
 ) -> (Counts, u64) {
     let pushes = long_history_pushes();
     let tally = Tally::start(name);
     let ws: &[usize] = if cfg!(miri) { &[16, 10] } else { &[1024, 1000] };
     let mut unexplained = 0;
     for (k, &w) in ws.iter().enumerate() {
-        let mut rng = Rng::new(13 + k as u64);
+        let mut rng = XorShift::mixed(13 + k as u64);
         let mut c = Check::<f64>::new(w, format!("{name} w={w}"));
         for i in 0..pushes {
             let v = value(&mut rng, k, i);
@@ -1179,7 +1088,7 @@ enum Op {
 /// `m * 2^e` with two exact scalings (the second rounds only for subnormal results).
 fn make(neg: bool, m: u64, e: i32) -> f64 {
     let half = e / 2;
-    let v = m as f64 * p2(half) * p2(e - half);
+    let v = m as f64 * pow2(half) * pow2(e - half);
     if neg {
         -v
     } else {
@@ -1273,7 +1182,7 @@ fn run_ops<T: Float>(window: usize, ops: &[Op]) -> Result<(), String> {
         match *op {
             Op::Push(v) => c.push(T::from_f64(v))?,
             Op::Smooth { count, seed } => {
-                let mut rng = Rng::new(seed);
+                let mut rng = XorShift::mixed(seed);
                 let level = 1.0 + (seed % 1000) as f64;
                 for _ in 0..count {
                     c.push(T::from_f64(level * (1.0 + 0.01 * rng.unit())))?;
@@ -1327,8 +1236,8 @@ fn mutex_f64() {
     let w = sized(64, 4);
     let m = MutexAverage::<f64>::new(w).expect("valid window");
     let mut shadow = Shadow::<f64>::new(w);
-    let mut rng = Rng::new(17);
-    let b53 = p2(53);
+    let mut rng = XorShift::mixed(17);
+    let b53 = pow2(53);
     let n = sized(2000, 40);
     for i in 0..n {
         let v = match i % 500 {
