@@ -25,7 +25,7 @@ use crate::traits::{MovingAverage, SharedMovingAverage};
 /// # Examples
 ///
 /// ```
-/// use mavg::{MovingAverage, MutexAverage, SharedMovingAverage};
+/// use mavg::MutexAverage;
 ///
 /// let m = MutexAverage::<i64>::new(100)?;
 /// std::thread::scope(|s| {
@@ -68,7 +68,7 @@ impl<T: Sample> MutexAverage<T> {
     /// # Examples
     ///
     /// ```
-    /// use mavg::{MutexAverage, SharedMovingAverage};
+    /// use mavg::MutexAverage;
     ///
     /// let m = MutexAverage::new(4)?;
     /// m.push(3u32);
@@ -86,7 +86,7 @@ impl<T: Sample> MutexAverage<T> {
     /// # Examples
     ///
     /// ```
-    /// use mavg::{MovingAverage, MutexAverage, SharedMovingAverage};
+    /// use mavg::MutexAverage;
     ///
     /// let m = MutexAverage::new(2)?;
     /// for x in [1u8, 2, 3] {

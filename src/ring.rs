@@ -22,7 +22,7 @@ use crate::traits::MovingAverage;
 /// # Examples
 ///
 /// ```
-/// use mavg::{MovingAverage, RingAverage};
+/// use mavg::RingAverage;
 ///
 /// let mut latencies = RingAverage::<f64>::new(3)?;
 /// latencies.extend([12.0, 15.0, 1e17, 10.0, 11.0, 12.0]);
@@ -295,7 +295,7 @@ impl<T: Sample> Extend<T> for RingAverage<T> {
     }
 }
 
-/// Prints the window's size and average and its oldest [`DEBUG_ELEMENTS`] elements, so that
+/// Prints the window's size and average and its oldest 16 elements, so that
 /// printing a window of a million elements prints a line.
 impl<T: Sample> fmt::Debug for RingAverage<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -330,3 +330,25 @@ impl<T: Sample> fmt::Debug for Oldest<'_, T> {
 /// pure exact path, bit for bit: `src/ring/fast_path_tests.rs`.
 #[cfg(test)]
 mod fast_path_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_at_most_sixteen_elements() {
+        let mut ring = RingAverage::new(1000).unwrap();
+        ring.extend(0..1000u32);
+        let text = format!("{ring:?}");
+        assert!(text.contains("elements: [0, 1, 2,"), "{text}");
+        assert!(text.contains("15, ..]"), "{text}");
+        assert!(!text.contains(", 16"), "{text}");
+
+        let mut small = RingAverage::new(3).unwrap();
+        small.extend([1u8, 2]);
+        assert_eq!(
+            format!("{small:?}"),
+            "RingAverage { window: 3, len: 2, average: Some(1.5), elements: [1, 2] }"
+        );
+    }
+}

@@ -101,7 +101,7 @@ const FAST_SHARDS: usize = 8;
 /// # Examples
 ///
 /// ```
-/// use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+/// use mavg::ShardedAverage;
 ///
 /// let latency = ShardedAverage::<f64>::new(1_000)?;
 /// std::thread::scope(|s| {
@@ -233,7 +233,7 @@ impl<T: Sample> ShardedAverage<T> {
     /// # Examples
     ///
     /// ```
-    /// use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+    /// use mavg::ShardedAverage;
     ///
     /// let m = ShardedAverage::<u64>::relaxed(1_000, 4_096)?;
     /// std::thread::scope(|s| {
@@ -328,7 +328,7 @@ impl<T: Sample> ShardedAverage<T> {
     /// # Examples
     ///
     /// ```
-    /// use mavg::{MovingAverage, ShardedAverage};
+    /// use mavg::ShardedAverage;
     ///
     /// let m = ShardedAverage::new(4)?;
     /// m.try_push(2.5f32)?;
@@ -551,7 +551,7 @@ impl<T: Sample> ShardedAverage<T> {
     /// # Examples
     ///
     /// ```
-    /// use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+    /// use mavg::ShardedAverage;
     ///
     /// let m = ShardedAverage::<u32>::relaxed(4, 1_024)?;
     /// std::thread::scope(|s| {
@@ -616,7 +616,7 @@ impl<T: Sample> ShardedAverage<T> {
     /// # Examples
     ///
     /// ```
-    /// use mavg::{ShardedAverage, SharedMovingAverage};
+    /// use mavg::ShardedAverage;
     ///
     /// let m = ShardedAverage::<f64>::new(1024)?;
     /// let empty = m.memory_bytes();
@@ -939,7 +939,7 @@ impl<T: Sample> SharedMovingAverage for ShardedAverage<T> {
     /// # Examples
     ///
     /// ```
-    /// use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+    /// use mavg::ShardedAverage;
     ///
     /// let m = ShardedAverage::new(2)?;
     /// m.push(1u8);
