@@ -7,7 +7,7 @@ mod reference;
 
 use harness::{during_adds, spawn_pushes};
 use loom::sync::Arc;
-use mavg::{MovingAverage, MutexAverage, SharedMovingAverage};
+use mavg::MutexAverage;
 use reference::{final_windows, int_mean, intermediate_windows};
 
 #[test]

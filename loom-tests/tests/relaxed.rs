@@ -29,7 +29,7 @@ use harness::{assert_exact, spawn_pushes};
 use loom::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+use mavg::ShardedAverage;
 use reference::{window_after, Relaxed};
 
 /// Large enough that two threads draw batches of two tickets (`slack / (2 * shards)`).

@@ -10,7 +10,7 @@ mod reference;
 use harness::{assert_exact, during_adds, spawn_pushes};
 use loom::sync::Arc;
 use loom::thread;
-use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+use mavg::ShardedAverage;
 use reference::{final_windows, float_mean, int_mean, partial_windows};
 
 /// 2^60: large enough that a drifting running sum would lose the small values beside it.

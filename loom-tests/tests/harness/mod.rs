@@ -4,7 +4,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use mavg::{MovingAverage, ShardedAverage, SharedMovingAverage};
+use mavg::{ShardedAverage, SharedMovingAverage};
 
 use crate::reference::int_mean;
 
