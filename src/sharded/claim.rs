@@ -41,6 +41,7 @@ impl<'a, T: Sample> Claim<'a, T> {
     }
 
     /// The claimed shard.
+    #[inline]
     pub(crate) fn shard(&self) -> &'a CachePadded<Shard<T>> {
         self.shard
     }

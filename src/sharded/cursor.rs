@@ -26,6 +26,7 @@ pub(super) struct Cursor<'a, T: Sample> {
 }
 
 impl<'a, T: Sample> Cursor<'a, T> {
+    #[inline]
     pub(super) fn new(shard: &'a Shard<T>, pool: &'a Pool) -> Self {
         Cursor {
             shard,
@@ -37,6 +38,7 @@ impl<'a, T: Sample> Cursor<'a, T> {
     }
 
     /// The shard read.
+    #[inline]
     pub(super) fn shard(&self) -> &'a Shard<T> {
         self.shard
     }

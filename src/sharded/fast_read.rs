@@ -25,6 +25,7 @@ const MAX_SUMMARY_STEPS: u32 = 64;
 impl<T: Sample> Shard<T> {
     /// The published summary's words, loaded Relaxed: the caller validates them against
     /// `version` (a sequence-lock read).
+    #[inline]
     fn published_summary(&self) -> T::Summary {
         let mut words = [0; 3];
         for (w, word) in words
@@ -156,6 +157,7 @@ impl<'a, T: Sample> Snapshot<'a, T> {
     }
 
     /// Spends one step of the walking budget; `None` if it is used up.
+    #[inline]
     fn step(&mut self) -> Option<()> {
         self.budget = self.budget.checked_sub(1)?;
         Some(())
@@ -176,6 +178,7 @@ impl<'a, T: Sample> Snapshot<'a, T> {
     }
 
     /// Adds element `lo - 1` to the summary (`lo > 0`); `None` past the walking budget.
+    #[inline]
     fn add_older(&mut self) -> Option<()> {
         self.step()?;
         self.lo -= 1;
@@ -185,11 +188,13 @@ impl<'a, T: Sample> Snapshot<'a, T> {
     }
 
     /// The stamp of element `lo` (`lo < hi`).
+    #[inline]
     pub(crate) fn oldest_stamp(&mut self) -> u64 {
         self.cursor.ticket(self.lo)
     }
 
     /// Removes element `lo` from the summary; `None` past the walking budget.
+    #[inline]
     pub(crate) fn drop_oldest(&mut self) -> Option<()> {
         self.step()?;
         let value = self.cursor.value(self.lo);
@@ -200,6 +205,7 @@ impl<'a, T: Sample> Snapshot<'a, T> {
 
     /// Whether every element of the shard below `lo` has a stamp below `stamp`; `None` if the
     /// one below `lo` was retired, so that it cannot be told.
+    #[inline]
     pub(crate) fn older_below(&mut self, stamp: u64) -> Option<bool> {
         if self.lo == 0 {
             return Some(true);
@@ -212,6 +218,7 @@ impl<'a, T: Sample> Snapshot<'a, T> {
 
     /// Whether no add ran on the shard and no block of it was retired since the snapshot
     /// began: then everything it read is what the adds up to `version` wrote.
+    #[inline]
     pub(crate) fn validate(&self) -> bool {
         let seqlock = &*self.cursor.shard().seqlock;
         // Pairs with the Release fence in `Shard::push`: if any load of the read saw a store of

@@ -55,12 +55,14 @@ impl Geometry {
     }
 
     /// Slots per block.
+    #[inline]
     pub(crate) fn block(&self) -> u64 {
         1 << self.shift
     }
 
     /// Entries in each shard's table, which is also enough blocks for one shard holding the
     /// whole window: the size of the pool's first segment.
+    #[inline]
     pub(crate) fn table(&self) -> usize {
         self.table_mask as usize + 1
     }

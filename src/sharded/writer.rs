@@ -83,6 +83,7 @@ impl<T: Sample> WriterState<T> {
 struct SlotsPtr(*const Slot);
 
 impl SlotsPtr {
+    #[inline]
     fn of(slots: &[Slot]) -> Self {
         SlotsPtr(slots.as_ptr())
     }
