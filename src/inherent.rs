@@ -6,15 +6,16 @@
 
 /// Gives a moving-average type `$ty<T>` the trait's reads, `push` and `clear` as inherent
 /// methods: `owned` for a single-owner type (`push(&mut self)`, from `MovingAverage`), `shared`
-/// for one that threads share (`push(&self)`, from `SharedMovingAverage`).
+/// for one that threads share (`push(&self)`, from `SharedMovingAverage`); `panics` says when
+/// `push` panics.
 macro_rules! inherent_methods {
-    (owned $ty:ident) => {
-        $crate::inherent::inherent_methods!(@impl $ty, MovingAverage, [mut]);
+    (owned $ty:ident, panics: $panics:literal) => {
+        $crate::inherent::inherent_methods!(@impl $ty, MovingAverage, [mut], $panics);
     };
-    (shared $ty:ident) => {
-        $crate::inherent::inherent_methods!(@impl $ty, SharedMovingAverage, []);
+    (shared $ty:ident, panics: $panics:literal) => {
+        $crate::inherent::inherent_methods!(@impl $ty, SharedMovingAverage, [], $panics);
     };
-    (@impl $ty:ident, $trait:ident, [$($let_mut:ident)?]) => {
+    (@impl $ty:ident, $trait:ident, [$($let_mut:ident)?], $panics:literal) => {
         impl<T: $crate::Sample> $ty<T> {
             $crate::inherent::read! { $ty, $($let_mut)?,
                 /// The window size `N`: the most elements the moving average keeps.
@@ -61,6 +62,7 @@ macro_rules! inherent_methods {
             #[doc = concat!(
                 "Adds an element, evicting the oldest if the window is full: [`", stringify!($trait),
                 "::push`](crate::", stringify!($trait), "::push), which documents it in full.\n\n",
+                "# Panics\n\n", $panics, "\n\n",
                 "# Examples\n\n```\n",
                 $crate::inherent::example_start!($ty, $($let_mut)?),
                 "assert_eq!(m.to_vec(), [2, 3, 4]);\n",

@@ -110,7 +110,7 @@ impl<T: Sample> MutexAverage<T> {
     }
 }
 
-crate::inherent::inherent_methods!(shared MutexAverage);
+crate::inherent::inherent_methods!(shared MutexAverage, panics: "Never: a lock poisoned by a panic elsewhere is taken over (see the type's documentation).");
 
 impl<T: Sample> MovingAverage for MutexAverage<T> {
     type Item = T;

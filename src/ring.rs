@@ -227,7 +227,7 @@ impl<T: Sample> RingAverage<T> {
     }
 }
 
-crate::inherent::inherent_methods!(owned RingAverage);
+crate::inherent::inherent_methods!(owned RingAverage, panics: "Never.");
 
 impl<T: Sample> MovingAverage for RingAverage<T> {
     type Item = T;

@@ -832,7 +832,10 @@ impl<T: Sample> ShardedAverage<T> {
     }
 }
 
-crate::inherent::inherent_methods!(shared ShardedAverage);
+crate::inherent::inherent_methods!(
+    shared ShardedAverage,
+    panics: "If the calling thread needs a new shard or block and the memory cannot be had; nothing is added. [`try_push`](Self::try_push) returns the [`AllocError`](crate::AllocError) instead."
+);
 
 impl<T: Sample> MovingAverage for ShardedAverage<T> {
     type Item = T;
